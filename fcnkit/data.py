@@ -74,6 +74,13 @@ def cmp_splits(root: str | os.PathLike | None = None) -> dict[str, list[Path]]:
     split_dir = root / "splits"
     if split_dir.is_dir():
         return {name: _ids_to_paths(root, split_dir / f"{name}.txt") for name in ORIGINAL_SPLIT}
+    return original_split(root)
+
+
+def original_split(root: str | os.PathLike) -> dict[str, list[Path]]:
+    """The original notebook's split of the folders ``root/base`` and ``root/extended``
+    (any split files are ignored)."""
+    root = Path(root)
     images = []
     for sub in ("base", "extended"):
         folder = root / sub
@@ -89,7 +96,7 @@ def cmp_splits(root: str | os.PathLike | None = None) -> dict[str, list[Path]]:
         raise DataError(
             f"{root} holds {len(images)} jpg images, the original split needs {expected}. "
             f"Check the copy with `python -m dataset_tools verify {root}`, or write your own split "
-            f"with `python -m dataset_tools split {root}`."
+            f"with `python -m dataset_tools split {root} --seed 0`."
         )
     n_train, n_val = ORIGINAL_SPLIT["train"], ORIGINAL_SPLIT["val"]
     return {"train": images[:n_train], "val": images[n_train:n_train + n_val],
