@@ -1,0 +1,97 @@
+"""Command line: ``python -m autograder grade PATH [options]`` (see --help)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
+from fcnkit.train import resolve_device
+from .grade import EvalSet, Limits, find_submissions, grade_all
+from .report import feedback_html, gradescope, score_table, write_csv, write_json
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade FCN assignment submissions.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    g = commands.add_parser("grade", help="grade a submission (.ipynb / .py) or a folder of them",
+                            description="Grade a submission (.ipynb or .py) or a folder of them (nbgrader's "
+                                        "submitted/<student>/<assignment>/ layout included).")
+    g.add_argument("path", type=Path, nargs="?", default=EXAMPLES,
+                   help=f"submission file or folder (default: the bundled examples, {EXAMPLES.name}/)")
+    g.add_argument("--checkpoints", type=Path,
+                   help="folder with fcn32s.pt / fcn8s.pt (or <student>/.../fcn32s.pt for a class): "
+                        "enables the mIoU checks")
+    g.add_argument("--data", help=f"dataset root for the mIoU checks (default ${DATA_ENV}, else the bundled sample)")
+    g.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate on")
+    g.add_argument("--scale", type=float, default=0.5, help="image scale the checkpoints are evaluated at")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                   help="submissions graded at once")
+    g.add_argument("--timeout", type=int, default=Limits.wall_s, help="seconds per submission (structural checks)")
+    g.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="memory limit per submission (CPU)")
+    g.add_argument("--out", type=Path, default=Path("grading-reports"),
+                   help="folder for grades.csv, <student>.json and feedback/<student>.html")
+    g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
+    g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        submissions = find_submissions(args.path)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not submissions:
+        print(f"error: no .ipynb or .py submissions under {args.path}", file=sys.stderr)
+        return 2
+    if args.gradescope and len(submissions) != 1:
+        print("error: --gradescope writes one submission's results; give a single file", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device).type
+    evalset = None
+    if args.checkpoints:
+        if not args.checkpoints.is_dir():
+            print(f"error: --checkpoints {args.checkpoints} is not a folder", file=sys.stderr)
+            return 2
+        try:
+            root = args.data or os.environ.get(DATA_ENV) or SAMPLE_ROOT
+            evalset = EvalSet.load(root, args.split, args.scale)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"evaluating checkpoints on {len(evalset.ids)} {args.split} images of {root} (scale {args.scale})")
+    threads = max(1, torch.get_num_threads() // max(1, args.jobs))
+    limits = Limits(wall_s=args.timeout, memory_gb=args.memory_gb, threads=threads)
+    jobs = 1 if device == "cuda" else args.jobs  # one GPU: one submission at a time
+
+    def progress(report):
+        print(f"graded {report['student']}: {report['score']}/{report['max_score']} ({report['_seconds']} s)",
+              flush=True)
+
+    reports = grade_all(args.path, args.checkpoints, evalset, device, jobs, limits, progress)
+    (args.out / "feedback").mkdir(parents=True, exist_ok=True)
+    for report in reports:
+        write_json([report], args.out / f"{report['student']}.json")
+        (args.out / "feedback" / f"{report['student']}.html").write_text(feedback_html(report))
+    write_csv(reports, args.out / "grades.csv")
+    if args.json:
+        write_json(reports, args.json)
+    if args.gradescope:
+        args.gradescope.write_text(json.dumps(gradescope(reports[0]), indent=2) + "\n")
+    print()
+    print(score_table(reports))
+    print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

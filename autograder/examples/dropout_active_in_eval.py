@@ -1,0 +1,1 @@
+../tests/submissions/dropout_active_in_eval.py

@@ -1,0 +1,1 @@
+../tests/submissions/fcn32s_centre_crop.py

@@ -1,0 +1,1 @@
+../tests/submissions/fcn8s_no_ceil_mode.py

@@ -1,0 +1,1 @@
+../tests/submissions/reference.py

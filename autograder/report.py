@@ -1,0 +1,100 @@
+"""What graders and students read: a score table, a class CSV, JSON, Gradescope results, HTML pages."""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+from fcnkit.data import colorize
+from fcnkit.viz import plot_class_iou
+from .rubric import RUBRIC
+
+
+def public(report: dict) -> dict:
+    """The report without its private (non-JSON, run-dependent) keys."""
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def write_json(reports: list[dict], path: Path) -> None:
+    data = public(reports[0]) if len(reports) == 1 else [public(r) for r in reports]
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def score_table(reports: list[dict]) -> str:
+    """A plain-text table: one row per student, one column per model, with the total."""
+    models = {"fcn32s": "FCN-32s", "fcn8s": "FCN-8s"}
+    header = f"{'student':<28} " + " ".join(f"{label:>9}" for label in models.values()) + f" {'total':>9}  time"
+    lines = [header, "-" * len(header)]
+    for r in reports:
+        cells = []
+        for model in models:
+            got = sum(c["score"] for c in r["checks"] if c["model"] == model)
+            out_of = sum(c["max_score"] for c in r["checks"] if c["model"] == model)
+            cells.append(f"{got:>4}/{out_of:<4}")
+        lines.append(f"{r['student'][:28]:<28} " + " ".join(cells)
+                     + f" {r['score']:>4}/{r['max_score']:<4} {r.get('_seconds', 0):5.1f}s")
+    return "\n".join(lines)
+
+
+def write_csv(reports: list[dict], path: Path) -> None:
+    """Class summary: one row per student with every check's points."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "score", "max_score", *[i.name for i in RUBRIC], "submission"])
+        for r in reports:
+            points = {c["name"]: c["score"] for c in r["checks"]}
+            writer.writerow([r["student"], r["score"], r["max_score"], *[points[i.name] for i in RUBRIC],
+                             r["submission"]])
+
+
+def gradescope(report: dict) -> dict:
+    """Gradescope's ``results.json`` for one submission."""
+    return {
+        "score": report["score"],
+        "output": "\n".join(report["notes"]) or "All checks ran.",
+        "tests": [{"name": c["title"], "score": c["score"], "max_score": c["max_score"],
+                   "status": c["status"], "output": c["message"]} for c in report["checks"]],
+    }
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _image_png(array) -> str:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(colorize(array)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def feedback_html(report: dict) -> str:
+    """A self-contained feedback page (images embedded) for one student."""
+    e = html.escape
+    rows = "".join(
+        f"<tr class='{c['status']}'><td>{e(c['title'])}</td><td>{c['score']} / {c['max_score']}</td>"
+        f"<td>{'&#10004;' if c['status'] == 'passed' else '&#10008;'}</td><td>{e(c['message'])}</td></tr>"
+        for c in report["checks"])
+    notes = "".join(f"<li>{e(n)}</li>" for n in report["notes"])
+    figures = ""
+    for model, scores in report.get("metrics", {}).items():
+        figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f}</h2>"
+        figures += f"<img alt='per-class IoU' src='data:image/png;base64,{_png(plot_class_iou(scores['per_class_iou'], model))}'>"
+        for pred in report.get("_predictions", {}).get(model, []):
+            figures += f"<img alt='prediction' height='200' src='data:image/png;base64,{_image_png(pred)}'>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>FCN assignment feedback: {e(report['student'])}</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}tr.passed td:nth-child(3){{color:green}}
+tr.failed td:nth-child(3){{color:#b00}}</style></head><body>
+<h1>FCN assignment: {e(report['student'])}</h1>
+<p>Automatic score: <b>{report['score']} / {report['max_score']}</b> (the written answers are graded by hand).</p>
+<table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{rows}</table>
+{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{figures}
+</body></html>
+"""

@@ -1,0 +1,112 @@
+"""The catalogue of known-buggy submissions: the reference solution with one realistic mistake each.
+
+``python -m autograder.tests.catalogue`` rewrites ``submissions/*.py`` from the reference; the tests
+check the files are in sync and that each mutant loses points on the check named for its bug.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from autograder.reference import models
+
+HERE = Path(__file__).resolve().parent / "submissions"
+REFERENCE = Path(models.__file__).read_text()
+
+CENTRE_CROP_32 = """dy, dx = (h.size(2) - x.size(2)) // 2, (h.size(3) - x.size(3)) // 2
+        return h[:, :, dy:dy + x.size(2), dx:dx + x.size(3)].contiguous()"""
+CENTRE_CROP_8 = """dy, dx = (h.size(2) - x.size(2)) // 2, (h.size(3) - x.size(3)) // 2
+        return h[:, :, dy:dy + x.size(2), dx:dx + x.size(3)].contiguous()"""
+OWN_COPY = '''
+    def copy_params_from_vgg16(self, vgg16):
+        convs = [m for m in vgg16.features if isinstance(m, nn.Conv2d)]
+        names = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+                 "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
+        for name, src in zip(names, convs):
+            getattr(self, name).weight.data.copy_(src.weight.data)
+            getattr(self, name).bias.data.copy_(src.bias.data)
+        self.fc6.weight.data.copy_(vgg16.classifier[0].weight.data.view(self.fc6.weight.size()))
+        self.fc6.bias.data.copy_(vgg16.classifier[0].bias.data)
+{fc7}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.score('''
+FC7_COPY = """        self.fc7.weight.data.copy_(vgg16.classifier[3].weight.data.view(self.fc7.weight.size()))
+        self.fc7.bias.data.copy_(vgg16.classifier[3].bias.data)
+"""
+
+# name: (what the student got wrong, the check that must lose points, [(old, new), ...])
+MUTANTS = {
+    "no_padding_100": ("conv1_1 pads by 1 instead of 100", "fcn32s_vgg_layers",
+                       [("nn.Conv2d(3, 64, 3, padding=100)", "nn.Conv2d(3, 64, 3, padding=1)")]),
+    "fcn8s_no_ceil_mode": ("ceil_mode forgotten for pool4, in FCN-8s only", "fcn8s_vgg_layers",
+                           [("        vgg16_layers(self)\n        self.score = nn.Conv2d(4096, n_class, 1)\n        self.score_pool4",
+                             "        vgg16_layers(self)\n        self.pool4 = nn.MaxPool2d(2, stride=2)\n        self.score = nn.Conv2d(4096, n_class, 1)\n        self.score_pool4")]),
+    "upscore_with_bias": ("the 32x upsampling has a bias", "fcn32s_head",
+                          [("64, stride=32, bias=False)", "64, stride=32)")]),
+    "upscore_random_init": ("transposed convolutions keep their random init", "fcn8s_head",
+                            [("m.weight.data.copy_(get_upsampling_weight(m.in_channels, m.out_channels, m.kernel_size[0]))",
+                              "nn.init.normal_(m.weight, std=0.01)")]),
+    "fc6_kernel_3": ("fc6 is a 3x3 convolution", "fcn32s_head",
+                     [("fcn.fc6 = nn.Conv2d(512, 4096, 7)", "fcn.fc6 = nn.Conv2d(512, 4096, 3)")]),
+    "score_pool4_3x3": ("score_pool4 is a 3x3 convolution", "fcn8s_head",
+                        [("self.score_pool4 = nn.Conv2d(512, n_class, 1)", "self.score_pool4 = nn.Conv2d(512, n_class, 3, padding=1)")]),
+    "upscore8_stride_4": ("the final upsampling has stride 4", "fcn8s_output_shape",
+                          [("n_class, 16, stride=8, bias=False)", "n_class, 16, stride=4, bias=False)")]),
+    "fcn32s_crop_0": ("FCN-32s crops at offset 0", "fcn32s_equivalence",
+                      [("h[:, :, 19:19 + x.size(2), 19:19 + x.size(3)]", "h[:, :, :x.size(2), :x.size(3)]")]),
+    "fcn32s_centre_crop": ("FCN-32s crops the centre", "fcn32s_equivalence",
+                           [("return h[:, :, 19:19 + x.size(2), 19:19 + x.size(3)].contiguous()", CENTRE_CROP_32)]),
+    "fcn8s_centre_crop": ("FCN-8s crops the centre at the end", "fcn8s_equivalence",
+                          [("return h[:, :, 31:31 + x.size(2), 31:31 + x.size(3)].contiguous()", CENTRE_CROP_8)]),
+    "fcn8s_skip_offsets_swapped": ("the pool4 and pool3 crop offsets are swapped", "fcn8s_equivalence",
+                                   [("[:, :, 5:5 + upscore2.size(2), 5:5 + upscore2.size(3)]",
+                                     "[:, :, 9:9 + upscore2.size(2), 9:9 + upscore2.size(3)]"),
+                                    ("[:, :, 9:9 + upscore_pool4.size(2), 9:9 + upscore_pool4.size(3)]",
+                                     "[:, :, 5:5 + upscore_pool4.size(2), 5:5 + upscore_pool4.size(3)]")]),
+    "fcn8s_missing_pool3_skip": ("the pool3 skip is never added", "fcn8s_equivalence",
+                                 [("h = self.upscore8(upscore_pool4 + score_pool3)", "h = self.upscore8(upscore_pool4)")]),
+    "missing_relu_fc7": ("fc7 has no ReLU", "fcn32s_equivalence",
+                         [("fc7 = fcn.drop7(fcn.relu7(fcn.fc7(h)))", "fc7 = fcn.drop7(fcn.fc7(h))")]),
+    "dropout_active_in_eval": ("dropout through F.dropout, active in eval mode", "fcn8s_equivalence",
+                               [("h = fcn.drop6(fcn.relu6(fcn.fc6(h)))",
+                                 "h = nn.functional.dropout(fcn.relu6(fcn.fc6(h)), 0.5)")]),
+    "skip_added_before_upsampling": ("score_pool4 added at 1/32 (cropped to fit) instead of 1/16", "fcn8s_equivalence",
+                                     [("upscore2 = self.upscore2(self.score(features[\"fc7\"]))  # 1/16",
+                                       "h = self.score(features[\"fc7\"])\n        upscore2 = self.upscore2(h + self.score_pool4(features[\"pool4\"])[:, :, 5:5 + h.size(2), 5:5 + h.size(3)])")]),
+    "copy_params_forgets_fc7": ("own copy_params_from_vgg16 forgets fc7", "fcn32s_copy_params",
+                                [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        h = self.score(",
+                                  OWN_COPY.format(fc7=""))]),
+}
+
+# Correct solutions written differently: each must get full marks.
+VARIANTS = {
+    "renamed_extra_layers": [("self.score_pool4", "self.scorePool4"), ("self.score_pool3", "self.score_pool_3"),
+                             ("self.upscore2", "self.transpose1"), ("self.upscore_pool4", "self.transpose2"),
+                             ("self.upscore8", "self.transpose3"), ("self.upscore ", "self.up32 "),
+                             ("self.upscore(", "self.up32(")],
+    "own_copy_params": [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        h = self.score(",
+                         OWN_COPY.format(fc7=FC7_COPY))],
+}
+
+
+def mutate(replacements) -> str:
+    source = REFERENCE
+    for old, new in replacements:
+        if old not in source:
+            raise ValueError(f"catalogue out of date: {old!r} is not in the reference any more")
+        source = source.replace(old, new)
+    return source
+
+
+def expected_files() -> dict[str, str]:
+    files = {"reference.py": REFERENCE}
+    files.update({f"{name}.py": f'"""Mutant: {why}."""\n' + mutate(r) for name, (why, _, r) in MUTANTS.items()})
+    files.update({f"variant_{name}.py": mutate(r) for name, r in VARIANTS.items()})
+    return files
+
+
+if __name__ == "__main__":
+    HERE.mkdir(exist_ok=True)
+    for name, text in expected_files().items():
+        (HERE / name).write_text(text)
+    print(f"wrote {len(expected_files())} files to {HERE}", file=sys.stderr)
