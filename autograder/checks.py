@@ -300,10 +300,11 @@ def _random_vgg16() -> nn.Module:
 
 
 def check_copy_params(sub: Submission, kind: str) -> str:
+    model = sub.model(kind)
     copy = sub.own_function("copy_params_from_vgg16", kind)
     if copy is None:
         return "uses fcnkit.copy_params_from_vgg16 (nothing of its own to check)"
-    model, vgg = sub.model(kind), _random_vgg16()
+    vgg = _random_vgg16()
     try:
         with torch.no_grad():
             copy(model, vgg)
@@ -358,6 +359,8 @@ def load_weights(model: nn.Module, path) -> nn.Module:
     except FileNotFoundError:
         raise CheckFailed(f"checkpoint {path} not found; save model.state_dict() there.") from None
     except RuntimeError as err:
+        if "state_dict" not in str(err):
+            raise
         first = str(err).strip().splitlines()
         raise CheckFailed(f"checkpoint {path} does not fit the model: {' '.join(first[:3])[:400]}") from None
     except Exception as err:  # a pickled object, a corrupt file...

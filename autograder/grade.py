@@ -61,31 +61,40 @@ class EvalSet:
 
 
 def find_submissions(path: Path) -> list[tuple[str, Path]]:
-    """``(student id, file)`` pairs. A folder is searched recursively for .ipynb and .py files; in
-    nbgrader's ``submitted/<student>/<assignment>/`` layout the student id is the first folder."""
+    """``(student id, file)`` pairs. A folder is searched recursively for .ipynb and .py files. In
+    nbgrader's layout (``.../submitted/<student>/<assignment>/``) the student id is the folder after
+    ``submitted``; elsewhere it is the first folder of ``<student>/<assignment>/<file>``, else the
+    file's name."""
+    path = path.resolve()
     if path.is_file():
-        return [(path.stem, path)]
-    if not path.is_dir():
+        files, base = [path], path.parent
+    elif path.is_dir():
+        base = path
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file()
+                       and not any(part.startswith(".") or part == "__pycache__"
+                                   for part in p.relative_to(path).parts))
+    else:
         raise FileNotFoundError(f"{path} is neither a submission file nor a folder of them.")
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file()
-                   and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts))
-    found = []
-    for f in files:
-        rel = f.relative_to(path)
-        found.append((rel.parts[0] if len(rel.parts) >= 3 else str(rel.with_suffix("")).replace(os.sep, "__"), f))
+
+    def student(f: Path) -> str:
+        parts = f.parts
+        if "submitted" in parts[:-2]:
+            return parts[len(parts) - 1 - parts[::-1].index("submitted") + 1]
+        rel = f.relative_to(base).parts
+        return rel[0] if len(rel) >= 3 else "__".join(f.relative_to(base).with_suffix("").parts)
+    found = [(student(f), f) for f in files]
     ids = [s for s, _ in found]
-    return [(s if ids.count(s) == 1 else str(f.relative_to(path).with_suffix("")).replace(os.sep, "__"), f)
+    # two files of one student: keep both, named by their paths
+    return [(s if ids.count(s) == 1 else "__".join(f.relative_to(base).with_suffix("").parts), f)
             for s, f in found]
 
 
-def find_checkpoints(checkpoints: Path | None, student: str, submission: Path) -> dict[str, Path | None]:
+def find_checkpoints(checkpoints: Path, student: str) -> dict[str, Path | None]:
     """Where each model's weights are: DIR/<student>/**/NAME, else DIR/NAME."""
     found = {}
     for model, name in CHECKPOINT_NAMES.items():
-        hits = []
-        if checkpoints is not None:
-            hits = sorted((checkpoints / student).rglob(name)) if (checkpoints / student).is_dir() else []
-            hits = hits or ([checkpoints / name] if (checkpoints / name).is_file() else [])
+        hits = sorted((checkpoints / student).rglob(name)) if (checkpoints / student).is_dir() else []
+        hits = hits or ([checkpoints / name] if (checkpoints / name).is_file() else [])
         found[model] = hits[0] if hits else None
     return found
 
@@ -106,12 +115,16 @@ def _result(name: str, passed: bool, message: str) -> dict:
 
 
 def grade_submission(student: str, path: Path, checkpoints: Path | None = None, evalset: EvalSet | None = None,
-                     device: str = "cpu", limits: Limits = Limits()) -> dict:
-    """Grade one submission file; never raises for anything the submission does."""
+                     device: str = "cpu", limits: Limits = Limits(), only: list[str] | None = None) -> dict:
+    """Grade one submission file; never raises for anything the submission does.
+
+    ``only`` restricts grading to some rubric items (the others are reported as not graded).
+    """
     start = time.perf_counter()
     report = {"student": student, "submission": str(path), "notes": [], "checks": []}
-    weights = find_checkpoints(checkpoints, student, path) if checkpoints is not None else {}
-    names = [i.name for i in RUBRIC if not i.name.endswith("_miou") or weights.get(i.model)]
+    weights = find_checkpoints(checkpoints, student) if checkpoints is not None else {}
+    names = [i.name for i in RUBRIC if (not i.name.endswith("_miou") or weights.get(i.model))
+             and (only is None or i.name in only)]
     outcome: dict[str, dict] = {}
     try:
         extracted = extract(path)
@@ -129,6 +142,8 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
             why = ("no checkpoints given (--checkpoints DIR)" if checkpoints is None
                    else f"no {CHECKPOINT_NAMES[item.model]} found for {student} in {checkpoints}")
             report["checks"].append(_result(item.name, False, f"not graded: {why}."))
+        elif only is not None and item.name not in only:
+            report["checks"].append(_result(item.name, False, "not graded in this run."))
         else:
             why = report.get("stopped") or (report["notes"][-1] if report["notes"] else "the check did not run")
             report["checks"].append(_result(item.name, False, f"not graded: {why}"))

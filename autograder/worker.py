@@ -118,10 +118,17 @@ def main(job_path: str) -> int:
 
     install_guard(sandbox, [Path(p) for p in job.get("hidden", [])])
     namespace = {"__name__": "submission"}
-    for note in run_definitions(job["chunks"], namespace):
-        emit(note=note)
-    sub = checks.Submission(namespace)
     signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(job["check_timeout"])
+    try:
+        for note in run_definitions(job["chunks"], namespace):
+            emit(note=note)
+    except CheckTimeout:
+        emit(note=f"the submission's definitions did not finish within {job['check_timeout']} s "
+                  f"(code running at class or function definition time?)")
+    finally:
+        signal.alarm(0)
+    sub = checks.Submission(namespace)
     for name in job["checks"]:
         item = ITEMS[name]
         limit = job["miou_timeout"] if name.endswith("_miou") else job["check_timeout"]

@@ -1,0 +1,193 @@
+"""The grader end to end (sandboxed worker processes): reports, layouts, checkpoints, and bad
+submissions that must cost their own checks and nothing else."""
+import json
+import textwrap
+
+import nbformat
+import pytest
+import torch
+
+from autograder.__main__ import main
+from autograder.grade import EvalSet, Limits, find_submissions, grade_submission
+from autograder.reference.models import FCN32s
+from autograder.tests.catalogue import HERE, REFERENCE
+from fcnkit.data import SAMPLE_ROOT
+
+FAST = Limits(wall_s=90, check_s=10, memory_gb=8)
+HEADERS = ("import torch\nfrom torch import nn\n")
+
+
+def by_name(report):
+    return {c["name"]: c for c in report["checks"]}
+
+
+def grade_source(tmp_path, source, only, name="student.py", **kwargs):
+    path = tmp_path / name
+    path.write_text(source)
+    return by_name(grade_submission("student", path, limits=kwargs.pop("limits", FAST), only=only, **kwargs))
+
+
+def test_cli_grades_a_class_in_nbgrader_layout(tmp_path, capsys):
+    submitted = tmp_path / "submitted"
+    for student, source in (("alice", "reference.py"), ("bob", "fcn32s_crop_0.py")):
+        folder = submitted / student / "fcn_segmentation"
+        folder.mkdir(parents=True)
+        (folder / "fcn_segmentation.py").write_text((HERE / source).read_text())
+    out = tmp_path / "reports"
+    assert main(["grade", str(submitted), "--out", str(out), "--jobs", "2", "--json", str(tmp_path / "all.json"),
+                 "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    assert "alice" in table and "bob" in table
+    reports = {r["student"]: r for r in json.loads((tmp_path / "all.json").read_text())}
+    assert reports["alice"]["score"] == 52 and reports["alice"]["max_score"] == 70
+    bob = by_name(reports["bob"])
+    assert bob["fcn32s_equivalence"]["score"] == 0 and bob["fcn8s_equivalence"]["score"] == 14
+    assert (out / "grades.csv").read_text().count("\n") == 3
+    page = (out / "feedback" / "bob.html").read_text()
+    assert "crop offsets" in page and "<table>" in page
+    # deterministic: grading again gives the same JSON
+    assert main(["grade", str(submitted / "bob"), "--out", str(tmp_path / "again"), "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "again" / "bob.json").read_text()) == reports["bob"]
+
+
+def test_gradescope_results(tmp_path):
+    path = tmp_path / "sub.py"
+    path.write_text("x = 1\n")
+    out = tmp_path / "results.json"
+    assert main(["grade", str(path), "--out", str(tmp_path / "r"), "--gradescope", str(out), "--timeout", "60"]) == 0
+    results = json.loads(out.read_text())
+    assert results["score"] == 0 and len(results["tests"]) == 11
+    assert all({"name", "score", "max_score", "output"} <= set(t) for t in results["tests"])
+    assert "No class named FCN32s" in results["tests"][0]["output"]
+
+
+def test_notebook_with_broken_cell_and_classes_over_cells(tmp_path):
+    ref = REFERENCE
+    helpers = ref[:ref.index("# BEGIN FCN32s")]
+    fcn32s = ref[ref.index("# BEGIN FCN32s"):ref.index("# END FCN32s")]
+    forward = fcn32s[fcn32s.index("    def forward"):]
+    cls_only = fcn32s[:fcn32s.index("    def forward")]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%matplotlib inline\n!pip install fcnkit\n" + helpers),
+        nbformat.v4.new_code_cell(cls_only),
+        nbformat.v4.new_code_cell("def forward" + textwrap.dedent(forward)[len("def forward"):] + "\nFCN32s.forward = forward"),
+        nbformat.v4.new_code_cell("class FCN8s(nn.Module):\n    def __init__(self, n_class=12)\n        pass"),
+        nbformat.v4.new_code_cell("model = FCN32s()\nraise NotImplementedError()"),
+    ]
+    path = tmp_path / "sub.ipynb"
+    nbformat.write(nb, path)
+    checks = grade_submission("s", path, limits=FAST, only=["fcn32s_vgg_layers", "fcn32s_equivalence", "fcn8s_head"])
+    got = by_name(checks)
+    assert got["fcn32s_vgg_layers"]["status"] == "passed"
+    assert got["fcn32s_equivalence"]["status"] == "passed", got["fcn32s_equivalence"]["message"]
+    assert "No class named FCN8s" in got["fcn8s_head"]["message"]
+    assert any("cell 4 was skipped: syntax error" in n for n in checks["notes"])
+
+
+def test_unknown_course_module_falls_back_to_fcnkit(tmp_path):
+    source = REFERENCE.replace("from fcnkit.vgg import get_upsampling_weight",
+                               "from course_utils import get_upsampling_weight")
+    got = grade_source(tmp_path, source, only=["fcn32s_head"])
+    assert got["fcn32s_head"]["status"] == "passed", got["fcn32s_head"]["message"]
+
+
+BAD = {
+    "exception_in_init": ("class FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n"
+                          "        super().__init__()\n        raise ValueError('oops')\n", "ValueError: oops"),
+    "endless_forward": (REFERENCE.replace("        h = self.score(vgg16_forward(self, x)[\"fc7\"])",
+                                          "        while True:\n            pass"), "did not finish within 10 s"),
+    "memory_hog": ("class FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n        super().__init__()\n"
+                   "        self.hog = torch.zeros(2 ** 34)\n", "allocate"),
+    "opens_socket": ("import socket\nclass FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n"
+                     "        super().__init__()\n        socket.create_connection(('127.0.0.1', 9))\n",
+                     "not allowed while grading"),
+    "runs_shell": ("import os\nclass FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n"
+                   "        super().__init__()\n        os.system('echo hi')\n", "not allowed while grading"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_submission_costs_its_checks_only(tmp_path, case):
+    source, expected = BAD[case]
+    got = grade_source(tmp_path, HEADERS + source, only=["fcn32s_output_shape"])
+    assert got["fcn32s_output_shape"]["status"] == "failed"
+    assert expected in got["fcn32s_output_shape"]["message"]
+
+
+def test_writes_outside_the_sandbox_are_refused(tmp_path):
+    target = tmp_path / "stolen.txt"
+    source = HEADERS + (f"class FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n"
+                        f"        super().__init__()\n        open({str(target)!r}, 'w').write('x')\n")
+    got = grade_source(tmp_path, source, only=["fcn32s_head"])
+    assert "not allowed while grading" in got["fcn32s_head"]["message"]
+    assert not target.exists()
+
+
+def test_hard_crash_and_endless_definitions_are_reported(tmp_path):
+    crash = HEADERS + "import os\nclass FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n        os._exit(3)\n"
+    report = grade_submission("s", (tmp_path / "c.py"), limits=FAST, only=["fcn32s_head", "fcn8s_head"]) \
+        if (tmp_path / "c.py").write_text(crash) else None
+    got = by_name(report)
+    assert "ended abnormally (exit code 3" in got["fcn32s_head"]["message"]
+    assert "ended abnormally" in got["fcn8s_head"]["message"]
+    hang = HEADERS + "class FCN32s(nn.Module):\n    while True:\n        pass\n"
+    got = grade_source(tmp_path, hang, only=["fcn32s_head"], name="h.py",
+                       limits=Limits(wall_s=60, check_s=3, memory_gb=8))
+    assert "No class named FCN32s" in got["fcn32s_head"]["message"]
+
+
+def test_broken_notebook_file(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{ this is not json")
+    report = grade_submission("s", path, limits=FAST)
+    assert report["score"] == 0
+    assert all("not a valid notebook" in c["message"] for c in report["checks"] if not c["name"].endswith("miou"))
+
+
+@pytest.fixture(scope="module")
+def sample_eval(tmp_path_factory):
+    return EvalSet.load(SAMPLE_ROOT, "test", 0.5, tmp_path_factory.mktemp("eval"))
+
+
+def test_checkpoints_scored_in_the_grader(tmp_path, sample_eval, monkeypatch):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    torch.save(FCN32s().state_dict(), ckpt / "fcn32s.pt")
+    torch.save({"conv1_1.weight": torch.zeros(1)}, ckpt / "fcn8s.pt")  # wrong shape
+    path = tmp_path / "s.py"
+    path.write_text(REFERENCE)
+    report = grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST,
+                              only=["fcn32s_miou", "fcn8s_miou"])
+    got = by_name(report)
+    # an untrained FCN-32s predicts one class everywhere: far below the threshold, measured here
+    assert "below the threshold 0.30" in got["fcn32s_miou"]["message"]
+    assert report["metrics"]["fcn32s"]["mean_iou"] < 0.1
+    assert "does not fit the model" in got["fcn8s_miou"]["message"]
+    monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", "fcn32s=0.0")
+    report = grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST, only=["fcn32s_miou"])
+    assert by_name(report)["fcn32s_miou"]["status"] == "passed"
+
+
+def test_pickled_object_checkpoint_is_refused(tmp_path, sample_eval):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    torch.save(torch.nn.Linear(2, 2), ckpt / "fcn32s.pt")  # a pickled module, not a state_dict
+    path = tmp_path / "s.py"
+    path.write_text(REFERENCE)
+    got = by_name(grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST,
+                                   only=["fcn32s_miou"]))
+    assert "not a plain state_dict" in got["fcn32s_miou"]["message"]
+    assert "no fcn8s.pt found" in got["fcn8s_miou"]["message"]
+
+
+def test_find_submissions_layouts(tmp_path):
+    (tmp_path / "submitted" / "ann" / "hw").mkdir(parents=True)
+    (tmp_path / "submitted" / "ann" / "hw" / "nb.ipynb").write_text("{}")
+    (tmp_path / "submitted" / "ann" / "hw" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "submitted" / "ann" / "hw" / ".ipynb_checkpoints" / "nb-checkpoint.ipynb").write_text("{}")
+    (tmp_path / "submitted" / "ben.py").write_text("")
+    found = find_submissions(tmp_path / "submitted")
+    assert [s for s, _ in found] == ["ann", "ben"]
+    with pytest.raises(FileNotFoundError):
+        find_submissions(tmp_path / "nowhere")
