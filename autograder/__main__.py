@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         except DataError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(f"evaluating checkpoints on {len(evalset.ids)} {args.split} images of {root} (scale {args.scale})")
+        print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale})")
     threads = max(1, torch.get_num_threads() // max(1, args.jobs))
     limits = Limits(wall_s=args.timeout, memory_gb=args.memory_gb, threads=threads)
     jobs = 1 if device == "cuda" else args.jobs  # one GPU: one submission at a time

@@ -324,6 +324,14 @@ def check_copy_params(sub: Submission, kind: str) -> str:
 
 
 # ----------------------------------------------------------------------------------- trained weights
+def eval_split(root, split: str = "test", scale: float = 0.5) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+    """Images (normalised tensors) and label maps of one split, for the mIoU checks."""
+    from fcnkit.data import CMPFacade, cmp_splits
+    dataset = CMPFacade(cmp_splits(root)[split], scale=scale)
+    pairs = [dataset[i] for i in range(len(dataset))]
+    return [x for x, _ in pairs], [y.numpy() for _, y in pairs]
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images, device: str | torch.device = "cpu") -> list[np.ndarray]:
     """Class index maps (uint8) of ``model`` for each image tensor (3, H, W)."""
@@ -376,17 +384,23 @@ def check_miou(sub: Submission, kind: str, checkpoint, images, labels, device="c
     return judge_miou(kind, score_predictions(predict(model, images, device), labels, sub.n_class), threshold)
 
 
+def build_model(kind: str, namespace: dict) -> nn.Module:
+    """The notebook's quick checks: build ``FCN32s`` / ``FCN8s`` (eval mode) as the grader does, with
+    its clear message when that fails."""
+    return Submission(namespace).model(kind)
+
+
 CHECKS = {
     "vgg_layers": check_vgg_layers, "head": check_head, "output_shape": check_output_shape,
     "equivalence": check_equivalence, "copy_params": check_copy_params, "miou": check_miou,
 }
 
 
-def check(name: str, namespace: dict | Submission, **kwargs) -> str:
+def check(name: str, namespace: dict | Submission, **kwargs) -> None:
     """Run one rubric item (e.g. ``check("fcn8s_head", globals())``) the way the grader does:
-    prints the result and raises CheckFailed when it does not pass."""
+    prints the result and raises CheckFailed when it does not pass. (It returns nothing, so that a
+    notebook test cell has no output value for nbgrader to read as partial credit.)"""
     item = ITEMS[name]
     sub = namespace if isinstance(namespace, Submission) else Submission(namespace)
     message = CHECKS[name.split("_", 1)[1]](sub, item.model, **kwargs)
     print(f"PASS {item.title} ({item.points} points): {message}")
-    return message

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fcnkit.data import CMPFacade, cmp_splits, data_root
-from .checks import CheckFailed, judge_miou, score_predictions
+from fcnkit.data import data_root
+from .checks import CheckFailed, eval_split, judge_miou, score_predictions
 from .extract import SubmissionError, extract
 from .rubric import ITEMS, RUBRIC
 
@@ -41,23 +41,19 @@ class Limits:
 @dataclass
 class EvalSet:
     """The images the trained checkpoints are evaluated on, with labels kept in the grader's process."""
-    images_file: Path
+    images_file: Path  # what the sandboxed worker reads
     labels: list[np.ndarray]
-    ids: list[str]
-    images: list[torch.Tensor]
-    hidden: list[Path]
+    size: int
+    hidden: list[Path]  # the dataset folder, which submissions may not read while graded
 
     @classmethod
     def load(cls, root=None, split: str = "test", scale: float = 0.5, workdir: Path | None = None) -> "EvalSet":
         root = data_root(root)
-        dataset = CMPFacade(cmp_splits(root)[split], scale=scale)
-        pairs = [dataset[i] for i in range(len(dataset))]
-        images = [x for x, _ in pairs]
+        images, labels = eval_split(root, split, scale)
         workdir = Path(workdir or tempfile.mkdtemp(prefix="fcnkit-eval-"))
         images_file = workdir / f"{split}_images.pt"
         torch.save(images, images_file)
-        return cls(images_file, [y.numpy() for _, y in pairs], [p.stem for p in dataset.images], images,
-                   hidden=[root])
+        return cls(images_file, labels, len(images), hidden=[root])
 
 
 def find_submissions(path: Path) -> list[tuple[str, Path]]:

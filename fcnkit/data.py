@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
 CLASS_NAMES = (
@@ -248,3 +248,17 @@ def pad_collate(batch, ignore_index: int = IGNORE_INDEX):
         images[i, :, :x.shape[-2], :x.shape[-1]] = x
         labels[i, :y.shape[-2], :y.shape[-1]] = y
     return images, labels
+
+
+def make_loaders(splits: dict[str, Sequence], scale: float = 1.0, batch_size: int = 1,
+                 augment=None, num_workers: int = 0, limit: int | None = None) -> dict[str, DataLoader]:
+    """DataLoaders for each split: training shuffled (and augmented, if ``augment`` is given),
+    validation and test in order one image at a time; ``limit`` keeps the first images of each split
+    (for quick runs)."""
+    out = {}
+    for name, images in splits.items():
+        train = name == "train"
+        dataset = CMPFacade(list(images)[:limit], scale=scale, augment=augment if train else None)
+        out[name] = DataLoader(dataset, batch_size=batch_size if train else 1, shuffle=train,
+                               collate_fn=pad_collate, num_workers=num_workers)
+    return out

@@ -1,8 +1,9 @@
 """The reference FCN-32s and FCN-8s (Long, Shelhamer & Darrell, 2015) on a VGG-16 backbone.
 
-This file is the one source of the instructor's solution: the notebook's solution cells are
-generated from the code between the ``# BEGIN`` / ``# END`` markers below
-(see ``notebooks/build.py``), and the autograder compares submissions with these classes.
+This file is the one source of the instructor's solution: the notebook's cells are generated from
+the code between the ``# BEGIN <cell>`` / ``# END <cell>`` markers below (see ``notebooks/build.py``);
+nbgrader replaces each ``### BEGIN SOLUTION`` region with a stub in the student release. The
+autograder compares submissions with these classes.
 """
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from fcnkit.vgg import get_upsampling_weight
 # BEGIN vgg16_layers
 def vgg16_layers(fcn: nn.Module) -> None:
     """Add VGG-16's conv layers and its classifier, recast as convolutions, to ``fcn``."""
+    ### BEGIN SOLUTION
     # conv1_1 pads by 100 so that even a small input leaves a feature map after pool5 and fc6;
     # the crops in forward() undo that offset.
     fcn.conv1_1 = nn.Conv2d(3, 64, 3, padding=100)
@@ -58,10 +60,12 @@ def vgg16_layers(fcn: nn.Module) -> None:
     fcn.fc7 = nn.Conv2d(4096, 4096, 1)
     fcn.relu7 = nn.ReLU(inplace=True)
     fcn.drop7 = nn.Dropout2d()
+    ### END SOLUTION
 
 
 def vgg16_forward(fcn: nn.Module, x: torch.Tensor) -> dict:
     """Run the VGG-16 part; return pool3, pool4 and the fc7 activations."""
+    ### BEGIN SOLUTION
     h = fcn.relu1_1(fcn.conv1_1(x))
     h = fcn.pool1(fcn.relu1_2(fcn.conv1_2(h)))
     h = fcn.relu2_1(fcn.conv2_1(h))
@@ -78,6 +82,7 @@ def vgg16_forward(fcn: nn.Module, x: torch.Tensor) -> dict:
     h = fcn.drop6(fcn.relu6(fcn.fc6(h)))
     fc7 = fcn.drop7(fcn.relu7(fcn.fc7(h)))
     return {"pool3": pool3, "pool4": pool4, "fc7": fc7}
+    ### END SOLUTION
 
 
 def init_weights(fcn: nn.Module) -> None:
@@ -104,16 +109,20 @@ class FCN32s(nn.Module):
 
     def __init__(self, n_class: int = 12):
         super().__init__()
+        ### BEGIN SOLUTION
         vgg16_layers(self)
         self.score = nn.Conv2d(4096, n_class, 1)
         self.upscore = nn.ConvTranspose2d(n_class, n_class, 64, stride=32, bias=False)
         init_weights(self)
+        ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         h = self.score(vgg16_forward(self, x)["fc7"])
         h = self.upscore(h)
         # 19 = the offset of the output relative to the input, given the padding of 100.
         return h[:, :, 19:19 + x.size(2), 19:19 + x.size(3)].contiguous()
+        ### END SOLUTION
 # END FCN32s
 
 
@@ -123,6 +132,7 @@ class FCN8s(nn.Module):
 
     def __init__(self, n_class: int = 12):
         super().__init__()
+        ### BEGIN SOLUTION
         vgg16_layers(self)
         self.score = nn.Conv2d(4096, n_class, 1)
         self.score_pool4 = nn.Conv2d(512, n_class, 1)
@@ -131,8 +141,10 @@ class FCN8s(nn.Module):
         self.upscore_pool4 = nn.ConvTranspose2d(n_class, n_class, 4, stride=2, bias=False)
         self.upscore8 = nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)
         init_weights(self)
+        ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         features = vgg16_forward(self, x)
         upscore2 = self.upscore2(self.score(features["fc7"]))  # 1/16
         score_pool4 = self.score_pool4(features["pool4"])
@@ -142,6 +154,7 @@ class FCN8s(nn.Module):
         score_pool3 = score_pool3[:, :, 9:9 + upscore_pool4.size(2), 9:9 + upscore_pool4.size(3)]
         h = self.upscore8(upscore_pool4 + score_pool3)  # 1/1
         return h[:, :, 31:31 + x.size(2), 31:31 + x.size(3)].contiguous()
+        ### END SOLUTION
 # END FCN8s
 
 

@@ -29,6 +29,7 @@ OWN_COPY = '''
         self.fc6.bias.data.copy_(vgg16.classifier[0].bias.data)
 {fc7}
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         h = self.score('''
 FC7_COPY = """        self.fc7.weight.data.copy_(vgg16.classifier[3].weight.data.view(self.fc7.weight.size()))
         self.fc7.bias.data.copy_(vgg16.classifier[3].bias.data)
@@ -74,7 +75,7 @@ MUTANTS = {
                                      [("upscore2 = self.upscore2(self.score(features[\"fc7\"]))  # 1/16",
                                        "h = self.score(features[\"fc7\"])\n        upscore2 = self.upscore2(h + self.score_pool4(features[\"pool4\"])[:, :, 5:5 + h.size(2), 5:5 + h.size(3)])")]),
     "copy_params_forgets_fc7": ("own copy_params_from_vgg16 forgets fc7", "fcn32s_copy_params",
-                                [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        h = self.score(",
+                                [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        ### BEGIN SOLUTION\n        h = self.score(",
                                   OWN_COPY.format(fc7=""))]),
 }
 
@@ -84,7 +85,7 @@ VARIANTS = {
                              ("self.upscore2", "self.transpose1"), ("self.upscore_pool4", "self.transpose2"),
                              ("self.upscore8", "self.transpose3"), ("self.upscore ", "self.up32 "),
                              ("self.upscore(", "self.up32(")],
-    "own_copy_params": [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        h = self.score(",
+    "own_copy_params": [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        ### BEGIN SOLUTION\n        h = self.score(",
                          OWN_COPY.format(fc7=FC7_COPY))],
 }
 
