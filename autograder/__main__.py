@@ -40,13 +40,38 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder for grades.csv, <student>.json and feedback/<student>.html")
     g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
     g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
+    g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
+    s = commands.add_parser("summarize", help="rebuild grades.csv and the score table from <student>.json reports",
+                            description="Rebuild OUT/grades.csv from the <student>.json files in OUT (e.g. after "
+                                        "sharded runs wrote into the same folder).")
+    s.add_argument("out", type=Path)
     return parser
+
+
+def summarize(out: Path) -> int:
+    reports = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    if not reports:
+        print(f"error: no <student>.json reports in {out}", file=sys.stderr)
+        return 2
+    write_csv(reports, out / "grades.csv")
+    print(score_table(reports))
+    print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "summarize":
+        return summarize(args.out)
+    shard = None
+    if args.shard:
+        k, _, n = args.shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+            print(f"error: --shard {args.shard}: expected K/N with 0 <= K < N, e.g. 0/4", file=sys.stderr)
+            return 2
+        shard = (int(k), int(n))
     try:
-        submissions = find_submissions(args.path)
+        submissions = find_submissions(args.path)[slice(shard[0], None, shard[1]) if shard else slice(None)]
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -77,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graded {report['student']}: {report['score']}/{report['max_score']} ({report['_seconds']} s)",
               flush=True)
 
-    reports = grade_all(args.path, args.checkpoints, evalset, device, jobs, limits, progress)
+    reports = grade_all(submissions, args.checkpoints, evalset, device, jobs, limits, progress)
     (args.out / "feedback").mkdir(parents=True, exist_ok=True)
     for report in reports:
         write_json([report], args.out / f"{report['student']}.json")
         (args.out / "feedback" / f"{report['student']}.html").write_text(feedback_html(report))
-    write_csv(reports, args.out / "grades.csv")
+    write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
     if args.json:
         write_json(reports, args.json)
     if args.gradescope:

@@ -205,11 +205,9 @@ def _score_miou(record: dict, evalset: EvalSet, report: dict) -> dict:
         return _result(name, False, f"its predictions could not be scored ({type(err).__name__}: {err}).")
 
 
-def grade_all(path: Path, checkpoints: Path | None = None, evalset: EvalSet | None = None,
+def grade_all(submissions: list[tuple[str, Path]], checkpoints: Path | None = None, evalset: EvalSet | None = None,
               device: str = "cpu", jobs: int = 1, limits: Limits = Limits(), progress=None) -> list[dict]:
-    """Grade every submission under ``path`` with ``jobs`` processes at a time."""
-    submissions = find_submissions(path)
-
+    """Grade ``(student, file)`` pairs (see find_submissions) with ``jobs`` processes at a time."""
     def one(entry):
         report = grade_submission(*entry, checkpoints=checkpoints, evalset=evalset, device=device, limits=limits)
         if progress:
