@@ -24,3 +24,15 @@ def vgg_features_file() -> Path:
     if not path.is_file():
         pytest.skip(f"VGG-16 conv weights not found at {path}; set FCNKIT_SHARED")
     return path
+
+
+def write_label_with_value(src: Path, dst: Path, value: int) -> None:
+    """Copy a label PNG (keeping its palette) with one pixel set to ``value``."""
+    import numpy as np
+    from PIL import Image
+    label = Image.open(src)
+    arr = np.asarray(label).copy()
+    arr[5, 5] = value
+    out = Image.fromarray(arr, mode="P")
+    out.putpalette(label.getpalette())
+    out.save(dst)

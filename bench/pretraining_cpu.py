@@ -2,8 +2,8 @@
 
     python bench/pretraining_cpu.py [--out runs/pretraining_cpu]
 
-Same subset, crops, steps and recipe for both; only the initialisation differs. Prints a markdown
-table of validation / test scores. Needs the full dataset (FCNKIT_DATA, default ../shared/data/cmp_facade)
+Same subset, crops, steps and recipe for both; only the initialisation of the (frozen) conv layers
+differs, and only the score layer trains. Prints a markdown table of validation / test scores. Needs the full dataset (FCNKIT_DATA, default ../shared/data/cmp_facade)
 and the VGG-16 conv weights (FCNKIT_VGG16_WEIGHTS, default ../shared/weights/vgg16_features_tvnorm.pth).
 About 14 minutes on 2 CPU cores.
 """
@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FCNKIT_SHARED", REPO.parent / "shared"))
 DATA = os.environ.get("FCNKIT_DATA", str(SHARED / "data" / "cmp_facade"))
 WEIGHTS = os.environ.get("FCNKIT_VGG16_WEIGHTS", str(SHARED / "weights" / "vgg16_features_tvnorm.pth"))
-SETTINGS = dict(model="fcn32s", epochs=2, max_steps=24, limit=80, scale=0.25, device="cpu")
-RECIPE = dataclasses.replace(RECIPES["improved"], name="improved-cpu", crop=96, amp=False)
+SETTINGS = dict(model="fcn32s", epochs=3, max_steps=45, limit=120, scale=0.25, device="cpu")
+# To fit 15 CPU minutes only the score layer learns (a probe): everything below it stays as initialised,
+# conv layers from ImageNet or random, fc6 / fc7 random in both (the shared weights have no classifier).
+# The experiment isolates what ImageNet conv features bring.
+RECIPE = dataclasses.replace(RECIPES["improved"], name="score-probe-cpu", lr=1e-3, head_lr=1e-3, crop=96,
+                             schedule="constant", trainable=("score",), amp=False)
 
 
 def main() -> None:

@@ -159,8 +159,10 @@ def imagenet_vgg16():
         return torchvision.models.vgg16()
 
 
-def train_and_save(model, name):
-    """Train with the recipe, save the best weights to outputs/<name>.pt, return the FitResult."""
+def train_from_imagenet(model, name):
+    """Copy ImageNet VGG-16 into ``model``, train it with the recipe, save the best weights to
+    outputs/<name>.pt, plot its training curves and return the FitResult."""
+    copy_params_from_vgg16(model, imagenet_vgg16())
     seed_everything(0)
     run = fit(model, LOADERS["train"], LOADERS["val"], n_class=N_CLASS, epochs=RECIPE["epochs"],
               lr=RECIPE["lr"], max_steps=RECIPE["max_steps"], test_loader=LOADERS["test"], device=DEVICE)
@@ -168,23 +170,18 @@ def train_and_save(model, name):
                     epoch=run.best_epoch, val_miou=run.best_val_miou)
     RESULTS[name] = run.test
     print(f"{name}: test pixel accuracy {run.test['pixel_acc']:.3f}, mIoU {run.test['mean_iou']:.3f}")
+    display(viz.plot_history(run.history))
     return run
 '''
 
 TRAIN_32 = r'''
 if MODE != "grading":
-    fcn32s = FCN32s(n_class=N_CLASS)
-    copy_params_from_vgg16(fcn32s, imagenet_vgg16())
-    run32 = train_and_save(fcn32s, "fcn32s")
-    display(viz.plot_history(run32.history))
+    run32 = train_from_imagenet(FCN32s(n_class=N_CLASS), "fcn32s")
 '''
 
 TRAIN_8 = r'''
 if MODE != "grading":
-    fcn8s = FCN8s(n_class=N_CLASS)
-    copy_params_from_vgg16(fcn8s, imagenet_vgg16())
-    run8 = train_and_save(fcn8s, "fcn8s")
-    display(viz.plot_history(run8.history))
+    run8 = train_from_imagenet(FCN8s(n_class=N_CLASS), "fcn8s")
 '''
 
 TEST_SPLIT = r'''
@@ -287,7 +284,8 @@ assert model.pool1.ceil_mode, "the pools need ceil_mode=True"
         test("fcn32s_head", """
 model = build_model("fcn32s", globals())
 assert model.fc6.kernel_size == (7, 7), "fc6 is a 7x7 convolution"
-assert model.upscore.kernel_size == (64, 64) and model.upscore.bias is None, "upscore: kernel 64, no bias"
+ups = [m for m in model.modules() if isinstance(m, nn.ConvTranspose2d)]
+assert [(m.kernel_size, m.bias) for m in ups] == [((64, 64), None)], "one upsampling: kernel 64, no bias"
 """),
         test("fcn32s_output_shape", """
 out = build_model("fcn32s", globals())(torch.zeros(1, 3, 64, 80))

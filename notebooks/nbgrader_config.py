@@ -1,4 +1,4 @@
-# nbgrader course configuration for the FCN assignment (see notebooks/README.md).
+# nbgrader course configuration for the FCN assignment (see "For instructors" in the README).
 # Layout (nbgrader's): source/ (with solutions), release/ (for students), submitted/, autograded/, feedback/.
 c = get_config()  # noqa: F821  (provided by nbgrader)
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import write_label_with_value
 from fcnkit import data
 from fcnkit.data import CMPFacade, DataError, cmp_splits, pad_collate, revert_input
 
@@ -102,12 +103,7 @@ def test_error_size_mismatch(pair_copy):
 
 def test_error_label_out_of_range(pair_copy):
     png = pair_copy.with_suffix(".png")
-    label = Image.open(png)
-    arr = np.asarray(label).copy()
-    arr[0, 0] = 13
-    out = Image.fromarray(arr, mode="P")
-    out.putpalette(label.getpalette())
-    out.save(png)
+    write_label_with_value(png, png, 13)
     with pytest.raises(DataError, match="label value 13"):
         CMPFacade([pair_copy])[0]
 

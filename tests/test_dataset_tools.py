@@ -7,13 +7,12 @@ import zipfile
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_label_with_value
 from dataset_tools.__main__ import main
 from dataset_tools.fetch import ZIP_NAMES, FetchError, download, fetch
-from dataset_tools.verify import verify
 from fcnkit.data import SAMPLE_ROOT, CMPFacade, cmp_splits
 
 
@@ -55,14 +54,7 @@ def test_verify_reports_every_problem_by_name(cmp_root, tmp_path, capsys):
     replace(root / "extended" / "cmp_x0030.png",
             lambda src, dst: Image.open(src).resize((50, 40), Image.NEAREST).save(dst))
 
-    def value_13(src, dst):
-        img = Image.open(src)
-        arr = np.asarray(img).copy()
-        arr[5, 5] = 13
-        out = Image.fromarray(arr, mode="P")
-        out.putpalette(img.getpalette())
-        out.save(dst)
-    replace(root / "extended" / "cmp_x0040.png", value_13)
+    replace(root / "extended" / "cmp_x0040.png", lambda src, dst: write_label_with_value(src, dst, 13))
     before = sorted(os.listdir(root / "base"))
     assert main(["verify", str(root)]) == 1
     out = capsys.readouterr().out

@@ -44,3 +44,13 @@ def test_scratch_init_is_not_all_zero():
     net = build("fcn32s", "scratch")
     assert net.conv1_1.weight.std() > 0 and net.fc7.weight.std() > 0
     assert net.eval().relu7(net.fc7(net.relu6(net.fc6(torch.randn(1, 512, 7, 7))))).abs().sum() > 0
+
+
+def test_probe_recipe_trains_only_the_named_layers():
+    import dataclasses
+    net = FCN8s()
+    opt = _optimizer(net, dataclasses.replace(RECIPES["original"], trainable=("score",)))
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    names = {n for n, p in net.named_parameters() if id(p) in trained}
+    assert names == {"score.weight", "score.bias", "score_pool4.weight", "score_pool4.bias",
+                     "score_pool3.weight", "score_pool3.bias"}

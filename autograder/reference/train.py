@@ -26,6 +26,7 @@ class Recipe:
     crop: int | None = None
     schedule: str = "constant"  # or "onecycle"
     freeze_upsampling: bool = False  # keep the transposed convolutions bilinear
+    trainable: tuple[str, ...] = ()  # train only the layers with these name prefixes (default: all)
     amp: bool = False
 
 
@@ -48,10 +49,12 @@ def build(model: str, init: str, n_class: int = N_CLASS) -> torch.nn.Module:
 
 
 def _optimizer(net: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    if recipe.freeze_upsampling:
-        for m in net.modules():
-            if isinstance(m, torch.nn.ConvTranspose2d):
-                m.weight.requires_grad_(False)
+    for name, m in net.named_modules():
+        if recipe.freeze_upsampling and isinstance(m, torch.nn.ConvTranspose2d):
+            m.requires_grad_(False)
+    if recipe.trainable:
+        for name, p in net.named_parameters():
+            p.requires_grad_(p.requires_grad and name.startswith(recipe.trainable))
     head = [p for n, p in net.named_parameters() if n.startswith("score") and p.requires_grad]
     body = [p for n, p in net.named_parameters() if not n.startswith("score") and p.requires_grad]
     groups = [{"params": body, "lr": recipe.lr}, {"params": head, "lr": recipe.head_lr or recipe.lr}]
