@@ -7,10 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
-from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
-from fcnkit.train import resolve_device
 from .grade import EvalSet, Limits, find_submissions, grade_all
 from .report import feedback_html, gradescope, score_table, write_csv, write_json
 
@@ -28,10 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoints", type=Path,
                    help="folder with fcn32s.pt / fcn8s.pt (or <student>/.../fcn32s.pt for a class): "
                         "enables the mIoU checks")
-    g.add_argument("--data", help=f"dataset root for the mIoU checks (default ${DATA_ENV}, else the bundled sample)")
+    g.add_argument("--data", help="dataset root for the mIoU checks (default $FCNKIT_DATA, else the bundled sample)")
     g.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate on")
     g.add_argument("--scale", type=float, default=0.5, help="image scale the checkpoints are evaluated at")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where checkpoints are evaluated (the structural checks always run on the CPU)")
     g.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
                    help="submissions graded at once")
     g.add_argument("--timeout", type=int, default=Limits.wall_s, help="seconds per submission (structural checks)")
@@ -81,20 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.gradescope and len(submissions) != 1:
         print("error: --gradescope writes one submission's results; give a single file", file=sys.stderr)
         return 2
-    device = resolve_device(args.device).type
-    evalset = None
+    device, evalset = "cpu", None  # structural checks run on the CPU; only trained weights use a GPU
     if args.checkpoints:
+        from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
+        from fcnkit.train import resolve_device
         if not args.checkpoints.is_dir():
             print(f"error: --checkpoints {args.checkpoints} is not a folder", file=sys.stderr)
             return 2
+        device = resolve_device(args.device).type
         try:
             root = args.data or os.environ.get(DATA_ENV) or SAMPLE_ROOT
             evalset = EvalSet.load(root, args.split, args.scale)
         except DataError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale})")
-    threads = max(1, torch.get_num_threads() // max(1, args.jobs))
+        print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale}, {device})")
+    threads = max(1, (os.cpu_count() or 2) // max(1, args.jobs))
     limits = Limits(wall_s=args.timeout, memory_gb=args.memory_gb, threads=threads)
     jobs = 1 if device == "cuda" else args.jobs  # one GPU: one submission at a time
 

@@ -2,6 +2,9 @@
 
 Whatever a submission does, the grader returns a report: checks that could not run are failed
 with the reason, and the other checks and submissions are graded normally.
+
+torch, fcnkit and the checks are imported only where trained weights are scored: grading the
+structure alone leaves the parent process light (the workers import them).
 """
 from __future__ import annotations
 
@@ -17,11 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from fcnkit.data import data_root
-from .checks import CheckFailed, eval_split, judge_miou, score_predictions
 from .extract import SubmissionError, extract
 from .rubric import ITEMS, RUBRIC
 
@@ -42,12 +40,15 @@ class Limits:
 class EvalSet:
     """The images the trained checkpoints are evaluated on, with labels kept in the grader's process."""
     images_file: Path  # what the sandboxed worker reads
-    labels: list[np.ndarray]
+    labels: list  # numpy label maps
     size: int
     hidden: list[Path]  # the dataset folder, which submissions may not read while graded
 
     @classmethod
     def load(cls, root=None, split: str = "test", scale: float = 0.5, workdir: Path | None = None) -> "EvalSet":
+        import torch
+        from fcnkit.data import data_root
+        from .checks import eval_split
         root = data_root(root)
         images, labels = eval_split(root, split, scale)
         workdir = Path(workdir or tempfile.mkdtemp(prefix="fcnkit-eval-"))
@@ -191,6 +192,8 @@ def _run_worker(sandbox: Path, extracted, names, weights, evalset, device, limit
 
 def _score_miou(record: dict, evalset: EvalSet, report: dict) -> dict:
     """Scores are computed here, in the grader's process, from the predicted label maps only."""
+    import numpy as np
+    from .checks import CheckFailed, judge_miou, score_predictions
     name, model = record["name"], ITEMS[record["name"]].model
     try:
         with np.load(record["predictions"], allow_pickle=False) as npz:

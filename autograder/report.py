@@ -8,8 +8,6 @@ import io
 import json
 from pathlib import Path
 
-from fcnkit.data import colorize
-from fcnkit.viz import plot_class_iou
 from .rubric import RUBRIC
 
 
@@ -60,7 +58,7 @@ def gradescope(report: dict) -> dict:
     }
 
 
-def _png(fig) -> str:
+def _png(fig) -> str:  # fcnkit (and torch) are imported only for reports with trained weights
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     return base64.b64encode(buf.getvalue()).decode()
@@ -68,6 +66,7 @@ def _png(fig) -> str:
 
 def _image_png(array) -> str:
     from PIL import Image
+    from fcnkit.data import colorize
     buf = io.BytesIO()
     Image.fromarray(colorize(array)).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode()
@@ -83,6 +82,7 @@ def feedback_html(report: dict) -> str:
     notes = "".join(f"<li>{e(n)}</li>" for n in report["notes"])
     figures = ""
     for model, scores in report.get("metrics", {}).items():
+        from fcnkit.viz import plot_class_iou
         figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f}</h2>"
         figures += f"<img alt='per-class IoU' src='data:image/png;base64,{_png(plot_class_iou(scores['per_class_iou'], model))}'>"
         for pred in report.get("_predictions", {}).get(model, []):
