@@ -5,12 +5,13 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
+from .catalogue import EXAMPLES, write_submissions
 from .grade import EvalSet, Limits, find_submissions, grade_all
 from .report import feedback_html, gradescope, score_table, write_csv, write_json
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,8 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     g = commands.add_parser("grade", help="grade a submission (.ipynb / .py) or a folder of them",
                             description="Grade a submission (.ipynb or .py) or a folder of them (nbgrader's "
                                         "submitted/<student>/<assignment>/ layout included).")
-    g.add_argument("path", type=Path, nargs="?", default=EXAMPLES,
-                   help=f"submission file or folder (default: the bundled examples, {EXAMPLES.name}/)")
+    g.add_argument("path", type=Path, nargs="?",
+                   help="submission file or folder (default: the bundled examples: the reference solution and "
+                        "three buggy submissions from autograder/catalogue.py)")
     g.add_argument("--checkpoints", type=Path,
                    help="folder with fcn32s.pt / fcn8s.pt (or <student>/.../fcn32s.pt for a class): "
                         "enables the mIoU checks")
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --shard {args.shard}: expected K/N with 0 <= K < N, e.g. 0/4", file=sys.stderr)
             return 2
         shard = (int(k), int(n))
+    if args.path is None:
+        args.path = Path(tempfile.mkdtemp(prefix="fcnkit-examples-"))
+        write_submissions(args.path, EXAMPLES)
+        print(f"grading the bundled examples ({', '.join(EXAMPLES)}), written to {args.path}")
     try:
         submissions = find_submissions(args.path)[slice(shard[0], None, shard[1]) if shard else slice(None)]
     except FileNotFoundError as err:

@@ -6,15 +6,15 @@
 2. ten submissions (reference and nine mutants) graded in parallel with --jobs.
 """
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from autograder.catalogue import MUTANTS, write_submissions
+
 REPO = Path(__file__).resolve().parent.parent
-SUBMISSIONS = REPO / "autograder" / "tests" / "submissions"
 
 
 def timed(args: list[str]) -> float:
@@ -30,12 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        one = timed([str(SUBMISSIONS / "reference.py"), "--device", "cpu", "--out", str(tmp / "one")])
-        folder = tmp / "class"
-        folder.mkdir()
-        for f in sorted(SUBMISSIONS.glob("*.py"))[:10]:
-            shutil.copy(f, folder)
-        ten = timed([str(folder), "--device", "cpu", "--jobs", str(args.jobs), "--out", str(tmp / "ten")])
+        [reference] = write_submissions(tmp / "one", ["reference"])
+        one = timed([str(reference), "--out", str(tmp / "one-reports")])
+        write_submissions(tmp / "class", ["reference", *sorted(MUTANTS)[:9]])
+        ten = timed([str(tmp / "class"), "--jobs", str(args.jobs), "--out", str(tmp / "ten-reports")])
     print(f"one submission, no checkpoints:        {one:6.1f} s")
     print(f"ten submissions, --jobs {args.jobs}:            {ten:6.1f} s ({ten / 10:.1f} s per submission)")
 

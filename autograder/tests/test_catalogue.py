@@ -5,15 +5,16 @@ import pytest
 from autograder.checks import CHECKS, CheckFailed, Submission
 from autograder.extract import extract
 from autograder.rubric import ITEMS, RUBRIC
-from autograder.tests.catalogue import HERE, MUTANTS, VARIANTS, expected_files
+from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
 from autograder.worker import run_definitions
 
 STRUCTURAL = [i.name for i in RUBRIC if not i.name.endswith("_miou")]
 
 
-def load(name: str) -> Submission:
+def load(name: str, folder) -> Submission:
     namespace = {"__name__": "submission"}
-    notes = run_definitions([vars(c) for c in extract(HERE / f"{name}.py").chunks], namespace)
+    [path] = write_submissions(folder, [name])
+    notes = run_definitions([vars(c) for c in extract(path).chunks], namespace)
     assert notes == []
     return Submission(namespace)
 
@@ -25,24 +26,25 @@ def run(sub: Submission, name: str):
         return False, str(err)
 
 
-def test_catalogue_files_are_in_sync_and_large_enough():
+def test_catalogue_is_large_enough_and_writes_every_submission(tmp_path):
     assert len(MUTANTS) >= 15
-    for name, text in expected_files().items():
-        assert (HERE / name).read_text() == text, f"{name} is stale: run python -m autograder.tests.catalogue"
+    paths = write_submissions(tmp_path)
+    assert len(paths) == 1 + len(MUTANTS) + len(VARIANTS)
+    assert all(p.read_text().count("class FCN8s") == 1 for p in paths)
 
 
 @pytest.mark.parametrize("name", ["reference", *[f"variant_{v}" for v in VARIANTS]])
-def test_correct_solutions_get_every_structural_point(name):
-    sub = load(name)
+def test_correct_solutions_get_every_structural_point(name, tmp_path):
+    sub = load(name, tmp_path)
     for check in STRUCTURAL:
         passed, message = run(sub, check)
         assert passed, f"{name}: {check}: {message}"
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
-def test_each_mutant_loses_the_named_check(name):
+def test_each_mutant_loses_the_named_check(name, tmp_path):
     why, check, _ = MUTANTS[name]
-    sub = load(name)
+    sub = load(name, tmp_path)
     passed, message = run(sub, check)
     assert not passed, f"{name} ({why}) passed {check}"
     assert message.strip()

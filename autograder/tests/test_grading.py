@@ -10,7 +10,7 @@ import torch
 from autograder.__main__ import main
 from autograder.grade import EvalSet, Limits, find_submissions, grade_submission
 from autograder.reference.models import FCN32s
-from autograder.tests.catalogue import HERE, REFERENCE
+from autograder.catalogue import REFERENCE, sources
 from fcnkit.data import SAMPLE_ROOT
 
 FAST = Limits(wall_s=90, check_s=10, memory_gb=8)
@@ -29,10 +29,10 @@ def grade_source(tmp_path, source, only, name="student.py", **kwargs):
 
 def test_cli_grades_a_class_in_nbgrader_layout(tmp_path, capsys):
     submitted = tmp_path / "submitted"
-    for student, source in (("alice", "reference.py"), ("bob", "fcn32s_crop_0.py")):
+    for student, source in (("alice", "reference"), ("bob", "fcn32s_crop_0")):
         folder = submitted / student / "fcn_segmentation"
         folder.mkdir(parents=True)
-        (folder / "fcn_segmentation.py").write_text((HERE / source).read_text())
+        (folder / "fcn_segmentation.py").write_text(sources()[source])
     out = tmp_path / "reports"
     assert main(["grade", str(submitted), "--out", str(out), "--jobs", "2", "--json", str(tmp_path / "all.json"),
                  "--device", "cpu"]) == 0

@@ -1,7 +1,10 @@
-"""The catalogue of known-buggy submissions: the reference solution with one realistic mistake each.
+"""The catalogue of known-buggy submissions: the reference solution with one realistic mistake each,
+made from the reference source so they never drift from it.
 
-``python -m autograder.tests.catalogue`` rewrites ``submissions/*.py`` from the reference; the tests
-check the files are in sync and that each mutant loses points on the check named for its bug.
+    python -m autograder.catalogue DIR     # write reference.py, every mutant and variant into DIR
+
+The tests check that each mutant loses points on the check named for its bug; the grading CLI grades
+a few of them (``EXAMPLES``) when given no path.
 """
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from pathlib import Path
 
 from autograder.reference import models
 
-HERE = Path(__file__).resolve().parent / "submissions"
 REFERENCE = Path(models.__file__).read_text()
+EXAMPLES = ("reference", "fcn8s_no_ceil_mode", "fcn32s_centre_crop", "dropout_active_in_eval")
 
 CENTRE_CROP_32 = """dy, dx = (h.size(2) - x.size(2)) // 2, (h.size(3) - x.size(3)) // 2
         return h[:, :, dy:dy + x.size(2), dx:dx + x.size(3)].contiguous()"""
@@ -99,15 +102,27 @@ def mutate(replacements) -> str:
     return source
 
 
-def expected_files() -> dict[str, str]:
-    files = {"reference.py": REFERENCE}
-    files.update({f"{name}.py": f'"""Mutant: {why}."""\n' + mutate(r) for name, (why, _, r) in MUTANTS.items()})
-    files.update({f"variant_{name}.py": mutate(r) for name, r in VARIANTS.items()})
+def sources() -> dict[str, str]:
+    """``{name: source}`` of the reference, every mutant and every variant."""
+    files = {"reference": REFERENCE}
+    files.update({name: f'"""Mutant: {why}."""\n' + mutate(r) for name, (why, _, r) in MUTANTS.items()})
+    files.update({f"variant_{name}": mutate(r) for name, r in VARIANTS.items()})
     return files
 
 
+def write_submissions(folder: str | Path, names=None) -> list[Path]:
+    """Write ``<name>.py`` for the given names (default: all) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    everything = sources()
+    paths = []
+    for name in names or everything:
+        paths.append(folder / f"{name}.py")
+        paths[-1].write_text(everything[name])
+    return paths
+
+
 if __name__ == "__main__":
-    HERE.mkdir(exist_ok=True)
-    for name, text in expected_files().items():
-        (HERE / name).write_text(text)
-    print(f"wrote {len(expected_files())} files to {HERE}", file=sys.stderr)
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m autograder.catalogue DIR")
+    print(f"wrote {len(write_submissions(sys.argv[1]))} submissions to {sys.argv[1]}")

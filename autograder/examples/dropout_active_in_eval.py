@@ -1,1 +1,0 @@
-../tests/submissions/dropout_active_in_eval.py

@@ -1,1 +1,0 @@
-../tests/submissions/fcn32s_centre_crop.py

@@ -1,1 +1,0 @@
-../tests/submissions/fcn8s_no_ceil_mode.py

@@ -1,1 +1,0 @@
-../tests/submissions/reference.py
