@@ -58,7 +58,7 @@ def gradescope(report: dict) -> dict:
     }
 
 
-def _png(fig) -> str:  # fcnkit (and torch) are imported only for reports with trained weights
+def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     return base64.b64encode(buf.getvalue()).decode()
@@ -82,7 +82,7 @@ def feedback_html(report: dict) -> str:
     notes = "".join(f"<li>{e(n)}</li>" for n in report["notes"])
     figures = ""
     for model, scores in report.get("metrics", {}).items():
-        from fcnkit.viz import plot_class_iou
+        from fcnkit.viz import plot_class_iou  # fcnkit (and torch) only for reports with trained weights
         figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f}</h2>"
         figures += f"<img alt='per-class IoU' src='data:image/png;base64,{_png(plot_class_iou(scores['per_class_iou'], model))}'>"
         for pred in report.get("_predictions", {}).get(model, []):

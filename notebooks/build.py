@@ -71,6 +71,27 @@ def test(name: str, visible: str, hidden: bool = True, **check_args):
     return cell
 
 
+def output_shape_test(model: str):
+    return test(f"{model}_output_shape", f"""
+out = build_model("{model}", globals())(torch.zeros(1, 3, 64, 80))
+assert out.shape == (1, N_CLASS, 64, 80), f"output {{tuple(out.shape)}} should be (1, {{N_CLASS}}, 64, 80)"
+""")
+
+
+def equivalence_test(model: str):
+    return test(f"{model}_equivalence", f"""
+model, x = build_model("{model}", globals()), torch.randn(1, 3, 50, 60)
+with torch.no_grad():
+    assert torch.equal(model(x), model(x)), "in eval mode the output must not change between calls"
+""")
+
+
+def miou_test(model: str):
+    """The trained weights saved in outputs/<model>.pt, evaluated on the test split (visible)."""
+    return test(f"{model}_miou", "# the saved weights are evaluated on the test split", hidden=False,
+                checkpoint=f'OUTPUTS / "{model}.pt"', images="TEST_IMAGES", labels="TEST_LABELS", device="DEVICE")
+
+
 def answer(question_id: str, points: int, key: str):
     cell = md(f"**Your answer:**\n\n### BEGIN SOLUTION\n{key.strip()}\n### END SOLUTION")
     cell.metadata = _meta(grade=True, solution=True, locked=False, points=points, grade_id=question_id)
@@ -203,8 +224,6 @@ if MODE != "grading":
 
 
 def cells() -> list:
-    fcn32s = {"checkpoint": 'OUTPUTS / "fcn32s.pt"', "images": "TEST_IMAGES", "labels": "TEST_LABELS",
-              "device": "DEVICE"}
     return [
         md("""
 # Semantic segmentation with Fully Convolutional Networks
@@ -287,15 +306,8 @@ assert model.fc6.kernel_size == (7, 7), "fc6 is a 7x7 convolution"
 ups = [m for m in model.modules() if isinstance(m, nn.ConvTranspose2d)]
 assert [(m.kernel_size, m.bias) for m in ups] == [((64, 64), None)], "one upsampling: kernel 64, no bias"
 """),
-        test("fcn32s_output_shape", """
-out = build_model("fcn32s", globals())(torch.zeros(1, 3, 64, 80))
-assert out.shape == (1, N_CLASS, 64, 80), f"output {tuple(out.shape)} should be (1, {N_CLASS}, 64, 80)"
-"""),
-        test("fcn32s_equivalence", """
-model, x = build_model("fcn32s", globals()), torch.randn(1, 3, 50, 60)
-with torch.no_grad():
-    assert torch.equal(model(x), model(x)), "in eval mode the output must not change between calls"
-"""),
+        output_shape_test("fcn32s"),
+        equivalence_test("fcn32s"),
         test("fcn32s_copy_params", """
 model = build_model("fcn32s", globals())
 assert model.fc6.weight[0].numel() == 512 * 7 * 7, "fc6 must hold VGG's first linear layer (512 x 7 x 7 inputs)"
@@ -314,7 +326,7 @@ saved to `outputs/fcn32s.pt` for the grader.
         code(VGG),
         code(TRAIN_32),
         code(TEST_SPLIT),
-        test("fcn32s_miou", "# the saved weights are evaluated on the test split", hidden=False, **fcn32s),
+        miou_test("fcn32s"),
         md("""
 ## 4. FCN-8s
 
@@ -342,19 +354,11 @@ model = build_model("fcn8s", globals())
 ups = sorted(m.kernel_size[0] for m in model.modules() if isinstance(m, nn.ConvTranspose2d))
 assert ups == [4, 4, 16], f"expected transposed convolutions with kernels 4, 4 and 16, found {ups}"
 """),
-        test("fcn8s_output_shape", """
-out = build_model("fcn8s", globals())(torch.zeros(1, 3, 64, 80))
-assert out.shape == (1, N_CLASS, 64, 80), f"output {tuple(out.shape)} should be (1, {N_CLASS}, 64, 80)"
-"""),
-        test("fcn8s_equivalence", """
-model, x = build_model("fcn8s", globals()), torch.randn(1, 3, 50, 60)
-with torch.no_grad():
-    assert torch.equal(model(x), model(x)), "in eval mode the output must not change between calls"
-"""),
+        output_shape_test("fcn8s"),
+        equivalence_test("fcn8s"),
         md("### Training FCN-8s from ImageNet VGG-16 (saved to `outputs/fcn8s.pt`)"),
         code(TRAIN_8),
-        test("fcn8s_miou", "# the saved weights are evaluated on the test split", hidden=False,
-             **{**fcn32s, "checkpoint": 'OUTPUTS / "fcn8s.pt"'}),
+        miou_test("fcn8s"),
         md("""
 ## 5. Looking at the results
 

@@ -49,7 +49,7 @@ def build(model: str, init: str, n_class: int = N_CLASS) -> torch.nn.Module:
 
 
 def _optimizer(net: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    for name, m in net.named_modules():
+    for m in net.modules():
         if recipe.freeze_upsampling and isinstance(m, torch.nn.ConvTranspose2d):
             m.requires_grad_(False)
     if recipe.trainable:
