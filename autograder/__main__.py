@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 from .catalogue import EXAMPLES, write_submissions
-from .grade import EvalSet, Limits, find_submissions, grade_all
+from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
+from .sandbox import LAYERS
 from .report import feedback_html, gradescope, score_table, write_csv, write_json
 
 
@@ -34,9 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
                    help="submissions graded at once")
     g.add_argument("--timeout", type=int, default=Limits.wall_s, help="seconds per submission (structural checks)")
+    g.add_argument("--check-timeout", type=int, default=Limits.check_s,
+                   help="seconds for one cell's definitions or one check (CPU time under load is not counted yet)")
+    g.add_argument("--isolation", default=",".join(LAYERS[:4]),
+                   help=f"layers to use when available, in the order they are given up: {', '.join(LAYERS[:4])} "
+                        f"(rlimits are always on; the strongest available set is used and printed)")
     g.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="memory limit per submission (CPU)")
     g.add_argument("--out", type=Path, default=Path("grading-reports"),
                    help="folder for grades.csv, <student>.json and feedback/<student>.html")
+    g.add_argument("--seed", type=int,
+                   help="seed of the weights and inputs the checks use (default: drawn afresh for each run; "
+                        "recorded in every report, so a run can be repeated exactly)")
     g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
     g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
     g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
@@ -100,14 +109,27 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale}, {device})")
     threads = max(1, (os.cpu_count() or 2) // max(1, args.jobs))
-    limits = Limits(wall_s=args.timeout, memory_gb=args.memory_gb, threads=threads)
+    limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, memory_gb=args.memory_gb, threads=threads)
+    want = [layer.strip() for layer in args.isolation.split(",") if layer.strip()]
+    if unknown := [layer for layer in want if layer not in LAYERS]:
+        print(f"error: --isolation: unknown layer {unknown[0]!r}; choose from {', '.join(LAYERS[:4])}", file=sys.stderr)
+        return 2
     jobs = 1 if device == "cuda" else args.jobs  # one GPU: one submission at a time
 
     def progress(report):
         print(f"graded {report['student']}: {report['score']}/{report['max_score']} ({report['_seconds']} s)",
               flush=True)
 
-    reports = grade_all(submissions, args.checkpoints, evalset, device, jobs, limits, progress)
+    try:
+        run = GradingRun.start(evalset, device, limits, seed=args.seed, hidden=[args.path.resolve()], want=want)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{run.runtime.isolation.summary()}; seed {run.context.seed}", flush=True)
+    try:
+        reports = grade_all(submissions, args.checkpoints, evalset, device, jobs, limits, progress, run=run)
+    finally:
+        run.close()
     (args.out / "feedback").mkdir(parents=True, exist_ok=True)
     for report in reports:
         write_json([report], args.out / f"{report['student']}.json")

@@ -90,6 +90,10 @@ VARIANTS = {
                              ("self.upscore(", "self.up32(")],
     "own_copy_params": [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        ### BEGIN SOLUTION\n        h = self.score(",
                          OWN_COPY.format(fc7=FC7_COPY))],
+    # FCN-8s keeps a leftover copy of FCN-32s's 32x upsampling that forward never calls
+    "unused_extra_layer": [("        self.upscore8 = nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)\n",
+                            "        self.upscore8 = nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)\n"
+                            "        self.upscore = nn.ConvTranspose2d(n_class, n_class, 64, stride=32, bias=False)\n")],
 }
 
 

@@ -1,45 +1,36 @@
-"""Grade submissions: each in its own sandboxed process, with a wall clock and a memory limit.
+"""Grade submissions. Each runs in its own confined child (autograder.sandbox), which only observes;
+every verdict is computed here, from those observations, by the functions the rubric names.
 
-Whatever a submission does, the grader returns a report: checks that could not run are failed
-with the reason, and the other checks and submissions are graded normally.
-
-torch, fcnkit and the checks are imported only where trained weights are scored: grading the
-structure alone leaves the parent process light (the workers import them).
+Whatever a submission does, the grader returns a report: checks that could not run are failed with
+the reason, and the other checks and submissions are graded normally.
 """
 from __future__ import annotations
 
-import json
+import itertools
 import os
-import resource
-import signal
-import subprocess
-import sys
+import secrets
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fcnkit.records import Failure, Predictions, RECORDS
+
+from . import checks, sandbox
 from .extract import SubmissionError, extract
 from .rubric import ITEMS, RUBRIC
+from .sandbox import Limits
 
-REPO = Path(__file__).resolve().parent.parent
 CHECKPOINT_NAMES = {"fcn32s": "fcn32s.pt", "fcn8s": "fcn8s.pt"}
-
-
-@dataclass
-class Limits:
-    wall_s: int = 240  # the whole submission
-    check_s: int = 30  # one structural check
-    miou_s: int = 900  # predicting the evaluation split for one model
-    memory_gb: float = 10.0
-    threads: int = 1
+RECORD_TYPES = {"structure": "Structure", "outputs": "Outputs", "copy_params": "CopyParams", "predict": "Predictions"}
 
 
 @dataclass
 class EvalSet:
     """The images the trained checkpoints are evaluated on, with labels kept in the grader's process."""
-    images_file: Path  # what the sandboxed worker reads
+    images_file: Path  # what the sandboxed child reads
     labels: list  # numpy label maps
     size: int
     hidden: list[Path]  # the dataset folder, which submissions may not read while graded
@@ -47,14 +38,43 @@ class EvalSet:
     @classmethod
     def load(cls, root=None, split: str = "test", scale: float = 0.5, workdir: Path | None = None) -> "EvalSet":
         import torch
-        from fcnkit.data import data_root
-        from .checks import eval_split
+        from fcnkit.data import data_root, eval_split
         root = data_root(root)
         images, labels = eval_split(root, split, scale)
         workdir = Path(workdir or tempfile.mkdtemp(prefix="fcnkit-eval-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         images_file = workdir / f"{split}_images.pt"
         torch.save(images, images_file)
+        os.chmod(workdir, 0o755)
+        os.chmod(images_file, 0o644)
         return cls(images_file, labels, len(images), hidden=[root])
+
+
+@dataclass
+class GradingRun:
+    """What the submissions of one run share: the sandbox runtime and its isolation, the seed of
+    the weights and inputs the children observe with, and the reference's observations."""
+    runtime: sandbox.Runtime
+    context: checks.Context
+    workdir: Path
+    limits: Limits = field(default_factory=Limits)
+    evalset: EvalSet | None = None
+    counter: itertools.count = field(default_factory=itertools.count)
+
+    @classmethod
+    def start(cls, evalset: EvalSet | None = None, device: str = "cpu", limits: Limits = Limits(),
+              seed: int | None = None, hidden=(), want=sandbox.LAYERS) -> "GradingRun":
+        workdir = Path(tempfile.mkdtemp(prefix="fcnkit-grade-"))
+        data = [os.environ["FCNKIT_DATA"]] if os.environ.get("FCNKIT_DATA") else []
+        runtime = sandbox.prepare(workdir, [*hidden, *data, *(evalset.hidden if evalset else [])], device, want)
+        context = checks.Context(seed=secrets.randbits(31) if seed is None else seed,
+                                 labels=evalset.labels if evalset else None)
+        context.precompute(workdir / "reference")
+        return cls(runtime, context, workdir, limits, evalset)
+
+    def close(self) -> None:
+        self.context.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def find_submissions(path: Path) -> list[tuple[str, Path]]:
@@ -96,14 +116,6 @@ def find_checkpoints(checkpoints: Path, student: str) -> dict[str, Path | None]:
     return found
 
 
-def _limit_memory(memory_gb: float):
-    def apply():
-        os.setsid()  # its own process group, so a timeout kills everything it started
-        limit = int(memory_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return apply
-
-
 def _result(name: str, passed: bool, message: str) -> dict:
     item = ITEMS[name]
     return {"name": name, "title": item.title, "model": item.model, "max_score": item.points,
@@ -111,110 +123,110 @@ def _result(name: str, passed: bool, message: str) -> dict:
             "message": message}
 
 
+def _judge(item, outcome: sandbox.StepOutcome, run: GradingRun, report: dict) -> dict:
+    record = outcome.record
+    if record is None:
+        return _result(item.name, False, outcome.failure)
+    if isinstance(record, Failure):
+        return _result(item.name, False, record.message)
+    try:
+        message = item.check(record, run.context)
+    except checks.CheckFailed as err:
+        return _result(item.name, False, str(err))
+    except Exception as err:  # a well-formed record that makes no sense
+        return _result(item.name, False, f"the grader could not judge what was observed ({type(err).__name__}: {err}).")
+    finally:
+        if isinstance(record, Predictions) and not record.error and item.needs_weights:
+            try:
+                report.setdefault("metrics", {})[item.model] = checks.score_predictions(record.maps, run.context.labels)
+                report.setdefault("_predictions", {})[item.model] = record.maps[:3]  # for the feedback page
+            except checks.CheckFailed:
+                pass
+    return _result(item.name, True, message)
+
+
 def grade_submission(student: str, path: Path, checkpoints: Path | None = None, evalset: EvalSet | None = None,
-                     device: str = "cpu", limits: Limits = Limits(), only: list[str] | None = None) -> dict:
+                     device: str = "cpu", limits: Limits = Limits(), only: list[str] | None = None,
+                     run: GradingRun | None = None) -> dict:
     """Grade one submission file; never raises for anything the submission does.
 
-    ``only`` restricts grading to some rubric items (the others are reported as not graded).
-    """
+    ``only`` restricts grading to some rubric items (the others are reported as not graded). Without
+    ``run``, a grading run is started for this submission alone."""
+    if run is None:
+        run = GradingRun.start(evalset, device, limits)
+        try:
+            return grade_submission(student, path, checkpoints, evalset, device, limits, only, run)
+        finally:
+            run.close()
     start = time.perf_counter()
-    report = {"student": student, "submission": str(path), "notes": [], "checks": []}
+    report = {"student": student, "submission": str(path), "notes": [], "checks": [], "seed": run.context.seed,
+              "isolation": asdict(run.runtime.isolation)}
     weights = find_checkpoints(checkpoints, student) if checkpoints is not None else {}
-    names = [i.name for i in RUBRIC if (not i.name.endswith("_miou") or weights.get(i.model))
+    items = [i for i in RUBRIC if (not i.needs_weights or (weights.get(i.model) and run.evalset))
              and (only is None or i.name in only)]
-    outcome: dict[str, dict] = {}
+    steps = {}
+    for item in items:
+        step = {"id": f"{item.observes}-{item.model}", "op": item.observes, "kind": item.model}
+        if item.observes == "predict":
+            step["checkpoint"] = str(weights[item.model])
+        steps[step["id"]] = step
+    outcomes: dict[str, sandbox.StepOutcome] = {}
+    stopped = ""
     try:
         extracted = extract(path)
         report["notes"] += extracted.notes
     except SubmissionError as err:
-        extracted = None
-        report["notes"].append(str(err))
-    if extracted is not None:
-        with tempfile.TemporaryDirectory(prefix="fcnkit-grade-") as sandbox:
-            outcome = _run_worker(Path(sandbox), extracted, names, weights, evalset, device, limits, report)
+        extracted, stopped = None, str(err)
+        report["notes"].append(stopped)
+    if extracted is not None and steps:
+        folder = sandbox.make_sandbox(run.workdir / f"submission-{next(run.counter)}")
+        try:
+            job = {"n_class": run.context.n_class, "seed": run.context.seed, "device": run.runtime.device,
+                   "output_sizes": checks.OUTPUT_SIZES, "equivalence_size": checks.EQUIVALENCE_SIZE,
+                   "images": str(run.evalset.images_file) if run.evalset else None}
+            chunks = [{**vars(c), "index": i} for i, c in enumerate(extracted.chunks)]
+            expected = {sid: (RECORDS[RECORD_TYPES[s["op"]]],) for sid, s in steps.items()}
+            extra = [s["checkpoint"] for s in steps.values() if "checkpoint" in s]
+            extra += [str(run.evalset.images_file)] if extra and run.evalset else []
+            result = sandbox.run(run.runtime, folder, chunks, list(steps.values()), run.limits, job, expected, extra)
+            outcomes, stopped = result.steps, result.stopped
+            report["notes"] += result.notes
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     for item in RUBRIC:
-        if item.name in outcome:
-            report["checks"].append(outcome[item.name])
-        elif item.name.endswith("_miou") and not weights.get(item.model):
+        step = f"{item.observes}-{item.model}"
+        if step in outcomes and item in items:
+            report["checks"].append(_judge(item, outcomes[step], run, report))
+        elif item.needs_weights and not weights.get(item.model):
             why = ("no checkpoints given (--checkpoints DIR)" if checkpoints is None
                    else f"no {CHECKPOINT_NAMES[item.model]} found for {student} in {checkpoints}")
             report["checks"].append(_result(item.name, False, f"not graded: {why}."))
         elif only is not None and item.name not in only:
             report["checks"].append(_result(item.name, False, "not graded in this run."))
         else:
-            why = report.get("stopped") or (report["notes"][-1] if report["notes"] else "the check did not run")
-            report["checks"].append(_result(item.name, False, f"not graded: {why}"))
+            report["checks"].append(_result(item.name, False, f"not graded: {stopped or 'the check did not run'}"))
     report["score"] = sum(c["score"] for c in report["checks"])
     report["max_score"] = sum(i.points for i in RUBRIC)
     report["_seconds"] = round(time.perf_counter() - start, 1)  # keys with _ stay out of the JSON
     return report
 
 
-def _run_worker(sandbox: Path, extracted, names, weights, evalset, device, limits, report) -> dict:
-    results = sandbox / "results.jsonl"
-    job = {
-        "chunks": [vars(c) for c in extracted.chunks], "checks": names, "results": str(results),
-        "sandbox": str(sandbox), "device": device, "threads": limits.threads,
-        "check_timeout": limits.check_s, "miou_timeout": limits.miou_s,
-        "checkpoints": {k: str(v) for k, v in weights.items() if v},
-        "images": str(evalset.images_file) if evalset and any(weights.values()) else None,
-        "hidden": [str(h) for h in evalset.hidden] if evalset else [],
-    }
-    (sandbox / "job.json").write_text(json.dumps(job))
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.update(NBGRADER_EXECUTION="autograde", OMP_NUM_THREADS=str(limits.threads),
-               PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", HOME=str(sandbox),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, "-m", "autograder.worker", str(sandbox / "job.json")], cwd=sandbox,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=_limit_memory(limits.memory_gb if device == "cpu" else 1e4))
-    try:
-        log, _ = proc.communicate(timeout=limits.wall_s + (limits.miou_s * 2 if job["images"] else 0))
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        report["stopped"] = f"the grader stopped the submission after {limits.wall_s} s."
-    if proc.returncode and "stopped" not in report:
-        tail = log.decode(errors="replace").strip().splitlines()[-1:] if log else []
-        report["stopped"] = (f"the submission's process ended abnormally (exit code {proc.returncode}"
-                             f"{'; ' + tail[0][:300] if tail else ''}); it may have used too much memory.")
-    outcome = {}
-    for line in results.read_text().splitlines() if results.exists() else []:
-        record = json.loads(line)
-        if "note" in record:
-            report["notes"].append(record["note"])
-        elif record["status"] == "predicted":
-            outcome[record["name"]] = _score_miou(record, evalset, report)
-        else:
-            outcome[record["name"]] = _result(record["name"], record["status"] == "passed", record["message"])
-    return outcome
-
-
-def _score_miou(record: dict, evalset: EvalSet, report: dict) -> dict:
-    """Scores are computed here, in the grader's process, from the predicted label maps only."""
-    import numpy as np
-    from .checks import CheckFailed, judge_miou, score_predictions
-    name, model = record["name"], ITEMS[record["name"]].model
-    try:
-        with np.load(record["predictions"], allow_pickle=False) as npz:
-            preds = [npz[f"arr_{i}"] for i in range(len(npz.files))]
-        scores = score_predictions(preds, evalset.labels)
-        report.setdefault("metrics", {})[model] = scores
-        report.setdefault("_predictions", {})[model] = preds[:3]  # for the feedback page, not the JSON
-        return _result(name, True, judge_miou(model, scores))
-    except CheckFailed as err:
-        return _result(name, False, str(err))
-    except Exception as err:
-        return _result(name, False, f"its predictions could not be scored ({type(err).__name__}: {err}).")
-
-
 def grade_all(submissions: list[tuple[str, Path]], checkpoints: Path | None = None, evalset: EvalSet | None = None,
-              device: str = "cpu", jobs: int = 1, limits: Limits = Limits(), progress=None) -> list[dict]:
-    """Grade ``(student, file)`` pairs (see find_submissions) with ``jobs`` processes at a time."""
+              device: str = "cpu", jobs: int = 1, limits: Limits = Limits(), progress=None,
+              run: GradingRun | None = None) -> list[dict]:
+    """Grade ``(student, file)`` pairs (see find_submissions) with ``jobs`` children at a time."""
+    owned = run is None
+    run = run or GradingRun.start(evalset, device, limits)
+
     def one(entry):
-        report = grade_submission(*entry, checkpoints=checkpoints, evalset=evalset, device=device, limits=limits)
+        report = grade_submission(*entry, checkpoints=checkpoints, evalset=evalset, device=device, limits=limits,
+                                  run=run)
         if progress:
             progress(report)
         return report
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, submissions))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            return list(pool.map(one, submissions))
+    finally:
+        if owned:
+            run.close()

@@ -223,6 +223,13 @@ class CMPFacade(Dataset):
         return x, y
 
 
+def eval_split(root, split: str = "test", scale: float = 0.5) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+    """Images (normalised tensors) and label maps of one split, as the grader evaluates trained weights."""
+    dataset = CMPFacade(cmp_splits(root)[split], scale=scale)
+    pairs = [dataset[i] for i in range(len(dataset))]
+    return [x for x, _ in pairs], [y.numpy() for _, y in pairs]
+
+
 def revert_input(image: torch.Tensor) -> np.ndarray:
     """Undo the normalisation of one image tensor (3, H, W): returns an HxWx3 float array in [0, 1]."""
     mean = torch.tensor(MEAN, device=image.device).view(3, 1, 1)

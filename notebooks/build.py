@@ -58,14 +58,16 @@ def solution(source: str, cell_id: str):
     return cell
 
 
-def test(name: str, visible: str, hidden: bool = True, **check_args):
-    """An autograded test cell for one rubric item: quick visible checks, then the full check
-    (hidden from students unless ``hidden`` is False)."""
+def test(name: str, visible: str, **check_args):
+    """An autograded test cell for one rubric item: quick visible checks and fcnkit's student-side
+    check (what the grader's messages say), then the grader's full check, hidden from students (it
+    needs the grader, which students never install)."""
     item = ITEMS[name]
     args = "".join(f", {k}={v}" for k, v in check_args.items())
-    full = f'check("{name}", globals(){args})'
-    body = f"# {item.title} ({item.points} points)\n{visible.strip()}\n"
-    body += f"### BEGIN HIDDEN TESTS\n{full}\n### END HIDDEN TESTS" if hidden else full
+    body = (f"# {item.title} ({item.points} points)\n{visible.strip()}\n".replace("\n\n", "\n")
+            + f'check("{name}", globals(){args})\n'
+            + f"### BEGIN HIDDEN TESTS\nfrom autograder.checks import check_in_process\n"
+            + f'check_in_process("{name}", globals(){args})\n### END HIDDEN TESTS')
     cell = code(body)
     cell.metadata = _meta(grade=True, solution=False, locked=True, points=item.points, grade_id=name)
     return cell
@@ -88,7 +90,7 @@ with torch.no_grad():
 
 def miou_test(model: str):
     """The trained weights saved in outputs/<model>.pt, evaluated on the test split (visible)."""
-    return test(f"{model}_miou", "# the saved weights are evaluated on the test split", hidden=False,
+    return test(f"{model}_miou", "# the saved weights are evaluated on the test split",
                 checkpoint=f'OUTPUTS / "{model}.pt"', images="TEST_IMAGES", labels="TEST_LABELS", device="DEVICE")
 
 
@@ -119,9 +121,9 @@ import torch
 from torch import nn
 
 from fcnkit import data, viz
+from fcnkit.checks import build_model, check  # the grader's messages, without its hidden checks
 from fcnkit.train import fit, evaluate, resolve_device, save_checkpoint, seed_everything
 from fcnkit.vgg import WeightsUnavailable, copy_params_from_vgg16, get_upsampling_weight, load_vgg16
-from autograder.checks import build_model, check, eval_split
 
 GRADING = bool(os.environ.get("NBGRADER_EXECUTION"))  # set by `nbgrader autograde`: no training then
 SMOKE = os.environ.get("FCNKIT_SMOKE") == "1"
@@ -207,7 +209,7 @@ if MODE != "grading":
 
 TEST_SPLIT = r'''
 # The test split, as the grader sees it (the saved weights are evaluated on it).
-TEST_IMAGES, TEST_LABELS = eval_split(DATA_ROOT, "test", IMAGE_SCALE)
+TEST_IMAGES, TEST_LABELS = data.eval_split(DATA_ROOT, "test", IMAGE_SCALE)
 '''
 
 VISUALISE = r'''
@@ -293,7 +295,8 @@ learn.)
         solution("import torch\nfrom torch import nn\n\nfrom fcnkit.vgg import get_upsampling_weight\n\n\n"
                  + reference_block("vgg16_layers"), "vgg16_layers"),
         solution(reference_block("FCN32s"), "fcn32s_solution"),
-        md("The checks below are what the grader runs (it also runs hidden ones). Run them as you go.",
+        md("The checks below give the grader's verdicts on your model's structure (the grader also compares "
+           "its outputs with the reference's, in hidden checks). Run them as you go.",
            "fcn32s_tests_text"),
         test("fcn32s_vgg_layers", """
 model = build_model("fcn32s", globals())

@@ -1,0 +1,275 @@
+"""The hostile corpus: submissions that try to forge a grade, reach the solution, escape the sandbox or
+take the grader down. Each is graded by the real CLI, in a process of its own whose peak memory we
+read, together with a correct submission that must still be graded right.
+
+A submission built on the reference that *also* attempts an attack turns the attack's success into a
+lost grade: it raises "LEAKED" / "ESCAPED" when it managed to read or write what it must not. So a
+full structural score there proves the attack failed, and the message shows which layer refused it.
+
+The corpus runs twice: with every layer this machine has, and without bubblewrap's namespaces
+(Landlock, seccomp, the unprivileged user and rlimits alone), as on a machine without user
+namespaces. CASES names, for each attack, the layers that stop it.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autograder.catalogue import REFERENCE, mutate, MUTANTS
+from autograder.sandbox import LAYERS
+from fcnkit.data import SAMPLE_ROOT
+
+REPO = Path(__file__).resolve().parents[2]
+GRADER = REPO / "autograder"
+FULL = 52  # the structural points
+MARKER = Path("/tmp/fcnkit-hostile-escape")  # what an escaped write or process would create
+
+
+def reference_with(attack: str) -> str:
+    """The reference solution whose FCN32s constructor first runs ``attack`` (indented code)."""
+    hook = "        super().__init__()\n        ### BEGIN SOLUTION\n        vgg16_layers(self)\n        self.score = nn.Conv2d(4096, n_class, 1)\n        self.upscore"
+    assert REFERENCE.count(hook) == 1
+    body = textwrap.indent(textwrap.dedent(attack).strip(), " " * 8)
+    return REFERENCE.replace(hook, hook.replace("        ### BEGIN SOLUTION", body + "\n        ### BEGIN SOLUTION"))
+
+
+def read_attempt(code: str) -> str:
+    return reference_with(f"""
+    import os
+    try:
+        {code}
+    except OSError:
+        pass
+    else:
+        raise RuntimeError("LEAKED")
+    """)
+
+
+def write_attempt(code: str) -> str:
+    return reference_with(f"""
+    import os
+    try:
+        {code}
+    except OSError:
+        pass
+    if os.path.exists({str(MARKER)!r}):
+        raise RuntimeError("ESCAPED")
+    """)
+
+
+LABEL = "{label}"  # filled in with a real test label of the dataset
+CASES = {
+    # name: (source, structural points it must get, the layers that stop it)
+    "import_reference": ("from autograder.reference.models import FCN32s, FCN8s\n", 0,
+                         "import path: the child's sys.path holds no grader; namespaces / landlock: its files are unreadable"),
+    "import_reference_by_path": (f"""
+import importlib.util
+spec = importlib.util.spec_from_file_location("m", {str(GRADER / 'reference' / 'models.py')!r})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+FCN32s, FCN8s = m.FCN32s, m.FCN8s
+""", 0, "namespaces: not in the child's file system; landlock: reading refused"),
+    "import_grader_via_sys_path": (f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from autograder.reference.models import FCN32s, FCN8s
+""", 0, "namespaces / landlock: the repository is unreadable"),
+    "patch_checks": ("""
+import fcnkit.checks, fcnkit.observe
+for name in dir(fcnkit.checks):
+    if name.startswith("judge_"):
+        setattr(fcnkit.checks, name, lambda *a, **k: "ok")
+try:
+    import autograder.checks
+    autograder.checks.CHECKS = {k: (lambda *a, **k: "ok") for k in ("head", "vgg_layers")}
+except ImportError:
+    pass
+class FCN32s(torch.nn.Module):
+    pass
+""", 0, "design: verdicts are computed in the grader's process; patching the child's copy changes nothing"),
+    "forged_results": ("""
+import json, os
+for name in ("results.jsonl", "structure-fcn32s.rec", "outputs-fcn32s.rec"):
+    with open(name, "a") as f:
+        f.write(json.dumps({"name": "fcn32s_head", "status": "passed", "message": "ok"}) + "\\n")
+for fd in range(3, 64):  # the grader's event channel, wherever it is
+    try:
+        os.write(fd, b'{"event": "end", "step": "structure-fcn32s"}\\n')
+    except OSError:
+        pass
+os._exit(0)
+""", 0, "design: records are parsed against their schema, only for steps that ran; a dead child's steps fail"),
+    "fork_exec": (f"""
+import os, subprocess, _posixsubprocess
+for attempt in (lambda: subprocess.run(["/bin/sh", "-c", "touch {MARKER}"]), lambda: os.fork(),
+                lambda: os.system("touch {MARKER}")):
+    try:
+        if attempt() == 0:
+            os._exit(0)
+    except OSError:
+        pass
+""", 0, "seccomp: fork, clone and execve refused (namespaces: /tmp is not the host's)"),
+    "fork_bomb": (reference_with("""
+    import os
+    try:
+        while True:
+            os.fork()
+    except OSError:
+        pass
+    """), FULL, "seccomp: fork refused; rlimits: 512 processes for the unprivileged user"),
+    "stdout_flood": ("""
+import sys
+block = "x" * 2 ** 20
+for _ in range(4096):
+    sys.stdout.write(block)
+""", 0, "rlimits: 64 MB per file (SIGXFSZ); the grader reads only the end of the child's stderr"),
+    "ignores_sigalrm_and_loops": ("""
+import signal
+signal.signal(signal.SIGALRM, signal.SIG_IGN)
+class FCN32s(torch.nn.Module):
+    while True:
+        pass
+""", 0, "grader: wall clock per step, then SIGKILL to the process group"),
+    "reads_labels_open": (read_attempt(f"open({LABEL!r}, 'rb').read()"), FULL,
+                          "namespaces: the dataset is not in the file system; landlock: reading refused"),
+    "reads_labels_os_open": (read_attempt(f"os.read(os.open({LABEL!r}, os.O_RDONLY), 10)"), FULL,
+                             "namespaces / landlock"),
+    "reads_labels_symlink": (read_attempt(f"os.symlink({LABEL!r}, 'label.png'); open('label.png', 'rb').read()"), FULL,
+                             "landlock: checks the file a link points to; namespaces: the target does not exist"),
+    "writes_outside_os_open": (write_attempt(f"os.close(os.open({str(MARKER)!r}, os.O_WRONLY | os.O_CREAT))"), FULL,
+                               "namespaces: / is read-only; landlock: writes only in the sandbox"),
+    "writes_outside_ctypes": (write_attempt(f"""import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.open({str(MARKER).encode()!r}, os.O_WRONLY | os.O_CREAT, 0o644) < 0:
+            raise OSError(ctypes.get_errno(), "open")"""), FULL, "landlock / namespaces: the kernel refuses, whatever calls it"),
+    "writes_outside_symlink": (write_attempt(f"os.symlink({str(MARKER)!r}, 'out'); open('out', 'w').write('x')"), FULL,
+                               "landlock: checks the file a link points to; namespaces: / is read-only"),
+    "reads_other_submission": (read_attempt("open({other!r}).read()"), FULL,
+                               "namespaces: not in the file system; landlock: reading refused"),
+    "kills_the_grader": (reference_with("""
+    import os, signal
+    try:
+        os.kill(os.getppid(), signal.SIGKILL)  # without namespaces, the parent is the grading process
+    except OSError:
+        pass
+    """), FULL, "landlock: signals leave no domain; unprivileged user; namespaces: its own process tree"),
+    "thread_still_running": (reference_with("""
+    import threading, time, torch
+    def meddle():
+        while True:
+            torch.Tensor.__sub__ = lambda a, b: a
+            time.sleep(0.01)
+    threading.Thread(target=meddle, daemon=False).start()
+    """), FULL, "design: the child ends with os._exit; the comparison happens in the grader"),
+    "sys_exit_in_init": (reference_with("import sys\nsys.exit(0)"), 30, "grader: the step fails, the child is restarted"),
+    "os_exit_in_init": (reference_with("import os\nos._exit(0)"), 30, "grader: the step fails, the child is restarted"),
+    "monkeypatches_torch": ("""
+import torch
+torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+""" + mutate(MUTANTS["fcn32s_crop_0"][2]), FULL - 8, "design: the comparison happens in the grader's own torch"),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, cmp_root):
+    folder = tmp_path_factory.mktemp("hostile") / "submissions"
+    folder.mkdir()
+    label = str(sorted((cmp_root / "extended").glob("*.png"))[-1])  # the last of the test split
+    for name, (source, _, _) in CASES.items():
+        source = source.replace(LABEL, label).replace("{other!r}", repr(str(folder / "zz_reference.py")))
+        (folder / f"{name}.py").write_text("import torch\nfrom torch import nn\n" + source)
+    (folder / "zz_reference.py").write_text(REFERENCE)
+    return folder, cmp_root
+
+
+def grade(folder: Path, data: Path, out: Path, isolation: str) -> tuple[dict, int]:
+    """Grade the folder with the CLI in a process of its own; its reports and its peak memory (KiB)."""
+    MARKER.unlink(missing_ok=True)
+    code = ("import resource, sys\nfrom autograder.__main__ import main\n"
+            f"rc = main(sys.argv[1:])\nprint('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "sys.exit(rc)")
+    env = {**os.environ, "FCNKIT_DATA": str(data), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code, "grade", str(folder), "--out", str(out / "reports"),
+                           "--json", str(out / "all.json"), "--jobs", "2", "--check-timeout", "10",
+                           "--timeout", "120", "--isolation", isolation, "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    peak = int(proc.stdout.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
+    return {r["student"]: r for r in json.loads((out / "all.json").read_text())}, peak
+
+
+@pytest.fixture(scope="module", params=["all layers", "without namespaces"])
+def graded(request, corpus, tmp_path_factory):
+    folder, data = corpus
+    isolation = ",".join(LAYERS[:4]) if request.param == "all layers" else "landlock,seccomp,unprivileged-user"
+    reports, peak = grade(folder, data, tmp_path_factory.mktemp("out"), isolation)
+    return request.param, reports, peak
+
+
+def structural(report: dict) -> int:
+    return sum(c["score"] for c in report["checks"] if not c["name"].endswith("_miou"))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_attack_earns_nothing_and_escapes_nothing(graded, case):
+    mode, reports, _ = graded
+    _, points, stopped_by = CASES[case]
+    report = reports[case]
+    messages = " ".join(c["message"] for c in report["checks"]) + " ".join(report["notes"])
+    assert structural(report) == points, f"{case} ({mode}; stopped by {stopped_by}): {messages[:1500]}"
+    assert "LEAKED" not in messages and "ESCAPED" not in messages
+    assert not MARKER.exists()
+    if mode == "without namespaces":
+        assert "namespaces" not in report["isolation"]["layers"]
+
+
+def test_the_correct_submission_beside_them_gets_every_point(graded):
+    mode, reports, _ = graded
+    assert structural(reports["zz_reference"]) == FULL, mode
+    assert structural(reports["os_exit_in_init"]) == 30  # FCN-8s graded in full after FCN-32s's exits
+
+
+def test_the_grading_process_stays_small(graded):
+    """4 GB written to stdout, a fork bomb and 20 other attacks: the grader itself stays under 1.5 GB."""
+    mode, _, peak_kib = graded
+    assert peak_kib < 1.5 * 2**20, f"{mode}: peak {peak_kib / 2**20:.2f} GiB"
+
+
+def test_isolation_is_reported_and_the_strongest_is_used(graded):
+    mode, reports, _ = graded
+    layers = reports["zz_reference"]["isolation"]["layers"]
+    expected = ["namespaces", "landlock", "seccomp"] if mode == "all layers" else ["landlock", "seccomp"]
+    if os.geteuid() == 0:
+        expected.append("unprivileged-user")
+    if layers[:len(expected)] != expected:
+        pytest.skip(f"this machine lacks a layer: {reports['zz_reference']['isolation']['missing']}")
+    assert layers == expected + ["rlimits"]
+
+
+def test_a_checkpoint_that_runs_code_when_unpickled_is_refused(tmp_path):
+    """torch.load(weights_only=True) in the child refuses it; even if it did not, the code would run
+    confined."""
+    import torch
+    from autograder.grade import EvalSet, grade_submission, Limits
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {MARKER}",))
+    MARKER.unlink(missing_ok=True)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    torch.save({"state_dict": Payload()}, ckpt / "fcn32s.pt")
+    path = tmp_path / "s.py"
+    path.write_text(REFERENCE)
+    evalset = EvalSet.load(SAMPLE_ROOT, "test", 0.25, tmp_path / "eval")
+    report = grade_submission("s", path, checkpoints=ckpt, evalset=evalset, only=["fcn32s_miou"],
+                              limits=Limits(wall_s=120, check_s=20, memory_gb=8))
+    [miou] = [c for c in report["checks"] if c["name"] == "fcn32s_miou"]
+    assert miou["score"] == 0 and "not a plain state_dict" in miou["message"]
+    assert not MARKER.exists()
