@@ -65,7 +65,7 @@ def test_source_runs_top_to_bottom_in_smoke_mode(smoke_run):
     assert all(c.execution_count for c in code_cells)
     assert not [o for c in code_cells for o in c.outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for c in code_cells for o in c.outputs)
-    assert text.count("PASS ") == len(RUBRIC)
+    assert text.count("PASS ") == 2 * len(RUBRIC)  # fcnkit's check, then the grader's (hidden in the release)
     figures = sum("image/png" in o.get("data", {}) for c in code_cells for o in c.outputs)
     assert figures >= 5
     metrics = json.loads((work / "outputs" / "metrics.json").read_text())

@@ -38,28 +38,29 @@ def reference_with(attack: str) -> str:
     return REFERENCE.replace(hook, hook.replace("        ### BEGIN SOLUTION", body + "\n        ### BEGIN SOLUTION"))
 
 
-def read_attempt(code: str) -> str:
-    return reference_with(f"""
-    import os
-    try:
-        {code}
-    except OSError:
-        pass
-    else:
+def attempt(code: str) -> str:
+    """A model whose constructor runs ``code``: "REFUSED <error>" when the system refused it (the
+    error tells which layer: errno 2, not in the namespace's file system; 13, Landlock; 1, seccomp),
+    "LEAKED" / "ESCAPED" when it succeeded. Either way its FCN32s scores nothing; the message shows."""
+    body = textwrap.indent(textwrap.dedent(code).strip(), " " * 12)
+    return f"""
+class FCN32s(nn.Module):
+    def __init__(self, n_class=12):
+        super().__init__()
+        import os
+        try:
+{body}
+        except OSError as err:
+            raise RuntimeError(f"REFUSED {{err}}") from None
+        if os.path.exists({str(MARKER)!r}):
+            raise RuntimeError("ESCAPED")
         raise RuntimeError("LEAKED")
-    """)
+"""
 
 
-def write_attempt(code: str) -> str:
-    return reference_with(f"""
-    import os
-    try:
-        {code}
-    except OSError:
-        pass
-    if os.path.exists({str(MARKER)!r}):
-        raise RuntimeError("ESCAPED")
-    """)
+def class_body(code: str) -> str:
+    """``code`` run where the grader's extraction keeps it: in a class body, at definition time."""
+    return "class Attack:\n" + textwrap.indent(textwrap.dedent(code).strip(), "    ") + "\n"
 
 
 LABEL = "{label}"  # filled in with a real test label of the dataset
@@ -68,17 +69,21 @@ CASES = {
     "import_reference": ("from autograder.reference.models import FCN32s, FCN8s\n", 0,
                          "import path: the child's sys.path holds no grader; namespaces / landlock: its files are unreadable"),
     "import_reference_by_path": (f"""
-import importlib.util
-spec = importlib.util.spec_from_file_location("m", {str(GRADER / 'reference' / 'models.py')!r})
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-FCN32s, FCN8s = m.FCN32s, m.FCN8s
+def steal():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("m", {str(GRADER / 'reference' / 'models.py')!r})
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+class FCN32s(steal().FCN32s):
+    pass
 """, 0, "namespaces: not in the child's file system; landlock: reading refused"),
-    "import_grader_via_sys_path": (f"""
+    "import_grader_via_sys_path": (class_body(f"""
 import sys
 sys.path.insert(0, {str(REPO)!r})
 from autograder.reference.models import FCN32s, FCN8s
-""", 0, "namespaces / landlock: the repository is unreadable"),
-    "patch_checks": ("""
+""") + "FCN32s, FCN8s = Attack.FCN32s, Attack.FCN8s\n", 0, "namespaces / landlock: the repository is unreadable"),
+    "patch_checks": (class_body("""
 import fcnkit.checks, fcnkit.observe
 for name in dir(fcnkit.checks):
     if name.startswith("judge_"):
@@ -88,10 +93,8 @@ try:
     autograder.checks.CHECKS = {k: (lambda *a, **k: "ok") for k in ("head", "vgg_layers")}
 except ImportError:
     pass
-class FCN32s(torch.nn.Module):
-    pass
-""", 0, "design: verdicts are computed in the grader's process; patching the child's copy changes nothing"),
-    "forged_results": ("""
+""") + "class FCN32s(torch.nn.Module):\n    pass\n", 0, "design: verdicts are computed in the grader's process; patching the child's copy changes nothing"),
+    "forged_results": (class_body("""
 import json, os
 for name in ("results.jsonl", "structure-fcn32s.rec", "outputs-fcn32s.rec"):
     with open(name, "a") as f:
@@ -102,8 +105,8 @@ for fd in range(3, 64):  # the grader's event channel, wherever it is
     except OSError:
         pass
 os._exit(0)
-""", 0, "design: records are parsed against their schema, only for steps that ran; a dead child's steps fail"),
-    "fork_exec": (f"""
+"""), 0, "design: records are parsed against their schema, only for steps that ran; a dead child's steps fail"),
+    "fork_exec": (class_body(f"""
 import os, subprocess, _posixsubprocess
 for attempt in (lambda: subprocess.run(["/bin/sh", "-c", "touch {MARKER}"]), lambda: os.fork(),
                 lambda: os.system("touch {MARKER}")):
@@ -112,51 +115,46 @@ for attempt in (lambda: subprocess.run(["/bin/sh", "-c", "touch {MARKER}"]), lam
             os._exit(0)
     except OSError:
         pass
-""", 0, "seccomp: fork, clone and execve refused (namespaces: /tmp is not the host's)"),
-    "fork_bomb": (reference_with("""
-    import os
-    try:
-        while True:
-            os.fork()
-    except OSError:
-        pass
-    """), FULL, "seccomp: fork refused; rlimits: 512 processes for the unprivileged user"),
-    "stdout_flood": ("""
+"""), 0, "seccomp: fork, clone and execve refused (namespaces: /tmp is not the host's)"),
+    "fork_bomb": (attempt("""
+while True:
+    os.fork()
+"""), 0, "seccomp: fork refused; rlimits: 512 processes for the unprivileged user"),
+    "stdout_flood": (class_body("""
 import sys
 block = "x" * 2 ** 20
 for _ in range(4096):
     sys.stdout.write(block)
-""", 0, "rlimits: 64 MB per file (SIGXFSZ); the grader reads only the end of the child's stderr"),
+""") + "class FCN32s(torch.nn.Module):\n    pass\n", 0, "rlimits: 64 MB per file (EFBIG); the grader reads only the end of the child's stderr"),
     "ignores_sigalrm_and_loops": ("""
-import signal
-signal.signal(signal.SIGALRM, signal.SIG_IGN)
 class FCN32s(torch.nn.Module):
+    import signal
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
     while True:
         pass
 """, 0, "grader: wall clock per step, then SIGKILL to the process group"),
-    "reads_labels_open": (read_attempt(f"open({LABEL!r}, 'rb').read()"), FULL,
+    "reads_labels_open": (attempt(f"open({LABEL!r}, 'rb').read()"), 0,
                           "namespaces: the dataset is not in the file system; landlock: reading refused"),
-    "reads_labels_os_open": (read_attempt(f"os.read(os.open({LABEL!r}, os.O_RDONLY), 10)"), FULL,
+    "reads_labels_os_open": (attempt(f"os.read(os.open({LABEL!r}, os.O_RDONLY), 10)"), 0,
                              "namespaces / landlock"),
-    "reads_labels_symlink": (read_attempt(f"os.symlink({LABEL!r}, 'label.png'); open('label.png', 'rb').read()"), FULL,
+    "reads_labels_symlink": (attempt(f"os.symlink({LABEL!r}, 'label.png'); open('label.png', 'rb').read()"), 0,
                              "landlock: checks the file a link points to; namespaces: the target does not exist"),
-    "writes_outside_os_open": (write_attempt(f"os.close(os.open({str(MARKER)!r}, os.O_WRONLY | os.O_CREAT))"), FULL,
+    "writes_outside_os_open": (attempt(f"os.close(os.open({str(MARKER)!r}, os.O_WRONLY | os.O_CREAT))"), 0,
                                "namespaces: / is read-only; landlock: writes only in the sandbox"),
-    "writes_outside_ctypes": (write_attempt(f"""import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.open({str(MARKER).encode()!r}, os.O_WRONLY | os.O_CREAT, 0o644) < 0:
-            raise OSError(ctypes.get_errno(), "open")"""), FULL, "landlock / namespaces: the kernel refuses, whatever calls it"),
-    "writes_outside_symlink": (write_attempt(f"os.symlink({str(MARKER)!r}, 'out'); open('out', 'w').write('x')"), FULL,
+    "writes_outside_ctypes": (attempt(f"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.open({str(MARKER).encode()!r}, os.O_WRONLY | os.O_CREAT, 0o644) < 0:
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+"""), 0, "landlock / namespaces: the kernel refuses, whatever calls it"),
+    "writes_outside_symlink": (attempt(f"os.symlink({str(MARKER)!r}, 'out'); open('out', 'w').write('x')"), 0,
                                "landlock: checks the file a link points to; namespaces: / is read-only"),
-    "reads_other_submission": (read_attempt("open({other!r}).read()"), FULL,
+    "reads_other_submission": (attempt("open({other!r}).read()"), 0,
                                "namespaces: not in the file system; landlock: reading refused"),
-    "kills_the_grader": (reference_with("""
-    import os, signal
-    try:
-        os.kill(os.getppid(), signal.SIGKILL)  # without namespaces, the parent is the grading process
-    except OSError:
-        pass
-    """), FULL, "landlock: signals leave no domain; unprivileged user; namespaces: its own process tree"),
+    "kills_the_grader": (attempt("""
+import signal
+os.kill(os.getppid(), signal.SIGKILL)  # without namespaces, the parent is the grading process
+"""), 0, "landlock: signals leave no domain; unprivileged user; namespaces: its own process tree"),
     "thread_still_running": (reference_with("""
     import threading, time, torch
     def meddle():
@@ -167,12 +165,24 @@ class FCN32s(torch.nn.Module):
     """), FULL, "design: the child ends with os._exit; the comparison happens in the grader"),
     "sys_exit_in_init": (reference_with("import sys\nsys.exit(0)"), 30, "grader: the step fails, the child is restarted"),
     "os_exit_in_init": (reference_with("import os\nos._exit(0)"), 30, "grader: the step fails, the child is restarted"),
-    "monkeypatches_torch": ("""
+    "monkeypatches_torch": (class_body("""
 import torch
 torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)
 torch.allclose = lambda *a, **k: True
 torch.equal = lambda *a, **k: True
-""" + mutate(MUTANTS["fcn32s_crop_0"][2]), FULL - 8, "design: the comparison happens in the grader's own torch"),
+""") + mutate(MUTANTS["fcn32s_crop_0"][2]), FULL - 8, "design: the comparison happens in the grader's own torch"),
+}
+
+
+# What the report must show for an attack that fails without a trace in the score.
+EVIDENCE = {
+    "import_reference": ["No module named 'autograder'"],
+    "import_reference_by_path": ["No such file or directory|Permission denied"],
+    "import_grader_via_sys_path": ["No module named 'autograder'|Permission denied"],
+    "stdout_flood": ["File too large|SIGXFSZ"],  # Python ignores SIGXFSZ: the write fails with EFBIG
+    "ignores_sigalrm_and_loops": ["did not finish within 5 s; the grader skipped it"],
+    "forged_results": ["ended the submission's process"],
+    "monkeypatches_torch": ["output differs"],
 }
 
 
@@ -192,11 +202,13 @@ def grade(folder: Path, data: Path, out: Path, isolation: str) -> tuple[dict, in
     """Grade the folder with the CLI in a process of its own; its reports and its peak memory (KiB)."""
     MARKER.unlink(missing_ok=True)
     code = ("import resource, sys\nfrom autograder.__main__ import main\n"
-            f"rc = main(sys.argv[1:])\nprint('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            # VmHWM, not ru_maxrss: across execve Linux keeps the forking process's peak in ru_maxrss
+            "rc = main(sys.argv[1:])\n"
+            "print('PEAK_RSS_KB', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
             "sys.exit(rc)")
     env = {**os.environ, "FCNKIT_DATA": str(data), "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", code, "grade", str(folder), "--out", str(out / "reports"),
-                           "--json", str(out / "all.json"), "--jobs", "2", "--check-timeout", "10",
+                           "--json", str(out / "all.json"), "--jobs", "2", "--check-timeout", "5",
                            "--timeout", "120", "--isolation", isolation, "--device", "cpu"],
                           env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -222,6 +234,10 @@ def test_attack_earns_nothing_and_escapes_nothing(graded, case):
     _, points, stopped_by = CASES[case]
     report = reports[case]
     messages = " ".join(c["message"] for c in report["checks"]) + " ".join(report["notes"])
+    if "REFUSED" in CASES[case][0]:  # made by attempt(): the attack ran and was refused
+        assert "REFUSED" in messages, f"{case} ({mode}): {messages[:1500]}"
+    for evidence in EVIDENCE.get(case, ()):  # the attack ran, and this is how it was refused
+        assert any(e in messages for e in evidence.split("|")), f"{case} ({mode}): {evidence!r} not in {messages[:1500]}"
     assert structural(report) == points, f"{case} ({mode}; stopped by {stopped_by}): {messages[:1500]}"
     assert "LEAKED" not in messages and "ESCAPED" not in messages
     assert not MARKER.exists()
@@ -238,7 +254,7 @@ def test_the_correct_submission_beside_them_gets_every_point(graded):
 def test_the_grading_process_stays_small(graded):
     """4 GB written to stdout, a fork bomb and 20 other attacks: the grader itself stays under 1.5 GB."""
     mode, _, peak_kib = graded
-    assert peak_kib < 1.5 * 2**20, f"{mode}: peak {peak_kib / 2**20:.2f} GiB"
+    assert 0 < peak_kib < 1.5 * 2**20, f"{mode}: peak {peak_kib / 2**20:.2f} GiB"
 
 
 def test_isolation_is_reported_and_the_strongest_is_used(graded):

@@ -1,0 +1,49 @@
+"""The grader as an instructor installs it: both wheels in a fresh virtual environment, where the
+grader's files sit in site-packages beside torch. A submission that knows exactly where they are
+still cannot read them, and the installed `fcnkit-grade` grades the reference in full."""
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+from autograder.catalogue import REFERENCE
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_installed_grader_hides_its_own_files(tmp_path):
+    wheels = tmp_path / "wheels"
+    for project in (REPO, REPO / "autograder"):
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(wheels), str(project)], check=True, cwd=tmp_path)
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=True)  # torch comes from the system
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", *map(str, wheels.glob("*.whl"))],
+                   check=True, cwd=tmp_path)
+    site = Path(subprocess.run([str(python), "-c", "import autograder, os; print(os.path.dirname(autograder.__file__))"],
+                               check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip())
+    assert site.is_relative_to(env_dir), site  # the installed copy, not the repository's
+    target = site / "reference" / "models.py"
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "thief.py").write_text(f"""
+def steal():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("m", {str(target)!r})
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+class FCN32s(steal().FCN32s):
+    pass
+""")
+    (subs / "reference.py").write_text(REFERENCE)
+    out = subprocess.run([str(env_dir / "bin" / "fcnkit-grade"), "grade", str(subs), "--out", str(tmp_path / "r"),
+                          "--json", str(tmp_path / "all.json"), "--device", "cpu"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    reports = {r["student"]: r for r in json.loads((tmp_path / "all.json").read_text())}
+    assert reports["reference"]["score"] == 52
+    assert reports["thief"]["score"] == 0
+    assert any("No such file" in n or "Permission denied" in n for n in reports["thief"]["notes"]), reports["thief"]["notes"]
