@@ -218,7 +218,7 @@ def observe_in_process(item, namespace: dict, ctx: Context, **kwargs):
     from fcnkit import observe
     if item.observes == "copy_params":
         return observe.observe_copy(namespace, item.model, ctx.seed, ctx.n_class)
-    model = student.build_model(item.model, namespace, ctx.n_class)
+    model = student.build_model(item.model, namespace, ctx.n_class, default_init=item.observes == "predict")
     if item.observes == "structure":
         return observe.observe_structure(model, item.model, OUTPUT_SIZES)
     if item.observes == "outputs":

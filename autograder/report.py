@@ -52,10 +52,15 @@ def gradescope(report: dict) -> dict:
     """Gradescope's ``results.json`` for one submission."""
     return {
         "score": report["score"],
-        "output": "\n".join(report["notes"]) or "All checks ran.",
+        "output": "\n".join([*report["notes"], _isolation(report)]),
         "tests": [{"name": c["title"], "score": c["score"], "max_score": c["max_score"],
                    "status": c["status"], "output": c["message"]} for c in report["checks"]],
     }
+
+
+def _isolation(report: dict) -> str:
+    isolation = report.get("isolation", {})
+    return f"Graded under isolation: {', '.join(isolation.get('layers', [])) or 'unknown'}."
 
 
 def _png(fig) -> str:

@@ -181,9 +181,11 @@ def _probe(runtime: Runtime, workdir: Path) -> str:
     make_sandbox(sandbox)
     job = {"probe": True, "sys_path": runtime.sys_path, **_confinement(runtime, sandbox, [])}
     try:
-        run = _Child(runtime, sandbox, job, Limits(), [])
-        run.wait_start(30)
-        return run.error
+        child = _Child(runtime, sandbox, job, Limits(), [])
+        child.wait_start(30)
+        child.finish()
+        child.close()
+        return child.error
     except OSError as err:
         return f"{type(err).__name__}: {err}"
     finally:
@@ -240,6 +242,10 @@ class _Child:
             self.proc = subprocess.Popen(command, cwd=sandbox, env=env, stdin=subprocess.DEVNULL,
                                          stdout=self.out_fds[0], stderr=self.out_fds[1], pass_fds=(write_end,),
                                          start_new_session=True, preexec_fn=self._limits_and_user())
+        except OSError:
+            for fd in (read_end, self.dir_fd, *self.out_fds):
+                os.close(fd)
+            raise
         finally:
             os.close(write_end)
 
@@ -340,8 +346,7 @@ class _Child:
             self.kill()
             code = self.proc.wait()
         tail = self.stderr_tail()
-        os.close(self.events)
-        for fd in self.out_fds:
+        for fd in (self.events, *self.out_fds):
             os.close(fd)
         if code == 0:
             return ""
@@ -357,6 +362,9 @@ class _Child:
         data = os.pread(fd, limit * 4, max(0, size - limit * 4)).decode(errors="replace").strip()
         lines = [l for l in data.splitlines() if l.strip()]
         return lines[-1][-limit:] if lines else ""
+
+    def close(self) -> None:
+        os.close(self.dir_fd)
 
     def read_record(self, step: str, expected: tuple[type, ...]):
         try:
@@ -404,6 +412,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
         child.wait_start(min(limits.start_s, max(1.0, deadline - time.monotonic())))
         if child.error:
             child.finish()
+            child.close()
             stopped = f"the grading child could not start: {child.error}"
             break
         current, ended = None, []
@@ -439,6 +448,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
                     outcomes[step] = StepOutcome(record=child.read_record(step, expected[step]))
                 except records.RecordError as err:
                     outcomes[step] = StepOutcome(failure=f"the grader could not read what this check observed: {err}")
+        child.close()
         if current is None and not why and not ending:
             stray = [s["id"] for s in pending if s["id"] not in outcomes]
             for step in stray:  # the child finished without running them: nothing more to wait for

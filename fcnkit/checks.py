@@ -181,21 +181,23 @@ def load_weights(model: nn.Module, path) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------------- in the notebook
-def build_model(kind: str, namespace: dict, n_class: int = N_CLASS) -> nn.Module:
-    """Build ``FCN32s`` / ``FCN8s`` (eval mode) as the grader does, with its message when that fails."""
+def build_model(kind: str, namespace: dict, n_class: int = N_CLASS, default_init: bool = True) -> nn.Module:
+    """Build ``FCN32s`` / ``FCN8s`` (eval mode) as the grader does, with its message when that fails.
+    ``default_init=False`` skips torch's random initialisation of convolutions (for checks that
+    look at shapes, or overwrite the weights)."""
     try:
-        return observe.build(namespace, kind, n_class)
+        return observe.build(namespace, kind, n_class, default_init)
     except ObservationError as err:
         raise CheckFailed(str(err)) from None
 
 
 def _student_check(part: str, kind: str, namespace: dict, n_class: int, **kwargs) -> str:
     if part in ("vgg_layers", "head", "output_shape"):
-        structure = observe.observe_structure(build_model(kind, namespace, n_class), kind, OUTPUT_SIZES)
+        structure = observe.observe_structure(build_model(kind, namespace, n_class, False), kind, OUTPUT_SIZES)
         return {"vgg_layers": judge_vgg_layers, "head": judge_head, "output_shape": judge_output_shape}[part](
             structure, n_class)
     if part == "equivalence":
-        outputs = observe.observe_outputs(build_model(kind, namespace, n_class), kind, 0, (50, 60), n_class)
+        outputs = observe.observe_outputs(build_model(kind, namespace, n_class, False), kind, 0, (50, 60), n_class)
         return judge_determinism(outputs) + "; the grader compares it with the reference"
     if part == "copy_params":
         try:
