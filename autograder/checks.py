@@ -232,7 +232,7 @@ def check_in_process(name: str, namespace: dict, **kwargs) -> None:
     ``nbgrader autograde``). The student's kernel runs this, so a determined student can tamper
     with it: grades that count come from ``python -m autograder grade``."""
     from .rubric import ITEMS
-    item, ctx = ITEMS[name], Context(seed=0, labels=kwargs.get("labels"))
+    item, ctx = ITEMS[name], Context(seed=0, labels=kwargs.get("labels"))  # in-process: no helper
     record = observe_in_process(item, namespace, ctx, **kwargs)
     print(f"PASS {item.title} ({item.points} points): {item.check(record, ctx)}")
 

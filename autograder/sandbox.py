@@ -222,8 +222,10 @@ def _gpu_devices() -> list[str]:
 class _Child:
     """One child process: started, then read event by event until it exits or is killed."""
 
-    def __init__(self, runtime: Runtime, sandbox: Path, job: dict, limits: Limits, extra_read: list[str]):
+    def __init__(self, runtime: Runtime, sandbox: Path, job: dict, limits: Limits, extra_read: list[str],
+                 cpu_s: int | None = None):
         self.runtime, self.sandbox, self.limits = runtime, sandbox, limits
+        self.cpu_s = cpu_s or limits.wall_s + limits.start_s  # CPU seconds, all threads together
         job_path = sandbox / "job.json"
         job_path.write_text(json.dumps(job))
         self.dir_fd = os.open(sandbox, os.O_RDONLY | os.O_DIRECTORY)
@@ -279,7 +281,7 @@ class _Child:
         limits, layers = self.limits, self.runtime.isolation.layers
         drop_here = os.geteuid() == 0 and "unprivileged-user" in layers and "namespaces" not in layers
         memory = int(limits.memory_gb * 2**30) if self.runtime.device == "cpu" else resource.RLIM_INFINITY
-        cpu = limits.wall_s + limits.start_s
+        cpu = self.cpu_s
 
         def apply():  # runs in the forked child before exec: plain system calls only
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -387,8 +389,10 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
         job: dict, expected: dict[str, tuple[type, ...]], extra_read=()) -> RunResult:
     """Run ``steps`` (after the definitions in ``chunks``) in confined children. A child that hangs
     or dies is killed; the step it was in fails (a definition chunk is skipped) and a new child
-    takes the remaining steps, until they are done or ``limits.wall_s`` is spent."""
-    deadline = time.monotonic() + limits.wall_s
+    takes the remaining steps, until they are done or the budget (``limits.wall_s``, plus
+    ``limits.miou_s`` per model to predict with) is spent."""
+    budget = limits.wall_s + limits.miou_s * sum(s["op"] == "predict" for s in steps)  # trained weights get their own
+    deadline = time.monotonic() + budget
     outcomes: dict[str, StepOutcome] = {}
     notes: dict[int, str] = {}
     skip: set[int] = set()
@@ -400,7 +404,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
         if not pending:
             break
         if time.monotonic() >= deadline:
-            stopped = f"the grader stopped the submission after {limits.wall_s} s"
+            stopped = f"the grader stopped the submission after {budget} s"
             break
         for name in os.listdir(sandbox):  # what a previous child left
             path = sandbox / name
@@ -408,7 +412,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
         child_job = {**job, "sys_path": runtime.sys_path, "threads": limits.threads,
                      **_confinement(runtime, sandbox, extra_read),
                      "chunks": [c for c in chunks if c["index"] not in skip], "steps": pending}
-        child = _Child(runtime, sandbox, child_job, limits, extra_read)
+        child = _Child(runtime, sandbox, child_job, limits, extra_read, (budget + limits.start_s) * limits.threads)
         child.wait_start(min(limits.start_s, max(1.0, deadline - time.monotonic())))
         if child.error:
             child.finish()
@@ -435,7 +439,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
             child.kill()
             why = f"did not finish within {step_limit.get(current, limits.check_s)} s"
             if time.monotonic() >= deadline:
-                why = f"was stopped when the submission's {limits.wall_s} s ran out"
+                why = f"was stopped when the submission's {budget} s ran out"
         except (ValueError, UnicodeDecodeError) as err:
             child.kill()
             why = f"broke the grader's event channel ({str(err)[:100]})"
