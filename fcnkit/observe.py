@@ -89,17 +89,30 @@ def _import_from(node: ast.stmt, namespace: dict, modules) -> bool:
 
 
 # ----------------------------------------------------------------------------------- building
+INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+                  "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+
+
 @contextlib.contextmanager
 def no_default_init():
-    """Skip the default (random) initialisation of convolutions, for models whose weights are
-    overwritten anyway; what the student's constructor writes itself still happens."""
+    """Skip the random initialisation of convolution weights, for models whose convolutions are
+    overwritten anyway (seeded weights, a copied VGG-16): torch's default one, and ``nn.init`` calls
+    on 4-D tensors (conv weights; other parameters are initialised as usual). What the constructor
+    copies in itself (the bilinear kernels) still happens."""
     conv = nn.modules.conv._ConvNd
-    original = conv.reset_parameters
+    saved = {"reset_parameters": conv.reset_parameters, **{n: getattr(nn.init, n) for n in INIT_FUNCTIONS}}
+
+    def skipping(init):
+        return lambda tensor, *args, **kwargs: tensor if tensor.dim() == 4 else init(tensor, *args, **kwargs)
     conv.reset_parameters = lambda self: None
+    for name in INIT_FUNCTIONS:
+        setattr(nn.init, name, skipping(saved[name]))
     try:
         yield
     finally:
-        conv.reset_parameters = original
+        conv.reset_parameters = saved["reset_parameters"]
+        for name in INIT_FUNCTIONS:
+            setattr(nn.init, name, saved[name])
 
 
 def build(namespace: dict, kind: str, n_class: int, default_init: bool = True) -> nn.Module:

@@ -202,3 +202,18 @@ def test_find_submissions_layouts(tmp_path):
     assert [s for s, _ in found] == ["ann", "ben"]
     with pytest.raises(FileNotFoundError):
         find_submissions(tmp_path / "nowhere")
+
+
+def test_the_whole_catalogue_through_the_sandbox(tmp_path):
+    """What test_catalogue.py shows in-process, through the confined child and the CLI: correct
+    solutions get every structural point, each mutant loses its named check."""
+    from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
+    write_submissions(tmp_path / "class")
+    assert main(["grade", str(tmp_path / "class"), "--out", str(tmp_path / "r"), "--json", str(tmp_path / "all.json"),
+                 "--jobs", "2", "--device", "cpu"]) == 0
+    reports = {r["student"]: by_name(r) for r in json.loads((tmp_path / "all.json").read_text())}
+    for name in ["reference", *[f"variant_{v}" for v in VARIANTS]]:
+        lost = [c for c, r in reports[name].items() if r["status"] != "passed" and not c.endswith("_miou")]
+        assert not lost, (name, [reports[name][c]["message"] for c in lost])
+    for name, (why, check, _) in MUTANTS.items():
+        assert reports[name][check]["score"] == 0, f"{name} ({why}) kept {check}"
