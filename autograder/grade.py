@@ -188,9 +188,13 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
             expected = {sid: (RECORDS[RECORD_TYPES[s["op"]]],) for sid, s in steps.items()}
             extra = [s["checkpoint"] for s in steps.values() if "checkpoint" in s]
             extra += [str(run.evalset.images_file)] if extra and run.evalset else []
-            result = sandbox.run(run.runtime, folder, chunks, list(steps.values()), run.limits, job, expected, extra)
-            outcomes, stopped = result.steps, result.stopped
-            report["notes"] += result.notes
+            try:
+                result = sandbox.run(run.runtime, folder, chunks, list(steps.values()), run.limits, job, expected, extra)
+            except (OSError, ValueError, TypeError, KeyError) as err:  # a grader bug costs this submission only
+                stopped = f"the grader failed on this submission ({type(err).__name__}: {err}); please report it"
+            else:
+                outcomes, stopped = result.steps, result.stopped
+                report["notes"] += result.notes
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     for item in RUBRIC:

@@ -420,13 +420,16 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
             stopped = f"the grading child could not start: {child.error}"
             break
         current, ended = None, []
+        known = {s["id"] for s in pending} | {f"chunk-{c['index']}" for c in child_job["chunks"]}
         try:
             while True:
                 limit = step_limit.get(current, limits.check_s) if current else limits.check_s
                 event = child.next_event(min(limit, max(0.0, deadline - time.monotonic())))
                 if event is None:
                     break
-                step = str(event.get("step", ""))
+                step = event.get("step")
+                if not isinstance(step, str) or step not in known:  # written by the submission: worth nothing
+                    continue
                 if event.get("event") == "begin":
                     current = step
                 elif event.get("event") == "end" and step == current:

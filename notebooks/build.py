@@ -66,7 +66,7 @@ def test(name: str, visible: str, **check_args):
     args = "".join(f", {k}={v}" for k, v in check_args.items())
     body = (f"# {item.title} ({item.points} points)\n{visible.strip()}\n".replace("\n\n", "\n")
             + f'check("{name}", globals(){args})\n'
-            + f"### BEGIN HIDDEN TESTS\nfrom autograder.checks import check_in_process\n"
+            + "### BEGIN HIDDEN TESTS\nfrom autograder.checks import check_in_process\n"
             + f'check_in_process("{name}", globals(){args})\n### END HIDDEN TESTS')
     cell = code(body)
     cell.metadata = _meta(grade=True, solution=False, locked=True, points=item.points, grade_id=name)
