@@ -155,6 +155,13 @@ if libc.open({str(MARKER).encode()!r}, os.O_WRONLY | os.O_CREAT, 0o644) < 0:
 import signal
 os.kill(os.getppid(), signal.SIGKILL)  # without namespaces, the parent is the grading process
 """), 0, "landlock: signals leave no domain; unprivileged user; namespaces: its own process tree"),
+    "reads_grader_memory": (attempt("""
+with open(f"/proc/{os.getppid()}/environ", "rb") as f:  # without namespaces, the grading process
+    f.read()
+with open(f"/proc/{os.getppid()}/mem", "rb") as f:  # where the test labels are held
+    f.seek(0x400000)
+    f.read(4096)
+"""), 0, "landlock: no ptrace-like access out of its domain; unprivileged user; namespaces: the grader is not in its pid space"),
     "thread_still_running": (reference_with("""
     import threading, time, torch
     def meddle():
