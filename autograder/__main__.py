@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .catalogue import EXAMPLES, write_submissions
@@ -13,6 +14,15 @@ from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
 from .sandbox import LAYERS
 from .report import feedback_html, gradescope, score_table, write_csv, write_json
 
+
+
+def default_jobs() -> int:
+    """One child per core, each with one thread (forward passes scale better across processes than
+    across threads: bench/grading_speed.py), fewer when memory is short: a child needs up to about
+    1.5 GB while it checks FCN-8s."""
+    cores = len(os.sched_getaffinity(0))
+    memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    return max(1, min(cores, int(memory_gb // 1.5)))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,11 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=float, default=0.5, help="image scale the checkpoints are evaluated at")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where checkpoints are evaluated (the structural checks always run on the CPU)")
-    g.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
-                   help="submissions graded at once")
+    g.add_argument("--jobs", type=int, default=default_jobs(),
+                   help="submissions graded at once (default: one per core, as memory allows)")
     g.add_argument("--timeout", type=int, default=Limits.wall_s, help="seconds per submission (structural checks)")
     g.add_argument("--check-timeout", type=int, default=Limits.check_s,
-                   help="seconds for one cell's definitions or one check (CPU time under load is not counted yet)")
+                   help="CPU seconds (of one thread) for one cell's definitions or one check; a check that waits "
+                        "is stopped after four times as many seconds of wall-clock time")
     g.add_argument("--isolation", default=",".join(LAYERS[:4]),
                    help=f"layers to use when available, in the order they are given up: {', '.join(LAYERS[:4])} "
                         f"(rlimits are always on; the strongest available set is used and printed)")
@@ -48,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                         "recorded in every report, so a run can be repeated exactly)")
     g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
     g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
+    g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here "
+                                                 "(bench/grading_speed.py reads it)")
     g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
     s = commands.add_parser("summarize", help="rebuild grades.csv and the score table from <student>.json reports",
                             description="Rebuild OUT/grades.csv from the <student>.json files in OUT (e.g. after "
@@ -68,6 +81,7 @@ def summarize(out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    began = time.perf_counter()
     args = _parser().parse_args(argv)
     if args.command == "summarize":
         return summarize(args.out)
@@ -108,28 +122,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale}, {device})")
-    threads = max(1, (os.cpu_count() or 2) // max(1, args.jobs))
-    limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, memory_gb=args.memory_gb, threads=threads)
     want = [layer.strip() for layer in args.isolation.split(",") if layer.strip()]
     if unknown := [layer for layer in want if layer not in LAYERS]:
         print(f"error: --isolation: unknown layer {unknown[0]!r}; choose from {', '.join(LAYERS[:4])}", file=sys.stderr)
         return 2
-    jobs = 1 if device == "cuda" else args.jobs  # one GPU: one submission at a time
+    jobs = 1 if device == "cuda" else max(1, min(args.jobs, len(submissions)))  # one GPU: one at a time
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)  # the cores are shared out among the children
+    limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
+                    memory_gb=args.memory_gb, threads=threads)
 
     def progress(report):
         print(f"graded {report['student']}: {report['score']}/{report['max_score']} ({report['_seconds']} s)",
               flush=True)
 
     try:
-        run = GradingRun.start(evalset, device, limits, seed=args.seed, hidden=[args.path.resolve()], want=want)
+        run = GradingRun.start(evalset, device, limits, seed=args.seed, hidden=[args.path.resolve()], want=want,
+                               jobs=jobs)
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{run.runtime.isolation.summary()}; seed {run.context.seed}", flush=True)
+    if jobs > 1 and not run.children_kept_apart:
+        print("one submission at a time: without Landlock or a user per child, children could read each other's "
+              "files", flush=True)
+    started = time.perf_counter()
     try:
         reports = grade_all(submissions, args.checkpoints, evalset, device, jobs, limits, progress, run=run)
     finally:
         run.close()
+    graded = time.perf_counter()
     (args.out / "feedback").mkdir(parents=True, exist_ok=True)
     for report in reports:
         write_json([report], args.out / f"{report['student']}.json")
@@ -142,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
+    if args.timings:
+        args.timings.write_text(json.dumps({
+            "start": started - began, "grading": graded - started, "reporting": time.perf_counter() - graded,
+            "jobs": jobs, "threads": threads,
+            "submissions": [{"student": r["student"], "seconds": r["_seconds"], "phases": r["_phases"]} for r in reports],
+        }, indent=1) + "\n")
     return 0
 
 

@@ -1,38 +1,172 @@
-"""The grading child: confines itself, runs a submission's definitions, observes its models and
-writes one record per step. It judges nothing and holds nothing of the solution.
+"""The warm worker and its children: they run submissions and observe them, judge nothing, and hold
+nothing of the solution.
 
-    python -I -S child.py JOB EVENTS_FD
+    python -I -S child.py CONFIG CONTROL_FD
 
-The grader copies this file, confine.py and fcnkit into a read-only runtime folder and starts it
-there (see autograder.sandbox). Events (one JSON line each: start, begin STEP, end STEP) go to the
-pipe EVENTS_FD, records to ``<sandbox>/<step>.rec``. Anything after "start" may have been written
-by student code, and the grader reads it as such.
+The grader copies this file, confine.py and fcnkit into a read-only runtime folder and starts one
+worker per grading run there (see autograder.sandbox). The worker imports torch and fcnkit once,
+then forks one child per submission. Each child, after the fork and before any student code, takes
+its own user id, limits and confinement, runs the submission's definitions and writes one record
+per step to ``<sandbox>/<step>.rec``; its events (one JSON line each: start, begin STEP, end STEP)
+go to a pipe of its own. Anything after "start" may have been written by student code, and the
+grader reads it as such.
+
+Control messages (one JSON object per packet on the CONTROL_FD socket, file descriptors attached):
+grader to worker: ``warm`` (import, build the seeded VGG-16), ``run`` (fork a child), ``kill``;
+worker to grader: ``ready``, ``warm``, ``pid`` and ``exit`` of each child.
 """
+import ctypes
+import gc
 import json
 import os
+import select
+import signal
+import socket
 import sys
+import traceback
+
+MAX_MESSAGE = 65536
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 
 
 def main() -> None:
-    job_path, events_fd = sys.argv[1], int(sys.argv[2])
-    with open(job_path) as f:
-        job = json.load(f)
-    sys.path[:] = job["sys_path"]
-    events = os.fdopen(events_fd, "w", buffering=1)
-
-    def emit(**event) -> None:
-        events.write(json.dumps(event) + "\n")
-
+    config_path, control_fd = sys.argv[1], int(sys.argv[2])
+    libc = ctypes.CDLL(None)  # blocks over 1 MB come from the kernel and go back to it when freed: what
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 26)  # one step's model leaves is not counted in the next
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 20)
+    with open(config_path) as f:
+        config = json.load(f)
+    sys.path[:] = config["sys_path"]
+    control = socket.socket(fileno=control_fd)
     import confine
-    if job["seccomp"]:
+    confine.not_dumpable()  # children run as this user when the grader is not root
+    try:
         import pyseccomp  # noqa: F401  (now: finding libseccomp runs ldconfig, which Landlock would refuse)
-    if not job.get("probe"):
-        import numpy  # noqa: F401  (imported before confinement: the library files stay readable anyway)
+    except (ImportError, OSError):
+        pass
+    send(control, op="ready")
+    worker = Worker(control, confine)
+    worker.serve()
+
+
+def send(control: socket.socket, **message) -> None:
+    control.send(json.dumps(message).encode())
+
+
+class Worker:
+    def __init__(self, control: socket.socket, confine):
+        self.control, self.confine = control, confine
+        self.children: dict[int, str] = {}  # pid: job id
+        self.modules = None  # torch and fcnkit, once warm
+        self.vgg = None  # the seeded VGG-16 that copy_params steps copy from (copy-on-write in children)
+        self.exited, wakeup = os.pipe()  # a byte arrives here when a child exits
+        os.set_blocking(wakeup, False)
+        signal.set_wakeup_fd(wakeup)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    def serve(self) -> None:
+        while True:
+            ready = select.select([self.control, self.exited], [], [])[0]
+            if self.exited in ready:
+                os.read(self.exited, 4096)
+                self.reap()
+            if self.control not in ready:
+                continue
+            data, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, 64)
+            if not data:  # the grader is gone
+                for pid in self.children:
+                    kill(pid)
+                os._exit(0)
+            message = json.loads(data)
+            if message["op"] == "warm":
+                self.warm(message)
+            elif message["op"] == "run":
+                self.fork(message, dict(zip(message["fds"], fds)))
+            elif message["op"] == "kill":
+                for pid, job in self.children.items():
+                    if job == message["job"]:
+                        kill(pid)
+            for fd in fds if message["op"] != "run" else ():
+                os.close(fd)
+
+    def reap(self) -> None:
+        while self.children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            send(self.control, op="exit", job=self.children.pop(pid), code=code)
+
+    def warm(self, message: dict) -> None:
+        import numpy  # noqa: F401
         import torch
         import torchvision  # noqa: F401
         import fcnkit
         from fcnkit import checks, data, metrics, observe, records, train, vgg, viz
-        torch.set_num_threads(job["threads"])
+        self.modules = {"torch": torch, "observe": observe, "checks": checks, "records": records,
+                        "fallback": (fcnkit, vgg, data, metrics, train, viz)}
+        torch.set_num_threads(1)  # no thread pool is started before the forks
+        self.vgg = observe.PristineVGG(message["seed"])
+        observe.warm_up_meta()
+        gc.collect()
+        gc.freeze()  # what is here now is never collected: children's collections skip it (and share its pages)
+        send(self.control, op="warm")
+
+    def fork(self, message: dict, fds: dict[str, int]) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                self.control.close()
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                code = run_child(message, fds, self.confine, self.modules, self.vgg)
+            except BaseException:
+                os.write(2, traceback.format_exc().encode())  # into the child's stderr file, once it has it
+            finally:
+                os._exit(code)
+        for fd in fds.values():
+            os.close(fd)
+        self.children[pid] = message["job"]
+        send(self.control, op="pid", job=message["job"], pid=pid)
+
+
+def kill(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_child(message: dict, fds: dict[str, int], confine, modules, vgg) -> int:
+    """One submission, in a forked child: identity, limits and confinement first, then its code."""
+    import resource
+    os.setsid()  # its own process group: the worker kills the whole group
+    os.dup2(fds["stdout"], 1)
+    os.dup2(fds["stderr"], 2)
+    sandbox, limits = message["sandbox"], message["limits"]
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits["memory_bytes"]:
+        resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"], limits["memory_bytes"]))
+    uid = message["uid"]
+    if uid is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    os.chdir(sandbox)
+    os.environ.update(HOME=sandbox, TMPDIR=sandbox, MPLCONFIGDIR=sandbox)
+    with open(os.path.join(sandbox, "job.json")) as f:
+        job = json.load(f)
+    events = os.fdopen(fds["events"], "w", buffering=1)
+
+    def emit(**event) -> None:
+        events.write(json.dumps(event) + "\n")
+
+    confine.no_new_privileges()
     applied = []
     if job["landlock"]:
         confine.apply_landlock(job["landlock"]["read"], job["landlock"]["write"])
@@ -40,21 +174,23 @@ def main() -> None:
     if job["seccomp"]:
         confine.apply_seccomp()
         applied.append("seccomp")
+    if modules is not None:
+        modules["torch"].set_num_threads(job["threads"])
     emit(event="start", layers=applied, uid=os.getuid())
     if job.get("probe"):
-        os._exit(0)
+        return 0
 
     # From here on, student code runs in this process.
-    fallback = (fcnkit, vgg, data, metrics, train, viz)
+    observe, checks, records = modules["observe"], modules["checks"], modules["records"]
     namespace = {"__name__": "submission"}
     for chunk in job["chunks"]:
         step = f"chunk-{chunk['index']}"
         emit(event="begin", step=step)
-        emit(event="end", step=step, note=observe.run_chunk(chunk, namespace, fallback))
+        emit(event="end", step=step, note=observe.run_chunk(chunk, namespace, modules["fallback"]))
     for step in job["steps"]:
         emit(event="begin", step=step["id"])
         try:
-            record = run_step(step, job, namespace, observe, records, torch)
+            record = run_step(step, job, namespace, modules, vgg, fds)
         except (observe.ObservationError, checks.CheckFailed) as err:
             record = records.Failure(str(err)[:records.MAX_TEXT])
         except MemoryError:
@@ -65,26 +201,40 @@ def main() -> None:
                 where = where.tb_next
             record = records.Failure(f"{type(err).__name__}: {err} (at {where.tb_frame.f_code.co_filename}:"
                                      f"{where.tb_lineno})"[:records.MAX_TEXT])
-        records.write(os.path.join(job["sandbox"], step["id"] + ".rec"), record)
+        records.write(os.path.join(sandbox, step["id"] + ".rec"), record)
+        record = None
+        gc.collect()  # the step's model, even in a reference cycle, before the next step builds one
         emit(event="end", step=step["id"])
     events.close()
-    os._exit(0)  # threads the submission left running end here
+    return 0  # os._exit: threads the submission left running end here
 
 
-def run_step(step: dict, job: dict, namespace: dict, observe, records, torch):
+def run_step(step: dict, job: dict, namespace: dict, modules: dict, vgg, fds: dict[str, int]):
+    observe, torch = modules["observe"], modules["torch"]
     kind, n_class = step["kind"], job["n_class"]
     if step["op"] == "structure":
         model = observe.build(namespace, kind, n_class, default_init=False)
-        return observe.observe_structure(model, kind, [tuple(s) for s in job["output_sizes"]])
+        return observe.observe_structure(model, kind, [tuple(s) for s in job["output_sizes"]],
+                                         rebuild=lambda: observe.build(namespace, kind, n_class, default_init=False))
     if step["op"] == "outputs":
         model = observe.build(namespace, kind, n_class, default_init=False)
-        return observe.observe_outputs(model, kind, job["seed"], tuple(job["equivalence_size"]), n_class)
+        return observe.observe_outputs(model, kind, job["seed"], tuple(job["equivalence_size"]), n_class, repeat=False)
     if step["op"] == "copy_params":
-        return observe.observe_copy(namespace, kind, job["seed"], n_class)
+        return observe.observe_copy(namespace, kind, job["seed"], n_class, vgg=vgg.get())
+    if step["op"] == "expected_copy":  # the reference's own job: what a correct copy leaves
+        return modules["records"].CopyParams(own=False, layers=observe.seeded_copy(job["seed"]))
     if step["op"] == "predict":
-        images = torch.load(job["images"], weights_only=True)
-        return observe.observe_predictions(namespace, kind, n_class, step["checkpoint"], images, job["device"])
+        images = torch.load(_file(fds["images"]), weights_only=True)
+        return observe.observe_predictions(namespace, kind, n_class, _file(fds[step["checkpoint"]]), images,
+                                           job["device"])
     raise ValueError(f"unknown step {step['op']!r}")
+
+
+def _file(fd: int):
+    """A file the grader opened and passed in (the child cannot open it by path), from its start."""
+    f = os.fdopen(os.dup(fd), "rb")
+    f.seek(0)
+    return f
 
 
 if __name__ == "__main__":

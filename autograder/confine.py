@@ -3,7 +3,7 @@ files it may read and write, no TCP, no signals out of its domain) and seccomp (
 no sockets but Unix ones, no ptrace, mounts or namespaces). Both are kernel features: once on, they
 hold for the rest of the process and nothing in Python can lift them.
 
-This module runs inside the child (the grader's parent process never calls ``apply``). It imports
+This module runs inside the warm worker and its children (the grader's own process never calls it). It imports
 only the standard library and pyseccomp, and holds nothing of the solution: the grader copies it
 into the child's read-only runtime folder.
 """
@@ -22,7 +22,7 @@ FS_ALL_V1 = (1 << 13) - 1  # execute ... make_sym
 FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
 FILE_ONLY = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV  # what a file rule may grant
 
 # Denied whatever their arguments: new programs, other processes' memory, mounts, namespaces,
@@ -91,13 +91,25 @@ def apply_landlock(read: list[str], write: list[str]) -> int:
         for paths, rights in ((read, reading), (write, handled & ~FS_EXECUTE)):
             for path in paths:
                 _allow(ruleset, path, rights)
-        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise ConfineError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        no_new_privileges()
         if _libc.syscall(SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
             raise ConfineError(ctypes.get_errno(), "landlock_restrict_self failed")
     finally:
         os.close(ruleset)
     return abi
+
+
+def no_new_privileges() -> None:
+    """No program this process could start gains privileges (setuid bits, file capabilities)."""
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise ConfineError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+
+
+def not_dumpable() -> None:
+    """Other processes of the same user may not read this one's memory, open files or environment
+    through /proc (the warm worker, whose children are students' submissions, holds its pipes)."""
+    if _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise ConfineError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
 
 
 def _allow(ruleset: int, path: str, rights: int) -> None:

@@ -11,18 +11,21 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fcnkit.records import Failure, Predictions, RECORDS
+from fcnkit.records import RECORDS, CopyParams, Failure, Outputs, Predictions
+from fcnkit.spec import MODEL_CLASSES
 
 from . import checks, sandbox
 from .extract import SubmissionError, extract
 from .rubric import ITEMS, RUBRIC
 from .sandbox import Limits
 
+REFERENCE_SOURCE = Path(__file__).resolve().parent / "reference" / "models.py"
 CHECKPOINT_NAMES = {"fcn32s": "fcn32s.pt", "fcn8s": "fcn8s.pt"}
 RECORD_TYPES = {"structure": "Structure", "outputs": "Outputs", "copy_params": "CopyParams", "predict": "Predictions"}
 
@@ -60,20 +63,62 @@ class GradingRun:
     limits: Limits = field(default_factory=Limits)
     evalset: EvalSet | None = None
     counter: itertools.count = field(default_factory=itertools.count)
+    slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(2))  # children at once
 
     @classmethod
     def start(cls, evalset: EvalSet | None = None, device: str = "cpu", limits: Limits = Limits(),
-              seed: int | None = None, hidden=(), want=sandbox.LAYERS) -> "GradingRun":
+              seed: int | None = None, hidden=(), want=sandbox.LAYERS, jobs: int = 1) -> "GradingRun":
         workdir = Path(tempfile.mkdtemp(prefix="fcnkit-grade-"))
         data = [os.environ["FCNKIT_DATA"]] if os.environ.get("FCNKIT_DATA") else []
-        runtime = sandbox.prepare(workdir, [*hidden, *data, *(evalset.hidden if evalset else [])], device, want)
         context = checks.Context(seed=secrets.randbits(31) if seed is None else seed,
                                  labels=evalset.labels if evalset else None)
-        context.precompute(workdir / "reference")
-        return cls(runtime, context, workdir, limits, evalset)
+        runtime = sandbox.prepare(workdir, [*hidden, *data, *(evalset.hidden if evalset else [])], device, want, jobs)
+        runtime.worker.warm(context.seed)
+        run = cls(runtime, context, workdir, limits, evalset, slots=threading.Semaphore(max(2, jobs)))
+        context.observed.clear()
+        threading.Thread(target=run._observe_reference, daemon=True).start()
+        return run
+
+    @property
+    def children_kept_apart(self) -> bool:
+        """Whether children running at the same time are kept out of each other's sandbox folder by
+        the kernel (Landlock, or a user of their own). Where they are not, submissions run one at a
+        time, and not beside the reference's child."""
+        return "landlock" in self.runtime.isolation.layers or self.runtime.uids is not None
+
+    def _observe_reference(self) -> None:
+        try:
+            with self.slots:  # the reference's child counts as one of the run's jobs (two at least)
+                self.context.reference.update(self.observe_reference())
+        finally:
+            self.context.observed.set()
+
+    def job(self) -> dict:
+        """What every child of this run is told, besides its definitions and steps."""
+        return {"n_class": self.context.n_class, "seed": self.context.seed, "device": self.runtime.device,
+                "output_sizes": checks.OUTPUT_SIZES, "equivalence_size": checks.EQUIVALENCE_SIZE}
+
+    def observe_reference(self) -> dict:
+        """The reference's observations for this run's seed, made once by a child of the warm worker
+        as a submission's are (the grading process never imports torch); submissions wait for it
+        unless :attr:`children_kept_apart`. What it could not observe is computed in this
+        process when first needed."""
+        steps = [{"id": f"outputs-{kind}", "op": "outputs", "kind": kind} for kind in MODEL_CLASSES]
+        steps.append({"id": "copy", "op": "expected_copy", "kind": "fcn32s"})
+        expected = {"copy": (CopyParams,), **{f"outputs-{kind}": (Outputs,) for kind in MODEL_CLASSES}}
+        chunks = [{**vars(c), "index": i} for i, c in enumerate(extract(REFERENCE_SOURCE).chunks)]
+        cores = len(os.sched_getaffinity(0))
+        limits = Limits(threads=max(1, cores // 2) if self.children_kept_apart else cores,
+                        memory_gb=self.limits.memory_gb)
+        result = sandbox.run(self.runtime, self.runtime.sandboxes / "reference", chunks, steps, limits, self.job(),
+                             expected)
+        shutil.rmtree(self.runtime.sandboxes / "reference", ignore_errors=True)
+        observed = {step.removeprefix("outputs-"): outcome.record for step, outcome in result.steps.items()
+                    if outcome.record is not None and not isinstance(outcome.record, Failure)}
+        return {kind: record for kind, record in observed.items() if not getattr(record, "error", "")}
 
     def close(self) -> None:
-        self.context.close()
+        self.runtime.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -168,35 +213,47 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     for item in items:
         step = {"id": f"{item.observes}-{item.model}", "op": item.observes, "kind": item.model}
         if item.observes == "predict":
-            step["checkpoint"] = str(weights[item.model])
+            step["checkpoint"] = f"checkpoint-{item.model}"
         steps[step["id"]] = step
     outcomes: dict[str, sandbox.StepOutcome] = {}
     stopped = ""
+    phases = report["_phases"] = {}  # wall time by phase, for bench/grading_speed.py
     try:
         extracted = extract(path)
         report["notes"] += extracted.notes
     except SubmissionError as err:
         extracted, stopped = None, str(err)
         report["notes"].append(stopped)
+    phases["extraction"] = time.perf_counter() - start
     if extracted is not None and steps:
-        folder = sandbox.make_sandbox(run.workdir / f"submission-{next(run.counter)}")
+        folder = run.runtime.sandboxes / f"submission-{next(run.counter)}"
+        files = {}
         try:
-            job = {"n_class": run.context.n_class, "seed": run.context.seed, "device": run.runtime.device,
-                   "output_sizes": checks.OUTPUT_SIZES, "equivalence_size": checks.EQUIVALENCE_SIZE,
-                   "images": str(run.evalset.images_file) if run.evalset else None}
+            job = run.job()
             chunks = [{**vars(c), "index": i} for i, c in enumerate(extracted.chunks)]
             expected = {sid: (RECORDS[RECORD_TYPES[s["op"]]],) for sid, s in steps.items()}
-            extra = [s["checkpoint"] for s in steps.values() if "checkpoint" in s]
-            extra += [str(run.evalset.images_file)] if extra and run.evalset else []
+            for s in steps.values():  # the child gets these open, not their paths
+                if "checkpoint" in s:
+                    files[s["checkpoint"]] = os.open(weights[s["kind"]], os.O_RDONLY)
+                    if "images" not in files:
+                        files["images"] = os.open(run.evalset.images_file, os.O_RDONLY)
+            if not run.children_kept_apart:
+                run.context.observed.wait()
             try:
-                result = sandbox.run(run.runtime, folder, chunks, list(steps.values()), run.limits, job, expected, extra)
+                with run.slots:
+                    result = sandbox.run(run.runtime, folder, chunks, list(steps.values()), run.limits, job, expected,
+                                         files)
             except (OSError, ValueError, TypeError, KeyError) as err:  # a grader bug costs this submission only
                 stopped = f"the grader failed on this submission ({type(err).__name__}: {err}); please report it"
             else:
                 outcomes, stopped = result.steps, result.stopped
                 report["notes"] += result.notes
+                phases.update(result.seconds)
         finally:
+            for fd in files.values():
+                os.close(fd)
             shutil.rmtree(folder, ignore_errors=True)
+    judging = time.perf_counter()
     for item in RUBRIC:
         step = f"{item.observes}-{item.model}"
         if step in outcomes and item in items:
@@ -211,6 +268,7 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
             report["checks"].append(_result(item.name, False, f"not graded: {stopped or 'the check did not run'}"))
     report["score"] = sum(c["score"] for c in report["checks"])
     report["max_score"] = sum(i.points for i in RUBRIC)
+    phases["judging"] = time.perf_counter() - judging
     report["_seconds"] = round(time.perf_counter() - start, 1)  # keys with _ stay out of the JSON
     return report
 
@@ -218,9 +276,11 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
 def grade_all(submissions: list[tuple[str, Path]], checkpoints: Path | None = None, evalset: EvalSet | None = None,
               device: str = "cpu", jobs: int = 1, limits: Limits = Limits(), progress=None,
               run: GradingRun | None = None) -> list[dict]:
-    """Grade ``(student, file)`` pairs (see find_submissions) with ``jobs`` children at a time."""
+    """Grade ``(student, file)`` pairs (see find_submissions) with ``jobs`` children at a time (one
+    where the machine cannot keep children apart: :attr:`GradingRun.children_kept_apart`)."""
     owned = run is None
-    run = run or GradingRun.start(evalset, device, limits)
+    run = run or GradingRun.start(evalset, device, limits, jobs=jobs)
+    jobs = jobs if run.children_kept_apart else 1
 
     def one(entry):
         report = grade_submission(*entry, checkpoints=checkpoints, evalset=evalset, device=device, limits=limits,

@@ -1,32 +1,43 @@
 """Running a submission in a confined child process, as strongly as this machine allows.
 
+One warm worker per grading run (child.py) imports torch and fcnkit once; each submission runs in
+a child it forks, which takes its user, limits and confinement after the fork and before any
+student code, so that nothing of one submission reaches the next.
+
 Layers, in the order they are given up when unavailable (each report lists the ones it got):
 
-- ``namespaces``: bubblewrap. The child sees only the system libraries, the interpreter, its
-  runtime folder and its sandbox folder; no network, its own process tree. The grader's own files,
-  the dataset and other students' work are not in its file system at all.
+- ``namespaces``: bubblewrap, around the worker. Its children see only the system libraries, the
+  interpreter, the runtime folder and the sandbox folders; no network, their own process tree.
+  The grader's own files and the dataset are not in their file system at all.
 - ``landlock``: the kernel refuses the child any file outside what it may read (the same list) or
-  write (the sandbox folder), any TCP bind or connect, and signals to processes outside it.
+  write (its own sandbox folder), any TCP bind or connect, and signals to processes outside it
+  (the worker, the other children).
 - ``seccomp``: no new processes or programs (fork, execve...), no sockets but Unix ones, no ptrace,
   mounts or namespaces.
-- ``unprivileged-user``: a grader running as root runs the child as ``nobody`` (uid 65534).
+- ``unprivileged-user``: a grader running as root runs each child as a user of its own (``nobody``,
+  uid 65534, and the uids below it for children running at the same time): their sandbox folders,
+  processes and /proc entries are out of each other's reach, and the worker's.
 - ``rlimits``: address space, CPU time, file size, open files and process count; always on.
 
-Whatever the layers, the grader keeps: a wall clock per step (a child that overruns is killed
-with its process group, and started again without the step that hung), stdout and stderr in files
-it reads only the end of, and the records parsed as untrusted data (fcnkit.records).
+Whatever the layers, the grader keeps: a CPU-time limit per step with a wall-clock backstop (a
+child that overruns is killed with its process group, and a new one takes the steps after the one
+that hung), stdout and stderr in files it reads only the end of, and the records parsed as
+untrusted data (fcnkit.records).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import resource
+import queue
 import select
+import socket
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,23 +71,32 @@ class Isolation:
 
 @dataclass
 class Limits:
-    wall_s: int = 240  # the whole submission, restarts included
-    start_s: int = 60  # interpreter start, imports and confinement
-    check_s: int = 30  # one definition chunk or one observation step
-    miou_s: int = 900  # predicting the evaluation split for one model
+    wall_s: int = 240  # the whole submission, restarts included (wall clock)
+    start_s: int = 60  # a child's start: the fork, its limits and confinement (wall clock)
+    check_s: int = 30  # one definition chunk or one observation step: CPU seconds of one thread
+    check_wall_s: int = 120  # the same, wall clock: a backstop for a check that waits or sleeps
+    miou_s: int = 900  # predicting the evaluation split for one model (CPU seconds of one thread)
     memory_gb: float = 10.0
     threads: int = 1
 
 
 @dataclass
 class Runtime:
-    """What every child of one grading run shares: its runtime folder, import path, readable paths."""
+    """What every child of one grading run shares: its runtime folder, import path, readable paths,
+    and the warm worker that forks them."""
     folder: Path
     sys_path: list[str]
     read: list[str]  # what the child may read, with the hidden paths carved out
     hidden: list[str]
     isolation: Isolation
     device: str = "cpu"
+    sandboxes: Path | None = None  # where each submission's sandbox folder is made
+    worker: "Worker | None" = None
+    uids: queue.Queue | None = None  # user ids for concurrent children, when the grader is root
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
 
 
 @dataclass
@@ -90,6 +110,7 @@ class RunResult:
     steps: dict[str, StepOutcome]
     notes: list[str]
     stopped: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time by phase, measured here
 
 
 # ----------------------------------------------------------------------------------- preparing
@@ -126,21 +147,25 @@ def _child_sys_path(folder: Path) -> list[str]:
     return [str(folder), *dict.fromkeys(keep)]
 
 
-def prepare(workdir: Path, hidden=(), device: str = "cpu", want=LAYERS) -> Runtime:
-    """Make the runtime folder (child.py, confine.py, a copy of fcnkit) and find the strongest
-    isolation this machine gives, by starting a probe child with each candidate set of layers."""
+def prepare(workdir: Path, hidden=(), device: str = "cpu", want=LAYERS, jobs: int = 1) -> Runtime:
+    """Make the runtime folder (child.py, confine.py, a copy of fcnkit), start the warm worker and
+    find the strongest isolation this machine gives: a probe child is forked with each candidate
+    set of layers, in the order they are given up, until one starts with all it was given."""
     folder = workdir / "runtime"
     folder.mkdir(parents=True)
     shutil.copy(HERE / "child.py", folder)
     shutil.copy(HERE / "confine.py", folder)
     shutil.copytree(Path(fcnkit.__file__).parent, folder / "fcnkit",
                     ignore=shutil.ignore_patterns("sample_data", "__pycache__"))
+    sandboxes = workdir / "sandboxes"
+    sandboxes.mkdir(mode=0o711)
     os.chmod(workdir, 0o755)
+    os.chmod(sandboxes, 0o711)  # children may pass through to their own folder, not list the others
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     hidden = sorted({os.path.realpath(h) for h in (HERE, *hidden)})
     read = grant_except([*SYSTEM_READ, *_python_roots()], hidden) + [str(folder)]
-    runtime = Runtime(folder, _child_sys_path(folder), read, hidden, Isolation(["rlimits"]), device)
+    runtime = Runtime(folder, _child_sys_path(folder), read, hidden, Isolation(["rlimits"]), device, sandboxes)
     missing = {layer: "not requested" for layer in LAYERS if layer not in want and layer != "rlimits"}
     if "namespaces" in want and not shutil.which("bwrap"):
         missing["namespaces"] = "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
@@ -171,39 +196,52 @@ def prepare(workdir: Path, hidden=(), device: str = "cpu", want=LAYERS) -> Runti
         runtime.isolation.layers.insert(-1, "unprivileged-user")
         del missing["unprivileged-user"]
     runtime.isolation.missing = {k: missing[k] for k in LAYERS if k in missing}
+    if os.geteuid() == 0 and "unprivileged-user" in runtime.isolation.layers:
+        runtime.uids = queue.Queue()
+        for k in range(max(1, jobs) + 1):  # a user of its own for each child running at the same time (and the reference's)
+            runtime.uids.put(NOBODY - k)
     return runtime
 
 
 def _probe(runtime: Runtime, workdir: Path) -> str:
-    """Start a child that only confines itself; return "" when it reported every layer asked of it."""
-    sandbox = workdir / "probe"
-    shutil.rmtree(sandbox, ignore_errors=True)
-    make_sandbox(sandbox)
-    job = {"probe": True, "sys_path": runtime.sys_path, **_confinement(runtime, sandbox, [])}
+    """(Re)start the worker for ``runtime.isolation`` and fork a child that only confines itself;
+    return "" when it reported every layer asked of it."""
+    layers = runtime.isolation.layers
+    if runtime.worker is not None and runtime.worker.key != Worker.key_of(layers):
+        runtime.worker.close()
+        runtime.worker = None
     try:
-        child = _Child(runtime, sandbox, job, Limits(), [])
+        if runtime.worker is None:
+            runtime.worker = Worker(runtime, workdir)
+    except (OSError, WorkerError) as err:
+        runtime.worker = None
+        return f"{type(err).__name__}: {err}"
+    sandbox = make_sandbox(runtime.sandboxes / "probe", NOBODY if "unprivileged-user" in layers else None)
+    try:
+        child = _Child(runtime, sandbox, {"probe": True, **_confinement(runtime, sandbox)}, Limits(),
+                       NOBODY if os.geteuid() == 0 and "unprivileged-user" in layers else None, {})
         child.wait_start(30)
-        child.finish()
+        ending = child.finish()
         child.close()
-        return child.error
-    except OSError as err:
+        return child.error + (f" ({ending})" if child.error and ending else "")
+    except (OSError, WorkerError) as err:
         return f"{type(err).__name__}: {err}"
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
 
 
-def make_sandbox(path: Path) -> Path:
+def make_sandbox(path: Path, uid: int | None = NOBODY) -> Path:
     path.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        os.chown(path, NOBODY, NOBODY)
+    if os.geteuid() == 0 and uid is not None:
+        os.chown(path, uid, uid)
     return path
 
 
-def _confinement(runtime: Runtime, sandbox: Path, extra_read: list[str]) -> dict:
+def _confinement(runtime: Runtime, sandbox: Path) -> dict:
     layers = runtime.isolation.layers
     landlock = None
     if "landlock" in layers:
-        landlock = {"read": runtime.read + list(DEVICES) + ["/proc"] + extra_read,
+        landlock = {"read": runtime.read + list(DEVICES) + ["/proc"],
                     "write": [str(sandbox), "/dev/null"] + (_gpu_devices() if runtime.device == "cuda" else [])}
     return {"landlock": landlock, "seccomp": "seccomp" in layers, "sandbox": str(sandbox)}
 
@@ -218,84 +256,223 @@ def _gpu_devices() -> list[str]:
     return [str(p) for p in Path("/dev").glob("nvidia*")]
 
 
+# ----------------------------------------------------------------------------------- the warm worker
+class WorkerError(RuntimeError):
+    """The warm worker did not start, or stopped answering."""
+
+
+class Worker:
+    """The grader's side of the warm worker (child.py): one process per grading run, inside the
+    namespaces when the run has them, that imports torch and fcnkit once and forks a child per
+    submission. It runs the grader's code only: the children drop their user, set their limits and
+    confine themselves after the fork, before any student code."""
+
+    def __init__(self, runtime: Runtime, workdir: Path):
+        self.runtime = runtime
+        self.key = self.key_of(runtime.isolation.layers)
+        self.lock = threading.Condition()
+        self.pids: dict[str, int] = {}  # job: pid in the worker's namespace
+        self.exits: dict[str, int] = {}  # job: exit code
+        self.alive = True
+        self.warmed = None  # the seed it was warmed with
+        config = runtime.folder / "worker.json"  # the runtime folder is what the worker can read
+        config.write_text(json.dumps({"sys_path": runtime.sys_path}))
+        os.chmod(config, 0o644)
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.stderr = open(workdir / "worker-stderr.txt", "w+b")
+        command = self._command([sys.executable, "-I", "-S", str(runtime.folder / "child.py"), str(config),
+                                 str(theirs.fileno())])
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(runtime.sandboxes), "TMPDIR": str(runtime.sandboxes),
+               "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "NBGRADER_EXECUTION": "autograde",
+               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+        try:
+            self.proc = subprocess.Popen(command, cwd=runtime.sandboxes, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=self.stderr, stderr=self.stderr, pass_fds=(theirs.fileno(),),
+                                         start_new_session=True)
+        finally:
+            theirs.close()
+        ready = select.select([self.control], [], [], 60)[0]
+        message = self._receive() if ready else None
+        if not message or message.get("op") != "ready":
+            tail = self.stderr_tail()
+            self.close()
+            raise WorkerError(f"the worker did not start ({tail or 'no message'})")
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    @staticmethod
+    def key_of(layers: list[str]) -> tuple[bool, bool]:
+        """What the worker's command depends on."""
+        return "namespaces" in layers, "unprivileged-user" in layers
+
+    def _command(self, python: list[str]) -> list[str]:
+        if "namespaces" not in self.runtime.isolation.layers:
+            return python
+        root = os.geteuid() == 0
+        command = ["bwrap", "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc",
+                   "--unshare-uts", "--unshare-cgroup-try", *([] if root else ["--unshare-user"])]
+        if root and "unprivileged-user" in self.runtime.isolation.layers:  # to give each child its user
+            command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        read = self.runtime.read
+        binds = [p for p in SYSTEM_READ + tuple(read) if os.path.exists(p)]
+        sandboxes = str(self.runtime.sandboxes)
+        for folder in _ancestors([*binds, sandboxes]):  # bwrap would make them 0700: nobody could pass
+            command += ["--perms", "0755", "--dir", folder]
+        for path in binds:
+            command += ["--ro-bind", path, path]
+        for path in self.runtime.hidden:  # a hidden path inside a bound folder is covered up
+            if any(_under(path, p) for p in SYSTEM_READ + tuple(read)) and os.path.exists(path):
+                command += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+        command += ["--proc", "/proc", "--dev", "/dev", "--bind", sandboxes, sandboxes, "--chdir", sandboxes]
+        if self.runtime.device == "cuda":
+            for dev in _gpu_devices():
+                command += ["--dev-bind", dev, dev]
+        return command + python
+
+    def _receive(self) -> dict | None:
+        data = self.control.recv(MAX_EVENT_LINE)
+        return json.loads(data) if data else None
+
+    def _read(self) -> None:
+        """Messages from the worker: a child's pid, a child's exit code."""
+        try:
+            while True:
+                message = self._receive()
+                if message is None:
+                    break
+                with self.lock:
+                    if message.get("op") == "pid":
+                        self.pids[message["job"]] = int(message["pid"])
+                    elif message.get("op") == "exit":
+                        self.exits[message["job"]] = int(message["code"])
+                    elif message.get("op") == "warm":
+                        self.warmed = True
+                    self.lock.notify_all()
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        with self.lock:
+            self.alive = False
+            self.lock.notify_all()
+
+    def warm(self, seed: int) -> None:
+        """Import torch and fcnkit and build the seeded VGG-16 in the worker, once for the run
+        (asynchronously: children forked later start from there)."""
+        self.control.send(json.dumps({"op": "warm", "seed": seed}).encode())
+
+    def fork(self, job: str, sandbox: Path, uid: int | None, limits: dict, fds: dict[str, int]) -> None:
+        message = {"op": "run", "job": job, "sandbox": str(sandbox), "uid": uid, "limits": limits,
+                   "fds": list(fds)}
+        try:
+            socket.send_fds(self.control, [json.dumps(message).encode()], list(fds.values()))
+        except OSError as err:
+            raise WorkerError(f"the worker stopped answering ({err})") from None
+
+    def wait(self, table: dict, job: str, timeout: float):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while job not in table and self.alive and time.monotonic() < deadline:
+                self.lock.wait(max(0.0, deadline - time.monotonic()))
+            return table.get(job)
+
+    def kill(self, job: str) -> None:
+        try:
+            self.control.send(json.dumps({"op": "kill", "job": job}).encode())
+        except OSError:
+            pass
+
+    def host_pid(self, job: str) -> int | None:
+        """The pid of a job's child as this process sees it (the worker may be in a pid namespace)."""
+        pid = self.pids.get(job)
+        if pid is None:
+            return None
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                status = _status(entry.name)
+                if status.get("NSpid", "").split()[-1:] == [str(pid)] and _descends(entry.name, self.proc.pid):
+                    return int(entry.name)
+        return None
+
+    def stderr_tail(self) -> str:
+        self.stderr.seek(0, os.SEEK_END)
+        size = self.stderr.tell()
+        self.stderr.seek(max(0, size - 1000))
+        lines = [l for l in self.stderr.read().decode(errors="replace").splitlines() if l.strip()]
+        return lines[-1][-300:] if lines else ""
+
+    def close(self) -> None:
+        self.control.close()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, AttributeError):
+            pass
+        if hasattr(self, "proc"):
+            self.proc.wait()
+        self.stderr.close()
+
+
+def _status(pid: str) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def _descends(pid: str, ancestor: int) -> bool:
+    for _ in range(64):
+        if pid == str(ancestor):
+            return True
+        pid = _status(pid).get("PPid", "0")
+        if pid in ("0", "1"):
+            return False
+    return False
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User and system time of a process, all its threads, from /proc (0 when it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ----------------------------------------------------------------------------------- one child
 class _Child:
-    """One child process: started, then read event by event until it exits or is killed."""
+    """One forked child: its events pipe, output files and CPU time, read until it exits or is killed."""
 
-    def __init__(self, runtime: Runtime, sandbox: Path, job: dict, limits: Limits, extra_read: list[str],
-                 cpu_s: int | None = None):
-        self.runtime, self.sandbox, self.limits = runtime, sandbox, limits
-        self.cpu_s = cpu_s or limits.wall_s + limits.start_s  # CPU seconds, all threads together
+    def __init__(self, runtime: Runtime, sandbox: Path, job: dict, limits: Limits, uid: int | None,
+                 files: dict[str, int], cpu_s: int | None = None):
+        self.runtime, self.sandbox, self.limits, self.worker = runtime, sandbox, limits, runtime.worker
+        self.id = f"{sandbox.name}-{next(_COUNTER)}"
         job_path = sandbox / "job.json"
         job_path.write_text(json.dumps(job))
+        os.chmod(job_path, 0o644)
         self.dir_fd = os.open(sandbox, os.O_RDONLY | os.O_DIRECTORY)
         self.out_fds = [os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self.dir_fd)
                         for name in ("stdout.txt", "stderr.txt")]
-        if os.geteuid() == 0:
-            for fd in self.out_fds:
-                os.fchown(fd, NOBODY, NOBODY)
         read_end, write_end = os.pipe()
-        self.events, self.buffer, self.error = read_end, b"", ""
-        command = self._command(job_path, write_end, extra_read)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(sandbox), "TMPDIR": str(sandbox), "MPLBACKEND": "Agg",
-               "MPLCONFIGDIR": str(sandbox), "OMP_NUM_THREADS": str(limits.threads), "NBGRADER_EXECUTION": "autograde",
-               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+        self.events, self.buffer, self.error, self.pid = read_end, b"", "", None
+        memory = int(limits.memory_gb * 2**30) if runtime.device == "cpu" else 0
+        cpu = cpu_s or (limits.wall_s + limits.start_s) * limits.threads
+        child_limits = {"cpu_s": cpu, "file_bytes": OUTPUT_LIMIT_BYTES, "memory_bytes": memory}
         try:
-            self.proc = subprocess.Popen(command, cwd=sandbox, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=self.out_fds[0], stderr=self.out_fds[1], pass_fds=(write_end,),
-                                         start_new_session=True, preexec_fn=self._limits_and_user())
-        except OSError:
+            self.worker.fork(self.id, sandbox, uid, child_limits,
+                             {"events": write_end, "stdout": self.out_fds[0], "stderr": self.out_fds[1], **files})
+        except WorkerError:
             for fd in (read_end, self.dir_fd, *self.out_fds):
                 os.close(fd)
             raise
         finally:
             os.close(write_end)
 
-    def _command(self, job_path: Path, fd: int, extra_read: list[str]) -> list[str]:
-        python = [sys.executable, "-I", "-S", str(self.runtime.folder / "child.py"), str(job_path), str(fd)]
-        layers = self.runtime.isolation.layers
-        if "namespaces" not in layers:
-            return python
-        root = os.geteuid() == 0
-        command = ["bwrap", "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc",
-                   "--unshare-uts", "--unshare-cgroup-try", *([] if root else ["--unshare-user"])]
-        binds = [p for p in SYSTEM_READ + tuple(self.runtime.read) + tuple(extra_read) if os.path.exists(p)]
-        for folder in _ancestors([*binds, str(self.sandbox)]):  # bwrap would make them 0700: nobody could pass
-            command += ["--perms", "0755", "--dir", folder]
-        for path in binds:
-            command += ["--ro-bind", path, path]
-        for path in self.runtime.hidden:  # a hidden path inside a bound folder is covered up
-            if any(_under(path, p) for p in SYSTEM_READ + tuple(self.runtime.read)) and os.path.exists(path):
-                command += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-        command += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.sandbox), str(self.sandbox),
-                    "--chdir", str(self.sandbox)]
-        if self.runtime.device == "cuda":
-            for dev in _gpu_devices():
-                command += ["--dev-bind", dev, dev]
-        if root and "unprivileged-user" in layers:
-            command += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                        "--inh-caps=-all", "--bounding-set=-all", "--"]
-        return command + python
-
-    def _limits_and_user(self):
-        limits, layers = self.limits, self.runtime.isolation.layers
-        drop_here = os.geteuid() == 0 and "unprivileged-user" in layers and "namespaces" not in layers
-        memory = int(limits.memory_gb * 2**30) if self.runtime.device == "cpu" else resource.RLIM_INFINITY
-        cpu = self.cpu_s
-
-        def apply():  # runs in the forked child before exec: plain system calls only
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES, OUTPUT_LIMIT_BYTES))
-            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            if os.geteuid() == 0 and "unprivileged-user" in layers:
-                resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
-            if drop_here:
-                os.setgroups([])
-                os.setresgid(NOBODY, NOBODY, NOBODY)
-                os.setresuid(NOBODY, NOBODY, NOBODY)
-        return apply
+    def cpu_seconds(self) -> float:
+        if self.pid is None:
+            self.pid = self.worker.host_pid(self.id)
+        return _cpu_seconds(self.pid)
 
     # -- events
     def next_event(self, timeout: float) -> dict | None:
@@ -335,23 +512,21 @@ class _Child:
             self.error = f"the child did not confine itself as asked ({self.stderr_tail() or 'no message'})"
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.worker.kill(self.id)
 
     def finish(self) -> str:
         """Wait for the exit; close everything; a description of an abnormal end ("" if none)."""
-        try:
-            code = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        code = self.worker.wait(self.worker.exits, self.id, 10)
+        if code is None:
             self.kill()
-            code = self.proc.wait()
+            code = self.worker.wait(self.worker.exits, self.id, 10)
         tail = self.stderr_tail()
         for fd in (self.events, *self.out_fds):
             os.close(fd)
         if code == 0:
             return ""
+        if code is None:
+            return "the worker lost track of it" + (f"; last output: {tail}" if tail else "")
         how = (f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
                else f"exit code {code}")
         hints = {"SIGXCPU": ": its CPU time ran out", "SIGXFSZ": f": it wrote a file over {OUTPUT_LIMIT_BYTES >> 20} MB",
@@ -384,96 +559,133 @@ class _Child:
         return records.decode(data, expected)
 
 
+_COUNTER = itertools.count()
+
+
 # ----------------------------------------------------------------------------------- a submission
 def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], limits: Limits,
-        job: dict, expected: dict[str, tuple[type, ...]], extra_read=()) -> RunResult:
-    """Run ``steps`` (after the definitions in ``chunks``) in confined children. A child that hangs
-    or dies is killed; the step it was in fails (a definition chunk is skipped) and a new child
-    takes the remaining steps, until they are done or the budget (``limits.wall_s``, plus
-    ``limits.miou_s`` per model to predict with) is spent."""
+        job: dict, expected: dict[str, tuple[type, ...]], files: dict[str, int] | None = None) -> RunResult:
+    """Run ``steps`` (after the definitions in ``chunks``) in children forked by the warm worker. A
+    child that hangs or dies is killed; the step it was in fails (a definition chunk is skipped) and
+    a new child takes the remaining steps, until they are done or the budget (``limits.wall_s``,
+    plus ``limits.miou_s`` per model to predict with) is spent. ``files`` are open files the child
+    gets by name (it may not be able to open them itself)."""
     budget = limits.wall_s + limits.miou_s * sum(s["op"] == "predict" for s in steps)  # trained weights get their own
     deadline = time.monotonic() + budget
     outcomes: dict[str, StepOutcome] = {}
     notes: dict[int, str] = {}
+    seconds: dict[str, float] = {}
     skip: set[int] = set()
     stopped = ""
-    extra_read = list(extra_read)
-    step_limit = {s["id"]: (limits.miou_s if s["op"] == "predict" else limits.check_s) for s in steps}
-    while True:
-        pending = [s for s in steps if s["id"] not in outcomes]
-        if not pending:
-            break
-        if time.monotonic() >= deadline:
-            stopped = f"the grader stopped the submission after {budget} s"
-            break
-        for name in os.listdir(sandbox):  # what a previous child left
-            path = sandbox / name
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-        child_job = {**job, "sys_path": runtime.sys_path, "threads": limits.threads,
-                     **_confinement(runtime, sandbox, extra_read),
-                     "chunks": [c for c in chunks if c["index"] not in skip], "steps": pending}
-        child = _Child(runtime, sandbox, child_job, limits, extra_read, (budget + limits.start_s) * limits.threads)
-        child.wait_start(min(limits.start_s, max(1.0, deadline - time.monotonic())))
-        if child.error:
-            child.finish()
-            child.close()
-            stopped = f"the grading child could not start: {child.error}"
-            break
-        current, ended = None, []
-        known = {s["id"] for s in pending} | {f"chunk-{c['index']}" for c in child_job["chunks"]}
-        try:
-            while True:
-                limit = step_limit.get(current, limits.check_s) if current else limits.check_s
-                event = child.next_event(min(limit, max(0.0, deadline - time.monotonic())))
-                if event is None:
-                    break
-                step = event.get("step")
-                if not isinstance(step, str) or step not in known:  # written by the submission: worth nothing
-                    continue
-                if event.get("event") == "begin":
-                    current = step
-                elif event.get("event") == "end" and step == current:
-                    ended.append(step)
-                    note = event.get("note")
-                    if step.startswith("chunk-") and isinstance(note, str) and note:
-                        notes.setdefault(int(step[6:]), note[:1000])
-                    current = None
-        except TimeoutError:
-            child.kill()
-            why = f"did not finish within {step_limit.get(current, limits.check_s)} s"
+    cpu_limit = {s["id"]: (limits.miou_s if s["op"] == "predict" else limits.check_s) for s in steps}
+    wall_limit = {s["id"]: (limits.miou_s * 2 if s["op"] == "predict" else limits.check_wall_s) for s in steps}
+    uid = runtime.uids.get() if runtime.uids is not None else None
+    try:
+        make_sandbox(sandbox, uid)
+        while True:
+            pending = [s for s in steps if s["id"] not in outcomes]
+            if not pending:
+                break
             if time.monotonic() >= deadline:
-                why = f"was stopped when the submission's {budget} s ran out"
-        except (ValueError, UnicodeDecodeError) as err:
-            child.kill()
-            why = f"broke the grader's event channel ({str(err)[:100]})"
-        else:
-            why = ""
-        ending = child.finish()
-        for step in ended:
-            if not step.startswith("chunk-"):
-                try:
-                    outcomes[step] = StepOutcome(record=child.read_record(step, expected[step]))
-                except records.RecordError as err:
-                    outcomes[step] = StepOutcome(failure=f"the grader could not read what this check observed: {err}")
-        child.close()
-        if current is None and not why and not ending:
-            stray = [s["id"] for s in pending if s["id"] not in outcomes]
-            for step in stray:  # the child finished without running them: nothing more to wait for
-                outcomes[step] = StepOutcome(failure="the check did not run")
-            continue
-        why = why or f"ended the submission's process ({ending or 'it exited'})"
-        if current is None:  # died between steps
-            current = next((s["id"] for s in pending if s["id"] not in outcomes), None)
-            if current is None:
+                stopped = f"the grader stopped the submission after {budget} s"
+                break
+            for name in os.listdir(sandbox):  # what a previous child left
+                path = sandbox / name
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            child_job = {**job, "threads": limits.threads, **_confinement(runtime, sandbox),
+                         "chunks": [c for c in chunks if c["index"] not in skip], "steps": pending}
+            forked = time.monotonic()
+            try:
+                child = _Child(runtime, sandbox, child_job, limits, uid, files or {},
+                               (budget + limits.start_s) * limits.threads)
+            except WorkerError as err:
+                stopped = f"the grading child could not start: {err}"
+                break
+            child.wait_start(min(limits.start_s, max(1.0, deadline - time.monotonic())))
+            seconds["start"] = seconds.get("start", 0.0) + time.monotonic() - forked
+            if child.error:
+                child.finish()
+                child.close()
+                stopped = f"the grading child could not start: {child.error}"
+                break
+            current, ended, why = _follow(child, pending, child_job, cpu_limit, wall_limit, limits, deadline, budget,
+                                          notes, seconds)
+            ending = child.finish()
+            for step in ended:
+                if not step.startswith("chunk-"):
+                    try:
+                        outcomes[step] = StepOutcome(record=child.read_record(step, expected[step]))
+                    except records.RecordError as err:
+                        outcomes[step] = StepOutcome(failure=f"the grader could not read what this check observed: {err}")
+            child.close()
+            if current is None and not why and not ending:
+                for step in [s["id"] for s in pending if s["id"] not in outcomes]:  # finished without them
+                    outcomes[step] = StepOutcome(failure="the check did not run")
                 continue
-        if current.startswith("chunk-"):
-            index = int(current[6:])
-            skip.add(index)
-            chunk = next(c for c in chunks if c["index"] == index)
-            where = f"cell {chunk['cell']}" if chunk["cell"] else f"line {chunk['line']}"
-            notes[index] = f"{where} {why}; the grader skipped it (code running when a class or function is defined?)"
-        else:
-            outcomes[current] = StepOutcome(failure=f"this check {why}")
+            why = why or f"ended the submission's process ({ending or 'it exited'})"
+            if current is None:  # died between steps
+                current = next((s["id"] for s in pending if s["id"] not in outcomes), None)
+                if current is None:
+                    continue
+            if current.startswith("chunk-"):
+                index = int(current[6:])
+                skip.add(index)
+                chunk = next(c for c in chunks if c["index"] == index)
+                where = f"cell {chunk['cell']}" if chunk["cell"] else f"line {chunk['line']}"
+                notes[index] = f"{where} {why}; the grader skipped it (code running when a class or function is defined?)"
+            else:
+                outcomes[current] = StepOutcome(failure=f"this check {why}")
+    finally:
+        if uid is not None:
+            runtime.uids.put(uid)
     for s in steps:
         outcomes.setdefault(s["id"], StepOutcome(failure=stopped or "the check did not run"))
-    return RunResult(outcomes, [notes[i] for i in sorted(notes)], stopped)
+    return RunResult(outcomes, [notes[i] for i in sorted(notes)], stopped, seconds)
+
+
+def _follow(child: _Child, pending, child_job, cpu_limit, wall_limit, limits: Limits, deadline: float, budget: int,
+            notes: dict[int, str], seconds: dict[str, float]):
+    """Read a child's events until it ends. Each step may use its CPU limit (times the threads it
+    was given: a busy machine slows it down but does not fail it) and, as a backstop for a step
+    that waits or sleeps, its wall-clock limit. Returns the step it was in when it stopped, the
+    steps that ended, and why it was stopped ("" when it ended by itself). Definitions' notes go
+    to ``notes``, the wall time of each kind of step to ``seconds``."""
+    known = {s["id"] for s in pending} | {f"chunk-{c['index']}" for c in child_job["chunks"]}
+    phase = {**{s["id"]: s["op"] for s in pending}, **{f"chunk-{c['index']}": "definitions" for c in child_job["chunks"]}}
+    current, ended = None, []
+    began, cpu_began = time.monotonic(), child.cpu_seconds()
+    try:
+        while True:
+            try:
+                event = child.next_event(min(0.5, max(0.0, deadline - time.monotonic())))
+            except TimeoutError:
+                now, cpu = time.monotonic(), child.cpu_seconds() - cpu_began
+                cpu_s, wall_s = cpu_limit.get(current, limits.check_s), wall_limit.get(current, limits.check_wall_s)
+                if now >= deadline:
+                    child.kill()
+                    return current, ended, f"was stopped when the submission's {budget} s ran out"
+                if cpu > cpu_s * limits.threads:
+                    child.kill()
+                    return current, ended, f"used more than {cpu_s} s of CPU time (the limit per check)"
+                if now - began > wall_s:
+                    child.kill()
+                    return current, ended, (f"did not finish within {wall_s} s of wall-clock time (the backstop "
+                                            f"per check; it used {cpu:.0f} s of CPU time: waiting or sleeping?)")
+                continue
+            if event is None:
+                return current, ended, ""
+            step = event.get("step")
+            if not isinstance(step, str) or step not in known:  # written by the submission: worth nothing
+                continue
+            if event.get("event") == "begin":
+                current, began, cpu_began = step, time.monotonic(), child.cpu_seconds()
+            elif event.get("event") == "end" and step == current:
+                ended.append(step)
+                seconds[phase[step]] = seconds.get(phase[step], 0.0) + time.monotonic() - began
+                note = event.get("note")
+                if step.startswith("chunk-") and isinstance(note, str) and note:
+                    notes.setdefault(int(step[6:]), note[:1000])
+                current, began, cpu_began = None, time.monotonic(), child.cpu_seconds()
+    except (ValueError, UnicodeDecodeError) as err:
+        child.kill()
+        return current, ended, f"broke the grader's event channel ({str(err)[:100]})"

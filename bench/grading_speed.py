@@ -1,41 +1,174 @@
-"""Wall time of the grading CLI on this machine, process start included.
+"""How fast the grading CLI is on this machine, against the floor: the arithmetic the checks need.
 
-    python bench/grading_speed.py [--jobs 2]
+    python bench/grading_speed.py [--jobs N] [--sizes 1,10,100] [--device cpu|cuda]
 
-1. one submission (the reference), no checkpoints;
-2. ten submissions (reference and nine mutants) graded in parallel with --jobs.
+Grades 1, 10 and 100 submissions (the reference, the catalogue's mutants and variants, repeated)
+with ``python -m autograder grade``, each run a cold start (a new interpreter, a new worker), and
+prints for each: wall time, submissions per minute, seconds per submission, the peak memory of the
+whole run (the proportional set size of the CLI and every process under it, sampled every 0.1 s)
+and where the time went (from the CLI's ``--timings``). The floor is measured in the same run: one
+bare forward pass of the reference FCN-32s and FCN-8s at the checks' input size, with the weights
+already in place, the fastest of five, using every core (and with one thread, as each of ``--jobs``
+children gets when there are as many children as cores).
 """
+from __future__ import annotations
+
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from autograder.catalogue import MUTANTS, write_submissions
+from autograder.catalogue import sources
 
 REPO = Path(__file__).resolve().parent.parent
+PHASES = {  # name in --timings: what it is
+    "start": "CLI start, probe and worker start (once)",
+    "child start": "fork and confinement (the first waits for the worker's imports)",
+    "extraction": "extracting definitions from the file",
+    "definitions": "running the definitions",
+    "structure": "construction and output shapes (meta device)",
+    "outputs": "construction, seeded weights and the forward passes",
+    "copy_params": "construction and copy_params_from_vgg16",
+    "judging": "judging (in the grading process)",
+    "reporting": "reports, feedback pages, grades.csv (once)",
+}
 
 
-def timed(args: list[str]) -> float:
+def tree_pss_kib(root: int) -> int:
+    """Proportional set size of ``root`` and all its descendants (shared pages counted once)."""
+    parents = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    parents[int(entry.name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith("Pss:"))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def grade(folder: Path, jobs: int, device: str, out: Path) -> dict:
+    """One cold run of the CLI; its wall time, peak memory and --timings."""
+    timings = out / "timings.json"
+    command = [sys.executable, "-m", "autograder", "grade", str(folder), "--jobs", str(jobs), "--device", device,
+               "--out", str(out / "reports"), "--timings", str(timings)]
+    peak, done = 0, threading.Event()
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autograder", "grade", *args], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_pss_kib(proc.pid))
+            time.sleep(0.1)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode:
+        sys.exit(f"grading failed: {err[-2000:]}")
+    return {"wall": wall, "peak_gib": peak / 2**20, **json.loads(timings.read_text())}
+
+
+def floor(device: str) -> dict[str, float]:
+    """The bare forward passes, in a fresh process: {threads: seconds for both models}."""
+    code = """
+import json, sys, time, torch
+from autograder.checks import EQUIVALENCE_SIZE
+from autograder.reference.observed import reference_model
+from fcnkit.observe import fill_seeded, seeded_input
+device, out = sys.argv[1], {}
+for threads in sorted({1, torch.get_num_threads()}):
+    torch.set_num_threads(threads)
+    total = 0.0
+    for kind in ("fcn32s", "fcn8s"):
+        model = reference_model(kind, 12)
+        fill_seeded(model, 0)
+        model.to(device)
+        x = seeded_input(0, EQUIVALENCE_SIZE).to(device)
+        with torch.no_grad():
+            model(x)  # the first pass pays for allocations: the checks' first pass does too, but be fair
+            best = float("inf")
+            for _ in range(5):  # the fastest of five: the floor is what the arithmetic needs at best
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                model(x)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+            total += best
+    out[threads] = total
+print(json.dumps(out))
+"""
+    result = subprocess.run([sys.executable, "-c", code, device], cwd=REPO, capture_output=True, text=True, check=True)
+    return {int(k): v for k, v in json.loads(result.stdout).items()}
+
+
+def write_class(folder: Path, count: int) -> None:
+    """``count`` submissions: the reference, then the catalogue's mutants and variants, repeated."""
+    everything = sources()
+    names = ["reference", *sorted(n for n in everything if n != "reference")]
+    folder.mkdir(parents=True)
+    for i in range(count):
+        name = names[i % len(names)]
+        (folder / f"s{i:03d}_{name}.py").write_text(everything[name])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, help="submissions graded at once (default: the CLI's default)")
+    parser.add_argument("--sizes", default="1,10,100", help="class sizes to grade")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    from autograder.__main__ import default_jobs
+    jobs = args.jobs or default_jobs()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        [reference] = write_submissions(tmp / "one", ["reference"])
-        one = timed([str(reference), "--out", str(tmp / "one-reports")])
-        write_submissions(tmp / "class", ["reference", *sorted(MUTANTS)[:9]])
-        ten = timed([str(tmp / "class"), "--jobs", str(args.jobs), "--out", str(tmp / "ten-reports")])
-    print(f"one submission, no checkpoints:        {one:6.1f} s")
-    print(f"ten submissions, --jobs {args.jobs}:            {ten:6.1f} s ({ten / 10:.1f} s per submission)")
+        for size in [int(s) for s in args.sizes.split(",")]:
+            folder = Path(tmp) / f"class-{size}"
+            write_class(folder, size)
+            rows.append((size, grade(folder, jobs, args.device, Path(tmp) / f"out-{size}")))
+    bare = floor(args.device)
+    cores = max(bare)
+    print(f"floor: both bare forward passes {bare[cores]:.2f} s with {cores} thread(s)"
+          + (f", {bare[1]:.2f} s with 1 thread" if 1 in bare and cores != 1 else "") + f" ({args.device})")
+    print(f"\n{'submissions':>11} {'jobs':>4} {'wall s':>7} {'per min':>8} {'s each':>7} {'x floor':>8} {'peak GiB':>9}")
+    for size, r in rows:
+        each = r["wall"] / size
+        print(f"{size:>11} {r['jobs']:>4} {r['wall']:>7.1f} {60 * size / r['wall']:>8.1f} {each:>7.2f} "
+              f"{each / bare[cores]:>8.1f} {r['peak_gib']:>9.2f}")
+    print("\nwhere the time went (seconds; per-submission phases summed over the class, children run "
+          f"{jobs} at a time):")
+    print(f"{'phase':<14}" + "".join(f"{size:>9}" for size, _ in rows) + "  what")
+    for phase, what in PHASES.items():
+        key = "start" if phase == "child start" else phase
+        cells = []
+        for _, r in rows:
+            if phase in ("start", "reporting"):
+                cells.append(r[phase])
+            else:
+                cells.append(sum(s["phases"].get(key, 0.0) for s in r["submissions"]))
+        print(f"{phase:<14}" + "".join(f"{c:>9.2f}" for c in cells) + f"  {what}")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
-CLASS_NAMES = (
-    "background", "facade", "window", "door", "cornice", "sill",
-    "balcony", "blind", "deco", "molding", "pillar", "shop",
-)
-N_CLASS = len(CLASS_NAMES)
+from .spec import CLASS_NAMES, N_CLASS
+
 IGNORE_INDEX = 255
 
 # The label PNGs' own palette (entries 1..12), so our colours match every other CMP Facade figure.

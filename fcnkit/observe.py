@@ -10,6 +10,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import ctypes
+import math
+import mmap
+import os
+import weakref
 import zlib
 
 import numpy as np
@@ -17,26 +22,10 @@ import torch
 from torch import nn
 
 from .records import CopiedLayer, CopyParams, Layer, Outputs, Predictions, Structure
-from .vgg import VGG_CONV_NAMES
+from .spec import MODEL_CLASSES, STAGES, VGG16_SOURCES, VGG_CONV_NAMES
 
-MODEL_CLASSES = {"fcn32s": "FCN32s", "fcn8s": "FCN8s"}
 NAMED = (*VGG_CONV_NAMES, "fc6", "fc7")  # layers the assignment names; the others are found by structure
 MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed without their weights
-
-# What is compared with the reference, in forward order: (stage, role, "in" or "out" of that layer).
-STAGES = {
-    "fcn32s": (("pool3", "pool3", "out"), ("pool4", "pool4", "out"), ("pool5", "pool5", "out"),
-               ("fc7 input", "fc7", "in"), ("fc7", "fc7", "out"), ("score input", "score", "in"),
-               ("score", "score", "out"), ("upscore", "upscore", "out"), ("output", "", "out")),
-    "fcn8s": (("pool3", "pool3", "out"), ("pool4", "pool4", "out"), ("pool5", "pool5", "out"),
-              ("fc7 input", "fc7", "in"), ("fc7", "fc7", "out"), ("score input", "score", "in"),
-              ("score", "score", "out"), ("upscore2 input", "upscore2", "in"), ("upscore2", "upscore2", "out"),
-              ("score_pool4", "score_pool4", "out"),
-              ("sum after upscore2", "upscore_pool4", "in"), ("upscore_pool4", "upscore_pool4", "out"),
-              ("score_pool3", "score_pool3", "out"), ("sum after upscore_pool4", "upscore8", "in"),
-              ("upscore8", "upscore8", "out"), ("output", "", "out")),
-}
-
 
 class ObservationError(Exception):
     """The submission could not be observed (no such class, its constructor raised...): the message
@@ -205,21 +194,36 @@ def forward(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------- structure
-def observe_structure(model: nn.Module, kind: str, sizes) -> Structure:
+def observe_structure(model: nn.Module, kind: str, sizes, rebuild=None) -> Structure:
     """Layers, transposed-convolution weights and output shapes of a model fresh from its constructor.
-    The shapes come from a copy of the model on the meta device (no arithmetic), or from real
-    tensors when the model's forward cannot run there (numpy in forward, say)."""
+    The shapes come from the model moved to the meta device (no arithmetic), or from real tensors
+    when its forward cannot run there (numpy in forward, say): ``forward_device`` says which.
+    ``rebuild`` makes another fresh model for that case; without it the meta run uses a copy."""
     weights = {name: m.weight.detach().float().cpu().numpy() for name, m in model.named_modules()
                if isinstance(m, nn.ConvTranspose2d) and m.weight.numel() <= MAX_UPSAMPLING_NUMEL}
+    modules = {name: m for name, m in model.named_modules() if name}
+    device = "meta"
     try:
-        shapes, error, called = _output_shapes(copy.deepcopy(model).to("meta"), kind, sizes, "meta")
+        meta = model.to("meta") if rebuild else copy.deepcopy(model).to("meta")
+        shapes, error, called = _output_shapes(meta, kind, sizes, "meta")
     except Exception:
-        shapes, error, called = _output_shapes(model, kind, sizes, "cpu")
-    else:
-        if error:  # a real error, or one of the meta device's own: ask the real model
-            shapes, error, called = _output_shapes(model, kind, sizes, "cpu")
-    layers = [describe(name, m, name in called) for name, m in model.named_modules() if name]
-    return Structure(kind=kind, layers=layers, upsampling_weights=weights, output_shapes=shapes, forward_error=error)
+        error = "the meta device"
+    if error:  # a real error, or one of the meta device's own: ask a real model
+        device = "cpu"
+        shapes, error, called = _output_shapes(rebuild() if rebuild else model, kind, sizes, "cpu")
+    layers = [describe(name, m, name in called) for name, m in modules.items()]
+    return Structure(kind=kind, layers=layers, upsampling_weights=weights, output_shapes=shapes,
+                     forward_error=error, forward_device=device)
+
+
+def warm_up_meta() -> None:
+    """Run each kind of layer an FCN has once on the meta device: torch loads what the meta device
+    needs on first use (about a second), so a process that forks children pays it once for all."""
+    tiny = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2, ceil_mode=True),
+                         nn.Dropout2d(), nn.Conv2d(4, 4, 1), nn.ConvTranspose2d(4, 4, 4, 2, bias=False)).eval()
+    with torch.no_grad():
+        x = tiny.to("meta")(torch.empty(1, 3, 9, 9, device="meta"))
+        (x[:, :, 1:3, 1:3] + x[:, :, 0:2, 0:2]).contiguous()
 
 
 def _output_shapes(model: nn.Module, kind: str, sizes, device: str):
@@ -260,6 +264,57 @@ def fill_seeded_(tensor: torch.Tensor, seed: int, key: str, bound: float) -> Non
         part.copy_(block[:part.numel()])
 
 
+def seed_parameter_(param: torch.Tensor, seed: int, key: str, bound: float) -> None:
+    """Give ``param`` its seeded values (those of :func:`fill_seeded_`). A large one (fc6: 411 MB)
+    gets new storage in which the block's pages are mapped one after another, so that it takes the
+    block's 4 MB of memory; the others are filled in place."""
+    if param.numel() >= SEED_BLOCK and param.dtype == torch.float32 and param.device.type == "cpu":
+        repeated = _repeated(seeded_block(seed, key, bound, param.numel()), tuple(param.shape))
+        if repeated is not None:
+            param.data = repeated
+            return
+    fill_seeded_(param, seed, key, bound)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+PROT_NONE, PROT_READ_WRITE = 0, 3
+MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+
+
+def _repeated(block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """A contiguous float32 tensor of ``shape`` whose values repeat ``block``: one memory file
+    holding the block, mapped copy-on-write as many times as it takes, end to end (None where the
+    system will not). Writes stay private to the process that makes them."""
+    numel, size = math.prod(shape), block.numel() * block.element_size()
+    if size % mmap.PAGESIZE:
+        return None
+    count = -(-numel // block.numel())
+    fd = os.memfd_create("fcnkit-seeded", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, size)
+        data = block.contiguous().numpy().tobytes()
+        written = 0
+        while written < size:
+            written += os.pwrite(fd, data[written:], written)
+        base = _libc.mmap(None, count * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if base is None or base == ctypes.c_void_p(-1).value:
+            return None
+        for i in range(count):
+            if _libc.mmap(base + i * size, size, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) != base + i * size:
+                _libc.munmap(base, count * size)
+                return None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    array = (ctypes.c_float * numel).from_address(base)
+    weakref.finalize(array, _libc.munmap, base, count * size)  # unmapped with the last tensor using it
+    return torch.frombuffer(array, dtype=torch.float32).view(shape)
+
+
 def fill_seeded(model: nn.Module, seed: int) -> None:
     """Overwrite every convolution with weights drawn from ``seed``: the named layers (conv1_1 ...
     fc7) by name, the others by their shape, so that any names work for the extra layers. Transposed
@@ -270,7 +325,7 @@ def fill_seeded(model: nn.Module, seed: int) -> None:
                 continue
             key = name if name in NAMED else f"{type(m).__name__}{tuple(m.weight.shape)}"
             fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight[:, 0].numel()
-            fill_seeded_(m.weight, seed, key, (6 / max(fan_in, 1)) ** 0.5)
+            seed_parameter_(m.weight, seed, key, (6 / max(fan_in, 1)) ** 0.5)
             if m.bias is not None:
                 if isinstance(m, nn.ConvTranspose2d):
                     m.bias.zero_()
@@ -317,9 +372,11 @@ def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> 
     return roles
 
 
-def observe_outputs(model: nn.Module, kind: str, seed: int, size, n_class: int) -> Outputs:
+def observe_outputs(model: nn.Module, kind: str, seed: int, size, n_class: int, repeat: bool = True) -> Outputs:
     """Fill the model with the seeded weights, run it on the seeded input and report the
-    activations of every stage (see STAGES), and the output of a second identical pass."""
+    activations of every stage (see STAGES), and (``repeat``) the output of a second identical pass.
+    The grader does without the second pass: randomness in forward departs from the reference
+    anyway, and the first stage that departs names dropout as what to check."""
     fill_seeded(model, seed)
     model.eval()
     x = seeded_input(seed, size)
@@ -333,7 +390,7 @@ def observe_outputs(model: nn.Module, kind: str, seed: int, size, n_class: int) 
         calls.remove()
         result.called = calls.order[:4096]
         result.output = output.float().cpu().numpy()
-        result.repeat = forward(model, x, what).float().cpu().numpy()
+        result.repeat = forward(model, x, what).float().cpu().numpy() if repeat else None
         result.roles = find_roles(model, kind, calls.order, n_class)
     except ObservationError as err:
         result.error = str(err)
@@ -370,16 +427,36 @@ def seeded_vgg16(seed: int) -> nn.Module:
     vgg = vgg.to_empty(device="cpu")
     with torch.no_grad():
         for name, p in vgg.named_parameters():
-            fill_seeded_(p, seed, f"vgg16.{name}", 1.0)
+            seed_parameter_(p, seed, f"vgg16.{name}", 1.0)
     return vgg
+
+
+class PristineVGG:
+    """A seeded VGG-16 built once and handed to every copy_params observation: a fingerprint of its
+    parameters (their storage, shape and sum) tells whether a submission's copy function changed it,
+    and then the next observation gets a fresh one. The warm worker builds it before forking, so
+    every submission starts from the same pages, shared copy-on-write."""
+
+    def __init__(self, seed: int):
+        self.seed, self.vgg = seed, seeded_vgg16(seed)
+        self.fingerprint = self._fingerprint()
+
+    def _fingerprint(self) -> list:
+        with torch.no_grad():
+            return [(name, p.data_ptr(), tuple(p.shape), tuple(p.stride()), float(p.sum()))
+                    for name, p in self.vgg.named_parameters()]
+
+    def get(self) -> nn.Module:
+        if self._fingerprint() != self.fingerprint:
+            self.vgg = seeded_vgg16(self.seed)
+            self.fingerprint = self._fingerprint()
+        return self.vgg
 
 
 def copy_targets(vgg: nn.Module):
     """``(fcn layer name, vgg layer's parameter prefix, vgg layer)`` for what copy_params_from_vgg16
     must fill."""
-    convs = [(f"features.{i}", m) for i, m in enumerate(vgg.features) if isinstance(m, nn.Conv2d)]
-    return [(name, prefix, m) for name, (prefix, m) in zip(VGG_CONV_NAMES, convs)] + [
-        ("fc6", "classifier.0", vgg.classifier[0]), ("fc7", "classifier.3", vgg.classifier[3])]
+    return [(name, prefix, vgg.get_submodule(prefix)) for name, prefix, _ in VGG16_SOURCES]
 
 
 def sample_positions(seed: int, name: str, numel: int, count: int = 256) -> torch.Tensor:
@@ -390,7 +467,7 @@ def copied_layer(seed: int, name: str, weight: torch.Tensor, bias: torch.Tensor 
     flat = weight.detach().reshape(-1).float()
     positions = sample_positions(seed, name, flat.numel())
     return CopiedLayer(numel=flat.numel(), weight_samples=flat[positions].numpy(),
-                       weight_sum=float(flat.double().sum()),
+                       weight_sum=sum(float(part.sum(dtype=torch.float64)) for part in flat.split(SEED_BLOCK)),
                        bias=(bias.detach().float().reshape(-1)[:8192].numpy() if bias is not None
                              else np.zeros(0, np.float32)))
 
@@ -398,30 +475,27 @@ def copied_layer(seed: int, name: str, weight: torch.Tensor, bias: torch.Tensor 
 def seeded_copy(seed: int) -> dict[str, CopiedLayer]:
     """What a correct copy from :func:`seeded_vgg16` leaves in each layer, computed from the seeded
     blocks alone (the 138 M weights are never allocated)."""
-    from torchvision.models import vgg16
-    with torch.device("meta"):
-        vgg = vgg16()
     expected = {}
-    for name, prefix, layer in copy_targets(vgg):
-        numel = layer.weight.numel()
+    for name, prefix, shape in VGG16_SOURCES:
+        numel = math.prod(shape)
         block = seeded_block(seed, f"vgg16.{prefix}.weight", 1.0, numel).double()
         repeats, rest = divmod(numel, block.numel())
         positions = sample_positions(seed, name, numel)
-        bias = seeded_block(seed, f"vgg16.{prefix}.bias", 1.0, layer.bias.numel())
+        bias = seeded_block(seed, f"vgg16.{prefix}.bias", 1.0, shape[0])
         expected[name] = CopiedLayer(numel=numel, weight_samples=block[positions % block.numel()].float().numpy(),
                                      weight_sum=float(block.sum() * repeats + block[:rest].sum()),
                                      bias=bias[:8192].numpy())
     return expected
 
 
-def observe_copy(namespace: dict, kind: str, seed: int, n_class: int) -> CopyParams:
-    """Copy a seeded VGG-16 into a fresh model with the submission's own copy_params_from_vgg16, or
-    fcnkit's when it has none (then the layers' names and shapes are what is checked), and report
-    the copied layers at seeded positions."""
+def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Module | None = None) -> CopyParams:
+    """Copy a seeded VGG-16 (``vgg``, else a new :func:`seeded_vgg16`) into a fresh model with the
+    submission's own copy_params_from_vgg16, or fcnkit's when it has none (then the layers' names
+    and shapes are what is checked), and report the copied layers at seeded positions."""
     from .vgg import copy_params_from_vgg16
     own = own_copy_function(namespace, kind)
     model = build(namespace, kind, n_class, default_init=False)
-    vgg = seeded_vgg16(seed)
+    vgg = seeded_vgg16(seed) if vgg is None else vgg
     result = CopyParams(own=own is not None)
     try:
         with torch.no_grad():

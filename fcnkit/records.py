@@ -54,12 +54,13 @@ class Structure:
     upsampling_weights: dict[str, np.ndarray]
     output_shapes: list[list[int]]
     forward_error: str = ""
+    forward_device: str = "meta"  # "cpu" when forward could not run on the meta device
 
 
 @dataclass
 class Outputs:
     """Activations of a model holding the grader's seeded weights, at the grader's input, by role
-    (pool3, score, the input of upscore8...), with the final output computed twice."""
+    (pool3, score, the input of upscore8...), and the final output of a second pass when one was made."""
     kind: str
     roles: dict[str, str]  # role -> layer name in the submission
     called: list[str]  # layers in the order forward called them

@@ -5,17 +5,12 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
-from torchvision.models import VGG16_Weights, vgg16
+
+from .spec import VGG_CONV_NAMES, upsampling_weight
 
 WEIGHTS_ENV = "FCNKIT_VGG16_WEIGHTS"
 
-# The 13 conv layers of VGG-16 in the order of ``vgg16().features``; FCNs use these attribute names.
-VGG_CONV_NAMES = (
-    "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-    "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3",
-)
 
 
 def get_upsampling_weight(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
@@ -23,14 +18,7 @@ def get_upsampling_weight(in_channels: int, out_channels: int, kernel_size: int)
 
     Shape ``(in_channels, out_channels, k, k)``; channel ``i`` maps to channel ``i`` only.
     """
-    factor = (kernel_size + 1) // 2
-    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
-    og = np.ogrid[:kernel_size, :kernel_size]
-    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
-    weight = np.zeros((in_channels, out_channels, kernel_size, kernel_size), dtype=np.float64)
-    for i in range(min(in_channels, out_channels)):
-        weight[i, i] = filt
-    return torch.from_numpy(weight).float()
+    return torch.from_numpy(upsampling_weight(in_channels, out_channels, kernel_size)).float()
 
 
 class WeightsUnavailable(RuntimeError):
@@ -48,6 +36,7 @@ def load_vgg16(weights: str | os.PathLike = "imagenet") -> torch.nn.Module:
             features-only file leaves the classifier (fc6 / fc7 of an FCN) freshly initialised,
             and a warning says so.
     """
+    from torchvision.models import VGG16_Weights, vgg16  # here: importing torchvision takes a second
     if str(weights) == "imagenet":
         local = os.environ.get(WEIGHTS_ENV)
         if local:

@@ -62,6 +62,7 @@ def test_the_childs_runtime_holds_no_solution(tmp_path):
     """What the sandboxed child runs (child.py, confine.py, fcnkit) is all it can read of ours."""
     from autograder import sandbox
     runtime = sandbox.prepare(tmp_path)
+    runtime.close()
     files = [p for p in runtime.folder.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"child.py", "confine.py", "observe.py", "records.py"}
     for path in files:

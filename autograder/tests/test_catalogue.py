@@ -3,10 +3,13 @@ its bug; correct variants (other names, their own copy_params, an unused leftove
 marks. Observed in this process (the catalogue is trusted code) and judged by the grader's checks;
 test_grading.py and test_hostile.py go through the sandboxed child."""
 import functools
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from autograder import checks
 from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
@@ -111,3 +114,26 @@ def test_checks_do_not_depend_on_their_order():
     forward = [run(namespace, c) for c in names]
     backward = [run(namespace, c) for c in reversed(names)][::-1]
     assert forward == backward and all(passed for passed, _ in forward)
+
+
+def test_shapes_come_from_the_meta_device_unless_forward_needs_values():
+    """Output shapes cost no arithmetic on the meta device; a forward that needs real values (numpy
+    inside it) is measured with real tensors instead, and the message says so."""
+    namespace = load("reference")
+    assert "real tensors" not in run(namespace, "fcn32s_output_shape")[1]
+
+    class FCN32s(namespace["FCN32s"]):
+        def forward(self, x):
+            return super().forward(torch.from_numpy(x.numpy()))
+    namespace["FCN32s"] = FCN32s
+    passed, message = run(namespace, "fcn32s_output_shape")
+    assert passed and "measured with real tensors: forward does not run on the meta device" in message
+
+
+def test_the_grading_process_never_imports_torch():
+    """Everything the grading process itself runs (CLI, extraction, judging, reports) is numpy only:
+    torch is imported once per run, in the warm worker, and not again for every submission."""
+    code = ("import sys\nimport autograder.__main__, autograder.grade, autograder.report, autograder.rubric\n"
+            "from fcnkit import judges, records, spec\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'torchvision')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

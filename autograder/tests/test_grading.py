@@ -13,7 +13,7 @@ from autograder.reference.models import FCN32s
 from autograder.catalogue import REFERENCE, sources
 from fcnkit.data import SAMPLE_ROOT
 
-FAST = Limits(wall_s=90, check_s=10, memory_gb=8)
+FAST = Limits(wall_s=90, check_s=10, check_wall_s=15, memory_gb=8)
 HEADERS = ("import torch\nfrom torch import nn\n")
 
 
@@ -98,7 +98,10 @@ BAD = {
     "exception_in_init": ("class FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n"
                           "        super().__init__()\n        raise ValueError('oops')\n", "ValueError: oops"),
     "endless_forward": (REFERENCE.replace("        h = self.score(vgg16_forward(self, x)[\"fc7\"])",
-                                          "        while True:\n            pass"), "did not finish within 10 s"),
+                                          "        while True:\n            pass"), "used more than 10 s of CPU time"),
+    "sleeping_forward": (REFERENCE.replace("        h = self.score(vgg16_forward(self, x)[\"fc7\"])",
+                                           "        import time\n        time.sleep(1000)"),
+                         "did not finish within 15 s of wall-clock time"),
     "memory_hog": ("class FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n        super().__init__()\n"
                    "        self.hog = torch.zeros(2 ** 34)\n", "allocate"),
     "opens_socket": ("import socket\nclass FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n"
@@ -139,7 +142,8 @@ def test_hard_crash_and_endless_definitions_are_reported(tmp_path):
     got = grade_source(tmp_path, hang, only=["fcn32s_head"], name="h.py",
                        limits=Limits(wall_s=60, check_s=3, memory_gb=8))
     assert "No class named FCN32s" in got["fcn32s_head"]["message"]
-    assert any("did not finish within 3 s; the grader skipped it" in n for n in got_notes(tmp_path, hang))
+    assert any("used more than 3 s of CPU time (the limit per check); the grader skipped it" in n
+               for n in got_notes(tmp_path, hang))
 
 
 def got_notes(tmp_path, source):
@@ -205,15 +209,59 @@ def test_find_submissions_layouts(tmp_path):
 
 
 def test_the_whole_catalogue_through_the_sandbox(tmp_path):
-    """What test_catalogue.py shows in-process, through the confined child and the CLI: correct
+    """The fast path (the warm worker forking a confined child per submission, two at a time)
+    gives the verdicts of the slow one (each submission observed in a process of its own, here the
+    test's, as test_catalogue.py does), message for message, on every catalogue submission: correct
     solutions get every structural point, each mutant loses its named check."""
     from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
+    from autograder.rubric import RUBRIC
+    from autograder.tests.test_catalogue import CONTEXT, run
     write_submissions(tmp_path / "class")
     assert main(["grade", str(tmp_path / "class"), "--out", str(tmp_path / "r"), "--json", str(tmp_path / "all.json"),
-                 "--jobs", "2", "--device", "cpu"]) == 0
+                 "--jobs", "2", "--device", "cpu", "--seed", str(CONTEXT.seed)]) == 0
     reports = {r["student"]: by_name(r) for r in json.loads((tmp_path / "all.json").read_text())}
+    assert len(reports) == 1 + len(MUTANTS) + len(VARIANTS)
+    for name, checks in reports.items():
+        for item in RUBRIC:
+            if not item.needs_weights:
+                passed, message = run(name, item.name)
+                assert (checks[item.name]["status"], checks[item.name]["message"]) == \
+                    ("passed" if passed else "failed", message), (name, item.name)
     for name in ["reference", *[f"variant_{v}" for v in VARIANTS]]:
         lost = [c for c, r in reports[name].items() if r["status"] != "passed" and not c.endswith("_miou")]
         assert not lost, (name, [reports[name][c]["message"] for c in lost])
     for name, (why, check, _) in MUTANTS.items():
         assert reports[name][check]["score"] == 0, f"{name} ({why}) kept {check}"
+
+
+POLLUTER = """
+import builtins, threading, time
+import torch
+from torch import nn
+builtins.FCN32s = builtins.FCN8s = nn.Identity          # a global every later namespace would see
+nn.Conv2d.forward = lambda self, x: torch.zeros(1)      # torch itself, monkeypatched
+nn.functional.max_pool2d = lambda *a, **k: torch.zeros(1)
+
+def meddle():                                           # a thread that keeps at it
+    while True:
+        torch.Tensor.__add__ = lambda a, b: a
+        time.sleep(0.01)
+threading.Thread(target=meddle, daemon=False).start()
+"""
+
+
+def test_nothing_leaks_into_the_next_submission(tmp_path):
+    """Each submission is a fresh fork of the warm worker: a global, a monkeypatched torch and a
+    thread left running by one submission do not change the grade of the next, graded by the same
+    worker right after it."""
+    from autograder.grade import GradingRun, grade_all
+    (tmp_path / "a_polluter.py").write_text(POLLUTER)
+    (tmp_path / "b_reference.py").write_text(REFERENCE)
+    run = GradingRun.start(limits=FAST, seed=11)
+    try:
+        polluter, after = grade_all(find_submissions(tmp_path), jobs=1, limits=FAST, run=run)
+        alone = grade_submission("b_reference", tmp_path / "b_reference.py", limits=FAST, run=run)
+    finally:
+        run.close()
+    assert polluter["score"] == 0 and after["score"] == 52
+    assert after["checks"] == alone["checks"]

@@ -132,7 +132,7 @@ class FCN32s(torch.nn.Module):
     signal.signal(signal.SIGALRM, signal.SIG_IGN)
     while True:
         pass
-""", 0, "grader: wall clock per step, then SIGKILL to the process group"),
+""", 0, "grader: CPU time per step (wall clock as a backstop), then SIGKILL to the process group"),
     "reads_labels_open": (attempt(f"open({LABEL!r}, 'rb').read()"), 0,
                           "namespaces: the dataset is not in the file system; landlock: reading refused"),
     "reads_labels_os_open": (attempt(f"os.read(os.open({LABEL!r}, os.O_RDONLY), 10)"), 0,
@@ -151,17 +151,28 @@ if libc.open({str(MARKER).encode()!r}, os.O_WRONLY | os.O_CREAT, 0o644) < 0:
                                "landlock: checks the file a link points to; namespaces: / is read-only"),
     "reads_other_submission": (attempt("open({other!r}).read()"), 0,
                                "namespaces: not in the file system; landlock: reading refused"),
-    "kills_the_grader": (attempt("""
+    "kills_the_worker": (attempt("""
 import signal
-os.kill(os.getppid(), signal.SIGKILL)  # without namespaces, the parent is the grading process
-"""), 0, "landlock: signals leave no domain; unprivileged user; namespaces: its own process tree"),
+os.kill(os.getppid(), signal.SIGKILL)  # the warm worker, which forks every submission
+"""), 0, "landlock: signals leave no domain; unprivileged user: the worker is root's"),
+    "kills_everything": (class_body("""
+import os, signal
+os.kill(-1, signal.SIGKILL)  # every process it may signal: the worker, the other submission's child...
+""") + "class FCN32s(torch.nn.Module):\n    pass\n", 0,  # (kill(-1) says 0 even when every signal was refused)
+                         "landlock: signals leave no domain; unprivileged user: each concurrent child has a user of its "
+                         "own (the other submissions, graded beside it, keep their points)"),
+    "takes_the_workers_pipes": (attempt("""
+for fd in os.listdir(f"/proc/{os.getppid()}/fd"):  # the worker's control socket, to fork a child of its own
+    os.open(f"/proc/{os.getppid()}/fd/{fd}", os.O_RDWR)
+"""), 0, "the worker is not dumpable: its /proc entries are not its children's to open; unprivileged user"),
     "reads_grader_memory": (attempt("""
-with open(f"/proc/{os.getppid()}/environ", "rb") as f:  # without namespaces, the grading process
+with open(f"/proc/{os.getppid()}/environ", "rb") as f:  # the warm worker's; the grader is its parent
     f.read()
-with open(f"/proc/{os.getppid()}/mem", "rb") as f:  # where the test labels are held
+grader = [l.split()[1] for l in open(f"/proc/{os.getppid()}/status") if l.startswith("PPid")][0]
+with open(f"/proc/{grader}/mem", "rb") as f:  # where the test labels are held (without namespaces)
     f.seek(0x400000)
     f.read(4096)
-"""), 0, "landlock: no ptrace-like access out of its domain; unprivileged user; namespaces: the grader is not in its pid space"),
+"""), 0, "landlock: no ptrace-like access out of its domain; not dumpable; unprivileged user; namespaces: the grader is not in its pid space"),
     "thread_still_running": (reference_with("""
     import threading, time, torch
     def meddle():
@@ -187,7 +198,7 @@ EVIDENCE = {
     "import_reference_by_path": ["No such file or directory|Permission denied"],
     "import_grader_via_sys_path": ["No module named 'autograder'|Permission denied"],
     "stdout_flood": ["File too large|SIGXFSZ"],  # Python ignores SIGXFSZ: the write fails with EFBIG
-    "ignores_sigalrm_and_loops": ["did not finish within 5 s; the grader skipped it"],
+    "ignores_sigalrm_and_loops": ["used more than 5 s of CPU time (the limit per check); the grader skipped it"],
     "forged_results": ["ended the submission's process"],
     "monkeypatches_torch": ["output differs"],
 }
@@ -259,9 +270,10 @@ def test_the_correct_submission_beside_them_gets_every_point(graded):
 
 
 def test_the_grading_process_stays_small(graded):
-    """4 GB written to stdout, a fork bomb and 20 other attacks: the grader itself stays under 1.5 GB."""
+    """4 GB written to stdout, a fork bomb and 22 other attacks: the grading process itself (which
+    imports no torch) stays under 256 MiB."""
     mode, _, peak_kib = graded
-    assert 0 < peak_kib < 1.5 * 2**20, f"{mode}: peak {peak_kib / 2**20:.2f} GiB"
+    assert 0 < peak_kib < 256 * 2**10, f"{mode}: peak {peak_kib / 2**10:.0f} MiB"
 
 
 def test_isolation_is_reported_and_the_strongest_is_used(graded):
