@@ -265,3 +265,32 @@ def test_nothing_leaks_into_the_next_submission(tmp_path):
         run.close()
     assert polluter["score"] == 0 and after["score"] == 52
     assert after["checks"] == alone["checks"]
+
+
+def test_a_busy_machine_does_not_change_the_grade(tmp_path):
+    """Limits count the child's CPU time: with three busy loops per core, a correct submission under
+    a CPU limit of 3 s per check (each check needs about 1 s of CPU; under this load it takes well
+    over 3 s of wall-clock time) gets the report it gets on a quiet machine."""
+    import multiprocessing
+    import os
+    path = tmp_path / "reference.py"
+    path.write_text(REFERENCE)
+    tight = Limits(wall_s=300, check_s=3, check_wall_s=100, memory_gb=8)
+    quiet = grade_submission("s", path, limits=tight)
+    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(3 * len(os.sched_getaffinity(0)))]
+    for hog in hogs:
+        hog.start()
+    try:
+        busy = grade_submission("s", path, limits=tight)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    assert quiet["score"] == busy["score"] == 52
+    assert busy["checks"] == quiet["checks"]
+
+
+def _spin():
+    import os
+    os.setsid()  # a session of its own: with autogroup scheduling, each busy loop weighs like the child
+    while True:
+        pass
