@@ -46,22 +46,46 @@ def test_items_labels_and_revert(cmp_root):
     np.testing.assert_array_equal(y.numpy(), label.astype(np.int64) - 1)
 
 
-def test_augmentation_crops_and_flips_consistently(cmp_root):
-    jpg = cmp_splits(cmp_root)["train"][0]
-    torch.manual_seed(0)
-    plain = CMPFacade([jpg], scale=0.25)[0]
-    aug = data.Augment(flip=True, scale_range=(1.0, 1.0), crop=64)
+def positional_pair(h: int = 40, w: int = 60):
+    """An image whose channels hold each pixel's column and row, and a label computed from them:
+    after any flip and crop, a label that still matches its pixels proves they moved together."""
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.stack([cols.float(), rows.float(), torch.zeros(h, w)]), (cols + 3 * rows) % 12
+
+
+def test_a_forced_flip_mirrors_image_and_label_together(monkeypatch):
     import random
-    random.seed(1)
-    for _ in range(5):
-        x, y = aug(*plain)
-        assert x.shape == (3, 64, 64) and y.shape == (64, 64)
-    # a forced flip mirrors image and label together
-    x, y = data.Augment(flip=False, scale_range=(1.0, 1.0))(*plain)
-    assert torch.equal(y, plain[1])
-    # crop larger than the image pads labels with the ignore index
+    image, label = positional_pair()
+    monkeypatch.setattr(random, "random", lambda: 0.0)  # below 0.5: flip
+    x, y = data.Augment(flip=True, scale_range=(1.0, 1.0))(image, label)
+    assert torch.equal(x, image.flip(-1)) and torch.equal(y, label.flip(-1)) and not torch.equal(y, label)
+    assert x[0, 0, 0] == image.shape[-1] - 1  # the first column came from the last one
+    monkeypatch.setattr(random, "random", lambda: 0.9)  # not flipped
+    x, y = data.Augment(flip=True, scale_range=(1.0, 1.0))(image, label)
+    assert torch.equal(x, image) and torch.equal(y, label)
+
+
+def test_augmentation_keeps_image_and_label_aligned():
+    import random
+    image, label = positional_pair()
+    aug = data.Augment(flip=True, scale_range=(1.0, 1.0), crop=32)
+    flipped = 0
+    for seed in range(12):
+        random.seed(seed)
+        x, y = aug(image, label)
+        assert x.shape == (3, 32, 32) and y.shape == (32, 32)
+        assert torch.equal(y, (x[0].round().long() + 3 * x[1].round().long()) % 12), seed
+        flipped += bool(x[0, 0, 0] > x[0, 0, -1])
+    assert 0 < flipped < 12  # both branches were taken
+
+
+def test_a_crop_larger_than_the_image_pads_the_label_with_ignore(cmp_root):
+    plain = CMPFacade([cmp_splits(cmp_root)["train"][0]], scale=0.25)[0]
     x, y = data.random_crop(plain[0], plain[1], 1000)
-    assert (y == data.IGNORE_INDEX).any() and x.shape[-1] == 1000
+    assert x.shape[-2:] == y.shape == (1000, 1000)
+    h, w = plain[1].shape
+    assert (y[h:] == data.IGNORE_INDEX).all() and (y[:, w:] == data.IGNORE_INDEX).all()
+    assert (x[:, h:] == 0).all() and torch.equal(y[:h, :w], plain[1])
 
 
 def test_pad_collate_handles_different_sizes():

@@ -126,3 +126,75 @@ def test_nbgrader_autograde_scores_solution_full_and_release_zero(smoke_run, tmp
         bob = gb.find_submission(ASSIGNMENT, "bob")
         assert (alice.code_score, alice.max_code_score) == (70, 70)
         assert (bob.code_score, bob.max_code_score) == (0, 70)
+
+
+def course_copy(tmp_path) -> Path:
+    """A course folder like notebooks/: the committed source and release, and nbgrader's config."""
+    course = tmp_path / "course"
+    for part in ("source", "release"):
+        shutil.copytree(REPO / "notebooks" / part, course / part)
+    shutil.copy(REPO / "notebooks" / "nbgrader_config.py", course)
+    return course
+
+
+def run_build(*args, env=None):
+    return subprocess.run([sys.executable, str(REPO / "notebooks" / "build.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
+def by_id(nb) -> dict:
+    return {c.id: c for c in nb.cells}
+
+
+def test_an_edit_made_in_jupyter_reaches_the_release(tmp_path):
+    """The source notebook is the source of truth: a changed paragraph (with LaTeX) and a question
+    worth other points, edited as Jupyter would save them, reach the release; the generated cells
+    (solutions from the reference, tests and point totals from the rubric) stay generated."""
+    course = course_copy(tmp_path)
+    source = course / "source" / ASSIGNMENT / build.SOURCE.name
+    nb = nbformat.read(source, as_version=4)
+    cells = by_id(nb)
+    cells["fcn8s_text"].source += "\n\nThe output is $C \\times H \\times W$."
+    cells["question1_text"].source = cells["question1_text"].source.replace("(15 points)", "(20 points)")
+    cells["question1"].metadata["nbgrader"]["points"] = 20
+    cells["cell-01"].outputs = [nbformat.v4.new_output("stream", text="left over from a run\n")]
+    cells["cell-01"].metadata["collapsed"] = True
+    nbformat.write(nb, source)
+    result = run_build("--release", "--course", course)
+    assert result.returncode == 0, result.stderr
+    assert run_build("--check", "--course", course).returncode == 0
+    built = by_id(nbformat.read(source, as_version=4))
+    release = by_id(nbformat.read(course / "release" / ASSIGNMENT / build.SOURCE.name, as_version=4))
+    assert "$C \\times H \\times W$" in release["fcn8s_text"].source
+    assert release["question1"].metadata["nbgrader"]["points"] == 20
+    assert release["points"].source.startswith("**Points: 105.**") and "questions, 35" in release["points"].source
+    assert built["cell-01"].outputs == [] and "collapsed" not in built["cell-01"].metadata
+    reference = (REPO / "autograder" / "reference" / "models.py").read_text()
+    for grade_id, blocks in build.SOLUTIONS.items():
+        assert built[grade_id].source == "\n\n\n".join(build.reference_block(b, reference) for b in blocks)
+    for item in RUBRIC:
+        assert built[item.name].metadata["nbgrader"]["points"] == item.points
+        assert built[item.name].source.startswith(f"# {item.title} ({item.points} points)")
+
+
+def test_disagreeing_points_and_a_missing_test_cell(tmp_path):
+    course = course_copy(tmp_path)
+    source = course / "source" / ASSIGNMENT / build.SOURCE.name
+    nb = nbformat.read(source, as_version=4)
+    by_id(nb)["question2"].metadata["nbgrader"]["points"] = 10  # the text still says 15
+    nbformat.write(nb, source)
+    result = run_build("--course", course)
+    assert result.returncode == 2 and "says 15 points, the cell gives 10" in result.stderr
+    nb.cells = [c for c in nb.cells if c.id != "fcn8s_head"]  # a rubric item without its cell
+    by_id(nb)["question2"].metadata["nbgrader"]["points"] = 15
+    nbformat.write(nb, source)
+    result = run_build("--course", course)
+    assert result.returncode == 0 and "added test cells: fcn8s_head" in result.stdout
+    ids = [c.id for c in nbformat.read(source, as_version=4).cells]
+    assert ids.index("fcn8s_head") == ids.index("fcn8s_miou") + 1  # after FCN-8s's last test
+
+
+def test_the_build_works_without_an_activated_environment():
+    """nbgrader runs its own console scripts (alembic): found beside the interpreter, not on PATH."""
+    result = run_build("--check", env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")})
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -5,10 +5,12 @@ the code between the ``# BEGIN <cell>`` / ``# END <cell>`` markers below (see ``
 nbgrader replaces each ``### BEGIN SOLUTION`` region with a stub in the student release. The
 autograder compares submissions with these classes.
 """
+# BEGIN imports
 import torch
 from torch import nn
 
 from fcnkit.vgg import get_upsampling_weight
+# END imports
 
 
 # BEGIN vgg16_layers

@@ -137,3 +137,11 @@ def test_the_grading_process_never_imports_torch():
             "from fcnkit import judges, records, spec\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'torchvision')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_a_check_of_the_grader_alone_does_not_stop_the_notebook(capsys):
+    """An item an instructor adds to the rubric gets a test cell whose visible check(...) fcnkit does
+    not know: it says so instead of failing, and the hidden part does the grading."""
+    from fcnkit.checks import check
+    check("fcn32s_something_new", load("reference"))
+    assert "fcn32s_something_new: checked by the grader only" in capsys.readouterr().out
