@@ -90,6 +90,8 @@ class GradingRun:
         try:
             with self.slots:  # the reference's child counts as one of the run's jobs (two at least)
                 self.context.reference.update(self.observe_reference())
+        except (OSError, sandbox.WorkerError):  # the run was closed meanwhile: judging, if any, computes it here
+            pass
         finally:
             self.context.observed.set()
 
@@ -161,10 +163,13 @@ def find_checkpoints(checkpoints: Path, student: str) -> dict[str, Path | None]:
     return found
 
 
-def _result(name: str, passed: bool, message: str) -> dict:
+NOT_GRADED = "not graded"  # a check this run did not grade (no trained weights given): neither passed nor failed
+
+
+def _result(name: str, passed: bool, message: str, status: str | None = None) -> dict:
     item = ITEMS[name]
     return {"name": name, "title": item.title, "model": item.model, "max_score": item.points,
-            "score": item.points if passed else 0, "status": "passed" if passed else "failed",
+            "score": item.points if passed else 0, "status": status or ("passed" if passed else "failed"),
             "message": message}
 
 
@@ -258,16 +263,19 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
         step = f"{item.observes}-{item.model}"
         if step in outcomes and item in items:
             report["checks"].append(_judge(item, outcomes[step], run, report))
+        elif item.needs_weights and checkpoints is None:
+            report["checks"].append(_result(item.name, False, "not graded: no trained weights given (--checkpoints "
+                                                              "DIR).", NOT_GRADED))
         elif item.needs_weights and not weights.get(item.model):
-            why = ("no checkpoints given (--checkpoints DIR)" if checkpoints is None
-                   else f"no {CHECKPOINT_NAMES[item.model]} found for {student} in {checkpoints}")
-            report["checks"].append(_result(item.name, False, f"not graded: {why}."))
+            report["checks"].append(_result(item.name, False, f"no {CHECKPOINT_NAMES[item.model]} found for "
+                                                              f"{student} in {checkpoints}."))
         elif only is not None and item.name not in only:
-            report["checks"].append(_result(item.name, False, "not graded in this run."))
+            report["checks"].append(_result(item.name, False, "not graded in this run.", NOT_GRADED))
         else:
             report["checks"].append(_result(item.name, False, f"not graded: {stopped or 'the check did not run'}"))
     report["score"] = sum(c["score"] for c in report["checks"])
     report["max_score"] = sum(i.points for i in RUBRIC)
+    report["graded_max_score"] = sum(c["max_score"] for c in report["checks"] if c["status"] != NOT_GRADED)
     phases["judging"] = time.perf_counter() - judging
     report["_seconds"] = round(time.perf_counter() - start, 1)  # keys with _ stay out of the JSON
     return report

@@ -21,19 +21,39 @@ def write_json(reports: list[dict], path: Path) -> None:
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+NOT_GRADED = "not graded"
+
+
+def _graded(checks: list[dict]) -> list[dict]:
+    return [c for c in checks if c["status"] != NOT_GRADED]
+
+
 def score_table(reports: list[dict]) -> str:
-    """A plain-text table: one row per student, one column per model, with the total."""
+    """A plain-text table: one row per student, one column per model, with the total out of what
+    this run could grade; below it, what it did not grade and how to grade it."""
     models = {"fcn32s": "FCN-32s", "fcn8s": "FCN-8s"}
-    header = f"{'student':<28} " + " ".join(f"{label:>9}" for label in models.values()) + f" {'total':>9}  time"
+    partial = any(len(_graded(r["checks"])) < len(r["checks"]) for r in reports)
+    total = "total" + (" (of gradable)" if partial else "")
+    header = f"{'student':<28} " + " ".join(f"{label:>9}" for label in models.values()) + f" {total:>20}  time"
     lines = [header, "-" * len(header)]
     for r in reports:
         cells = []
         for model in models:
-            got = sum(c["score"] for c in r["checks"] if c["model"] == model)
-            out_of = sum(c["max_score"] for c in r["checks"] if c["model"] == model)
-            cells.append(f"{got:>4}/{out_of:<4}")
-        lines.append(f"{r['student'][:28]:<28} " + " ".join(cells)
-                     + f" {r['score']:>4}/{r['max_score']:<4} {r.get('_seconds', 0):5.1f}s")
+            graded = [c for c in _graded(r["checks"]) if c["model"] == model]
+            cells.append(f"{sum(c['score'] for c in graded):>4}/{sum(c['max_score'] for c in graded):<4}")
+        out_of = f"{r['score']:>4}/{sum(c['max_score'] for c in _graded(r['checks'])):<4}"
+        lines.append(f"{r['student'][:28]:<28} " + " ".join(cells) + f" {out_of:>20} {r.get('_seconds', 0):5.1f}s")
+    pending = {}
+    for r in reports:
+        for c in r["checks"]:
+            if c["status"] == NOT_GRADED:
+                pending.setdefault(c["message"], {})[c["name"]] = c["max_score"]
+    for message, items in pending.items():
+        lines.append(f"\nnot graded ({', '.join(items)}: {sum(items.values())} points): "
+                     + message.removeprefix("not graded: "))
+        if "--checkpoints" in message:
+            lines.append("  grade them from each student's outputs/fcn32s.pt and fcn8s.pt: --checkpoints DIR, with the "
+                         "dataset in FCNKIT_DATA (or --data)")
     return "\n".join(lines)
 
 
@@ -43,7 +63,7 @@ def write_csv(reports: list[dict], path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["student", "score", "max_score", *[i.name for i in RUBRIC], "submission"])
         for r in reports:
-            points = {c["name"]: c["score"] for c in r["checks"]}
+            points = {c["name"]: ("" if c["status"] == NOT_GRADED else c["score"]) for c in r["checks"]}
             writer.writerow([r["student"], r["score"], r["max_score"], *[points[i.name] for i in RUBRIC],
                              r["submission"]])
 
@@ -53,8 +73,8 @@ def gradescope(report: dict) -> dict:
     return {
         "score": report["score"],
         "output": "\n".join([*report["notes"], _isolation(report)]),
-        "tests": [{"name": c["title"], "score": c["score"], "max_score": c["max_score"],
-                   "status": c["status"], "output": c["message"]} for c in report["checks"]],
+        "tests": [{"name": c["title"], "score": c["score"], "max_score": c["max_score"], "output": c["message"],
+                   **({} if c["status"] == NOT_GRADED else {"status": c["status"]})} for c in report["checks"]],
     }
 
 
@@ -80,10 +100,12 @@ def _image_png(array) -> str:
 def feedback_html(report: dict) -> str:
     """A self-contained feedback page (images embedded) for one student."""
     e = html.escape
+    marks = {"passed": "&#10004;", "failed": "&#10008;", NOT_GRADED: "pending"}
     rows = "".join(
-        f"<tr class='{c['status']}'><td>{e(c['title'])}</td><td>{c['score']} / {c['max_score']}</td>"
-        f"<td>{'&#10004;' if c['status'] == 'passed' else '&#10008;'}</td><td>{e(c['message'])}</td></tr>"
-        for c in report["checks"])
+        f"<tr class='{c['status'].replace(' ', '-')}'><td>{e(c['title'])}</td>"
+        f"<td>{'&ndash;' if c['status'] == NOT_GRADED else c['score']} / {c['max_score']}</td>"
+        f"<td>{marks[c['status']]}</td><td>{e(c['message'])}</td></tr>" for c in report["checks"])
+    pending = report["max_score"] - report.get("graded_max_score", report["max_score"])
     notes = "".join(f"<li>{e(n)}</li>" for n in report["notes"])
     figures = ""
     for model, scores in report.get("metrics", {}).items():
@@ -96,9 +118,9 @@ def feedback_html(report: dict) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>FCN assignment feedback: {e(report['student'])}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}tr.passed td:nth-child(3){{color:green}}
-tr.failed td:nth-child(3){{color:#b00}}</style></head><body>
+tr.failed td:nth-child(3){{color:#b00}}tr.not-graded td{{color:#777}}</style></head><body>
 <h1>FCN assignment: {e(report['student'])}</h1>
-<p>Automatic score: <b>{report['score']} / {report['max_score']}</b> (the written answers are graded by hand).</p>
+<p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''} (the written answers are graded by hand).</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{rows}</table>
 {f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{figures}
 </body></html>

@@ -40,6 +40,16 @@ def test_cli_grades_a_class_in_nbgrader_layout(tmp_path, capsys):
     assert "alice" in table and "bob" in table
     reports = {r["student"]: r for r in json.loads((tmp_path / "all.json").read_text())}
     assert reports["alice"]["score"] == 52 and reports["alice"]["max_score"] == 70
+    # without trained weights the mIoU items are pending, not failed: 52 of the 52 points this run could grade
+    [alice_row] = [line for line in table.splitlines() if line.startswith("alice")]
+    assert alice_row.split()[1:4] == ["22/22", "30/30", "52/52"] and "(of gradable)" in table
+    assert "not graded (fcn32s_miou, fcn8s_miou: 18 points)" in table and "--checkpoints DIR" in table
+    assert reports["alice"]["graded_max_score"] == 52
+    assert {c["status"] for c in reports["alice"]["checks"] if c["name"].endswith("_miou")} == {"not graded"}
+    rows = (out / "grades.csv").read_text().splitlines()
+    header, alice = rows[0].split(","), next(r for r in rows if r.startswith("alice")).split(",")
+    assert alice[header.index("fcn32s_miou")] == "" and alice[header.index("fcn32s_head")] == "4"
+    assert "pending" in (out / "feedback" / "alice.html").read_text()
     bob = by_name(reports["bob"])
     assert bob["fcn32s_equivalence"]["score"] == 0 and bob["fcn8s_equivalence"]["score"] == 14
     assert (out / "grades.csv").read_text().count("\n") == 3
