@@ -93,6 +93,17 @@ class Runtime:
     sandboxes: Path | None = None  # where each submission's sandbox folder is made
     worker: "Worker | None" = None
     uids: queue.Queue | None = None  # user ids for concurrent children, when the grader is root
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def revive(self, dead: "Worker") -> None:
+        """Start a new worker (warmed with the same seed) if ``dead`` is still the run's: the kernel's
+        out-of-memory killer, say, costs the children it had, not the rest of the class."""
+        with self.lock:
+            if self.worker is dead:
+                dead.close()
+                self.worker = Worker(self, dead.workdir)
+                if dead.seed is not None:
+                    self.worker.warm(dead.seed)
 
     def close(self) -> None:
         if self.worker is not None:
@@ -274,7 +285,7 @@ class Worker:
         self.pids: dict[str, int] = {}  # job: pid in the worker's namespace
         self.exits: dict[str, int] = {}  # job: exit code
         self.alive = True
-        self.warmed = None  # the seed it was warmed with
+        self.workdir, self.seed = workdir, None  # the seed it is warmed with
         config = runtime.folder / "worker.json"  # the runtime folder is what the worker can read
         config.write_text(json.dumps({"sys_path": runtime.sys_path}))
         os.chmod(config, 0o644)
@@ -345,8 +356,6 @@ class Worker:
                         self.pids[message["job"]] = int(message["pid"])
                     elif message.get("op") == "exit":
                         self.exits[message["job"]] = int(message["code"])
-                    elif message.get("op") == "warm":
-                        self.warmed = True
                     self.lock.notify_all()
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -357,6 +366,7 @@ class Worker:
     def warm(self, seed: int) -> None:
         """Import torch and fcnkit and build the seeded VGG-16 in the worker, once for the run
         (asynchronously: children forked later start from there)."""
+        self.seed = seed
         self.control.send(json.dumps({"op": "warm", "seed": seed}).encode())
 
     def fork(self, job: str, sandbox: Path, uid: int | None, limits: dict, fds: dict[str, int]) -> None:
@@ -373,6 +383,14 @@ class Worker:
             while job not in table and self.alive and time.monotonic() < deadline:
                 self.lock.wait(max(0.0, deadline - time.monotonic()))
             return table.get(job)
+
+    def gone(self, timeout: float) -> bool:
+        """Whether the worker has exited (waiting up to ``timeout`` for its socket to say so)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.alive and time.monotonic() < deadline:
+                self.lock.wait(max(0.0, deadline - time.monotonic()))
+            return not self.alive
 
     def kill(self, job: str) -> None:
         try:
@@ -589,25 +607,16 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
             if time.monotonic() >= deadline:
                 stopped = f"the grader stopped the submission after {budget} s"
                 break
-            for name in os.listdir(sandbox):  # what a previous child left
-                path = sandbox / name
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
             child_job = {**job, "threads": limits.threads, **_confinement(runtime, sandbox),
                          "chunks": [c for c in chunks if c["index"] not in skip], "steps": pending}
             forked = time.monotonic()
             try:
-                child = _Child(runtime, sandbox, child_job, limits, uid, files or {},
-                               (budget + limits.start_s) * limits.threads)
-            except WorkerError as err:
+                child = _start(runtime, min(limits.start_s, max(1.0, deadline - time.monotonic())), sandbox,
+                               child_job, limits, uid, files or {}, (budget + limits.start_s) * limits.threads)
+            except (OSError, WorkerError) as err:
                 stopped = f"the grading child could not start: {err}"
                 break
-            child.wait_start(min(limits.start_s, max(1.0, deadline - time.monotonic())))
             seconds["start"] = seconds.get("start", 0.0) + time.monotonic() - forked
-            if child.error:
-                child.finish()
-                child.close()
-                stopped = f"the grading child could not start: {child.error}"
-                break
             current, ended, why = _follow(child, pending, child_job, cpu_limit, wall_limit, limits, deadline, budget,
                                           notes, seconds)
             ending = child.finish()
@@ -641,6 +650,30 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
     for s in steps:
         outcomes.setdefault(s["id"], StepOutcome(failure=stopped or "the check did not run"))
     return RunResult(outcomes, [notes[i] for i in sorted(notes)], stopped, seconds)
+
+
+def _start(runtime: Runtime, timeout: float, sandbox: Path, *args) -> _Child:
+    """A confined child from the run's worker, started in an emptied ``sandbox``; a worker found
+    dead is replaced once (see Runtime.revive). Raises WorkerError when no child starts."""
+    for attempt in range(2):
+        worker = runtime.worker
+        if not worker.alive:
+            runtime.revive(worker)
+            continue
+        for name in os.listdir(sandbox):  # what a previous child left
+            path = sandbox / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        child = _Child(runtime, sandbox, *args)
+        child.wait_start(timeout)
+        if not child.error:
+            return child
+        child.finish()
+        child.close()
+        if worker.gone(0.5):  # the worker died meanwhile, not the child's confinement
+            runtime.revive(worker)
+            continue
+        raise WorkerError(child.error)
+    raise WorkerError("the worker died twice in a row")
 
 
 def _follow(child: _Child, pending, child_job, cpu_limit, wall_limit, limits: Limits, deadline: float, budget: int,

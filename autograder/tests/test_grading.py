@@ -304,3 +304,23 @@ def _spin():
     os.setsid()  # a session of its own: with autogroup scheduling, each busy loop weighs like the child
     while True:
         pass
+
+
+def test_a_dead_worker_is_replaced(tmp_path):
+    """The kernel's out-of-memory killer takes the warm worker between two submissions: the next one
+    is graded by a new worker, warmed with the same seed, as the first was."""
+    import os
+    import signal
+    from autograder.grade import GradingRun
+    path = tmp_path / "reference.py"
+    path.write_text(REFERENCE)
+    run = GradingRun.start(limits=FAST, seed=5)
+    try:
+        first = grade_submission("a", path, limits=FAST, run=run)
+        dead = run.runtime.worker
+        os.killpg(dead.proc.pid, signal.SIGKILL)
+        second = grade_submission("b", path, limits=FAST, run=run)
+        assert run.runtime.worker is not dead
+    finally:
+        run.close()
+    assert first["score"] == second["score"] == 52 and first["checks"] == second["checks"]
