@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=int, default=Limits.wall_s, help="seconds per submission (structural checks)")
     g.add_argument("--check-timeout", type=int, default=Limits.check_s,
                    help="CPU seconds (of one thread) for one cell's definitions or one check; a check that waits "
-                        "is stopped after four times as many seconds of wall-clock time")
+                        "is stopped after four times as many seconds of wall-clock time (60 at least)")
     g.add_argument("--isolation", default=",".join(LAYERS[:4]),
                    help=f"layers to use when available, in the order they are given up: {', '.join(LAYERS[:4])} "
                         f"(rlimits are always on; the strongest available set is used and printed)")
