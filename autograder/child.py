@@ -13,7 +13,7 @@ grader reads it as such.
 
 Control messages (one JSON object per packet on the CONTROL_FD socket, file descriptors attached):
 grader to worker: ``warm`` (import, build the seeded VGG-16), ``run`` (fork a child), ``kill``;
-worker to grader: ``ready``, ``warm``, ``pid`` and ``exit`` of each child.
+worker to grader: ``ready``, then the ``pid`` and the ``exit`` code of each child.
 """
 import ctypes
 import gc
@@ -59,9 +59,9 @@ class Worker:
         self.children: dict[int, str] = {}  # pid: job id
         self.modules = None  # torch and fcnkit, once warm
         self.vgg = None  # the seeded VGG-16 that copy_params steps copy from (copy-on-write in children)
-        self.exited, wakeup = os.pipe()  # a byte arrives here when a child exits
-        os.set_blocking(wakeup, False)
-        signal.set_wakeup_fd(wakeup)
+        self.exited, self.wakeup = os.pipe()  # a byte arrives here when a child exits
+        os.set_blocking(self.wakeup, False)
+        signal.set_wakeup_fd(self.wakeup)
         signal.signal(signal.SIGCHLD, lambda *_: None)
 
     def serve(self) -> None:
@@ -110,7 +110,6 @@ class Worker:
         observe.warm_up_meta()
         gc.collect()
         gc.freeze()  # what is here now is never collected: children's collections skip it (and share its pages)
-        send(self.control, op="warm")
 
     def fork(self, message: dict, fds: dict[str, int]) -> None:
         pid = os.fork()
@@ -120,6 +119,8 @@ class Worker:
                 self.control.close()
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(self.exited)  # the worker's own: a child writing there could keep it busy
+                os.close(self.wakeup)
                 code = run_child(message, fds, self.confine, self.modules, self.vgg)
             except BaseException:
                 os.write(2, traceback.format_exc().encode())  # into the child's stderr file, once it has it

@@ -22,7 +22,7 @@ from fcnkit.spec import MODEL_CLASSES
 
 from . import checks, sandbox
 from .extract import SubmissionError, extract
-from .rubric import ITEMS, RUBRIC
+from .rubric import ITEMS, NOT_GRADED, RUBRIC
 from .sandbox import Limits
 
 REFERENCE_SOURCE = Path(__file__).resolve().parent / "reference" / "models.py"
@@ -112,9 +112,11 @@ class GradingRun:
         cores = len(os.sched_getaffinity(0))
         limits = Limits(threads=max(1, cores // 2) if self.children_kept_apart else cores,
                         memory_gb=self.limits.memory_gb)
-        result = sandbox.run(self.runtime, self.runtime.sandboxes / "reference", chunks, steps, limits, self.job(),
-                             expected)
-        shutil.rmtree(self.runtime.sandboxes / "reference", ignore_errors=True)
+        folder = self.runtime.sandboxes / f"reference-{secrets.token_hex(8)}"  # unguessable, as every sandbox's
+        try:
+            result = sandbox.run(self.runtime, folder, chunks, steps, limits, self.job(), expected)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         observed = {step.removeprefix("outputs-"): outcome.record for step, outcome in result.steps.items()
                     if outcome.record is not None and not isinstance(outcome.record, Failure)}
         return {kind: record for kind, record in observed.items() if not getattr(record, "error", "")}
@@ -161,9 +163,6 @@ def find_checkpoints(checkpoints: Path, student: str) -> dict[str, Path | None]:
         hits = hits or ([checkpoints / name] if (checkpoints / name).is_file() else [])
         found[model] = hits[0] if hits else None
     return found
-
-
-NOT_GRADED = "not graded"  # a check this run did not grade (no trained weights given): neither passed nor failed
 
 
 def _result(name: str, passed: bool, message: str, status: str | None = None) -> dict:
@@ -231,7 +230,8 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
         report["notes"].append(stopped)
     phases["extraction"] = time.perf_counter() - start
     if extracted is not None and steps:
-        folder = run.runtime.sandboxes / f"submission-{next(run.counter)}"
+        # an unguessable name: where the kernel cannot keep children apart, none can make a later one's first
+        folder = run.runtime.sandboxes / f"submission-{next(run.counter)}-{secrets.token_hex(8)}"
         files = {}
         try:
             job = run.job()

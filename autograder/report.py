@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from .rubric import RUBRIC
+from .rubric import NOT_GRADED, RUBRIC
 
 
 def public(report: dict) -> dict:
@@ -19,9 +19,6 @@ def public(report: dict) -> dict:
 def write_json(reports: list[dict], path: Path) -> None:
     data = public(reports[0]) if len(reports) == 1 else [public(r) for r in reports]
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-NOT_GRADED = "not graded"
 
 
 def _graded(checks: list[dict]) -> list[dict]:

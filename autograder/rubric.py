@@ -10,6 +10,9 @@ from typing import Callable
 from . import checks
 
 
+NOT_GRADED = "not graded"  # a check's status when the run did not grade it (no trained weights given)
+
+
 @dataclass(frozen=True)
 class Item:
     name: str

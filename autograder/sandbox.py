@@ -229,13 +229,14 @@ def _probe(runtime: Runtime, workdir: Path) -> str:
         return f"{type(err).__name__}: {err}"
     sandbox = make_sandbox(runtime.sandboxes / "probe", NOBODY if "unprivileged-user" in layers else None)
     try:
-        child = _Child(runtime, sandbox, {"probe": True, **_confinement(runtime, sandbox)}, Limits(),
+        child = _start(runtime, 30, sandbox, {"probe": True, **_confinement(runtime, sandbox)}, Limits(),
                        NOBODY if os.geteuid() == 0 and "unprivileged-user" in layers else None, {})
-        child.wait_start(30)
-        ending = child.finish()
+        child.finish()
         child.close()
-        return child.error + (f" ({ending})" if child.error and ending else "")
-    except (OSError, WorkerError) as err:
+        return ""
+    except WorkerError as err:
+        return str(err)
+    except OSError as err:
         return f"{type(err).__name__}: {err}"
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
@@ -305,7 +306,7 @@ class Worker:
         ready = select.select([self.control], [], [], 60)[0]
         message = self._receive() if ready else None
         if not message or message.get("op") != "ready":
-            tail = self.stderr_tail()
+            tail = _last_line(self.stderr.fileno())
             self.close()
             raise WorkerError(f"the worker did not start ({tail or 'no message'})")
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -377,20 +378,22 @@ class Worker:
         except OSError as err:
             raise WorkerError(f"the worker stopped answering ({err})") from None
 
-    def wait(self, table: dict, job: str, timeout: float):
+    def _wait_until(self, done, timeout: float) -> None:
+        """Wait (up to ``timeout``) until ``done()`` holds or the worker is gone."""
         deadline = time.monotonic() + timeout
         with self.lock:
-            while job not in table and self.alive and time.monotonic() < deadline:
+            while not done() and self.alive and time.monotonic() < deadline:
                 self.lock.wait(max(0.0, deadline - time.monotonic()))
-            return table.get(job)
+
+    def exit_code(self, job: str, timeout: float) -> int | None:
+        """A child's exit code, once the worker has reaped it (None if not within ``timeout``)."""
+        self._wait_until(lambda: job in self.exits, timeout)
+        return self.exits.get(job)
 
     def gone(self, timeout: float) -> bool:
         """Whether the worker has exited (waiting up to ``timeout`` for its socket to say so)."""
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while self.alive and time.monotonic() < deadline:
-                self.lock.wait(max(0.0, deadline - time.monotonic()))
-            return not self.alive
+        self._wait_until(lambda: False, timeout)
+        return not self.alive
 
     def kill(self, job: str) -> None:
         try:
@@ -410,13 +413,6 @@ class Worker:
                     return int(entry.name)
         return None
 
-    def stderr_tail(self) -> str:
-        self.stderr.seek(0, os.SEEK_END)
-        size = self.stderr.tell()
-        self.stderr.seek(max(0, size - 1000))
-        lines = [l for l in self.stderr.read().decode(errors="replace").splitlines() if l.strip()]
-        return lines[-1][-300:] if lines else ""
-
     def close(self) -> None:
         self.control.close()
         try:
@@ -426,6 +422,15 @@ class Worker:
         if hasattr(self, "proc"):
             self.proc.wait()
         self.stderr.close()
+
+
+def _last_line(fd: int, limit: int = 300) -> str:
+    """The last non-empty line of an output file (at most ``limit`` characters of it), read from
+    its end only: a submission may have written 64 MB there."""
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, limit * 4, max(0, size - limit * 4)).decode(errors="replace").strip()
+    lines = [l for l in data.splitlines() if l.strip()]
+    return lines[-1][-limit:] if lines else ""
 
 
 def _status(pid: str) -> dict[str, str]:
@@ -534,10 +539,10 @@ class _Child:
 
     def finish(self) -> str:
         """Wait for the exit; close everything; a description of an abnormal end ("" if none)."""
-        code = self.worker.wait(self.worker.exits, self.id, 10)
+        code = self.worker.exit_code(self.id, 10)
         if code is None:
             self.kill()
-            code = self.worker.wait(self.worker.exits, self.id, 10)
+            code = self.worker.exit_code(self.id, 10)
         tail = self.stderr_tail()
         for fd in (self.events, *self.out_fds):
             os.close(fd)
@@ -551,12 +556,8 @@ class _Child:
                  "SIGKILL": ": stopped by the grader, or out of memory", "SIGSEGV": ": a crash, often out of memory"}
         return how + hints.get(how.removeprefix("signal "), "") + (f"; last output: {tail}" if tail else "")
 
-    def stderr_tail(self, limit: int = 300) -> str:
-        fd = self.out_fds[1]
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, limit * 4, max(0, size - limit * 4)).decode(errors="replace").strip()
-        lines = [l for l in data.splitlines() if l.strip()]
-        return lines[-1][-limit:] if lines else ""
+    def stderr_tail(self) -> str:
+        return _last_line(self.out_fds[1])
 
     def close(self) -> None:
         os.close(self.dir_fd)
@@ -667,12 +668,12 @@ def _start(runtime: Runtime, timeout: float, sandbox: Path, *args) -> _Child:
         child.wait_start(timeout)
         if not child.error:
             return child
-        child.finish()
+        ending = child.finish()
         child.close()
         if worker.gone(0.5):  # the worker died meanwhile, not the child's confinement
             runtime.revive(worker)
             continue
-        raise WorkerError(child.error)
+        raise WorkerError(child.error + (f" ({ending})" if ending else ""))
     raise WorkerError("the worker died twice in a row")
 
 

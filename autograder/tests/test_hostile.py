@@ -151,6 +151,13 @@ if libc.open({str(MARKER).encode()!r}, os.O_WRONLY | os.O_CREAT, 0o644) < 0:
                                "landlock: checks the file a link points to; namespaces: / is read-only"),
     "reads_other_submission": (attempt("open({other!r}).read()"), 0,
                                "namespaces: not in the file system; landlock: reading refused"),
+    "lists_the_other_sandboxes": (attempt("""
+os.listdir("..")  # the folders of the submissions graded beside it, and the reference's (its source)
+"""), 0, "unprivileged user: the sandboxes' folder is root's (0711); landlock: reading outside the sandbox refused"),
+    "squats_a_later_sandbox": (attempt("""
+os.mkdir("../submission-24")  # where a later submission's child would write its records
+"""), 0, "unprivileged user: the sandboxes' folder is root's; landlock: writes only in its own sandbox; the names are "
+         "unguessable anyway"),
     "kills_the_worker": (attempt("""
 import signal
 os.kill(os.getppid(), signal.SIGKILL)  # the warm worker, which forks every submission
@@ -270,7 +277,7 @@ def test_the_correct_submission_beside_them_gets_every_point(graded):
 
 
 def test_the_grading_process_stays_small(graded):
-    """4 GB written to stdout, a fork bomb and 22 other attacks: the grading process itself (which
+    """4 GB written to stdout, a fork bomb and 24 other attacks: the grading process itself (which
     imports no torch) stays under 256 MiB."""
     mode, _, peak_kib = graded
     assert 0 < peak_kib < 256 * 2**10, f"{mode}: peak {peak_kib / 2**10:.0f} MiB"
