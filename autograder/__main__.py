@@ -12,6 +12,7 @@ from pathlib import Path
 from .catalogue import EXAMPLES, write_submissions
 from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
 from .sandbox import LAYERS
+from .trained import LabelSet
 from .report import feedback_html, gradescope, score_table, write_csv, write_json
 
 
@@ -34,10 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("path", type=Path, nargs="?",
                    help="submission file or folder (default: the bundled examples: the reference solution and "
                         "three buggy submissions from autograder/catalogue.py)")
+    g.add_argument("--data", help="dataset root whose labels the submitted predictions (outputs/fcn32s_predictions.npz, "
+                                  "fcn8s_...) are scored against: enables the mIoU checks (default $FCNKIT_DATA)")
     g.add_argument("--checkpoints", type=Path,
-                   help="folder with fcn32s.pt / fcn8s.pt (or <student>/.../fcn32s.pt for a class): "
-                        "enables the mIoU checks")
-    g.add_argument("--data", help="dataset root for the mIoU checks (default $FCNKIT_DATA, else the bundled sample)")
+                   help="folder with fcn32s.pt / fcn8s.pt (or <student>/.../fcn32s.pt for a class): the weights are "
+                        "evaluated in the sandbox, and compared with the submitted predictions when there are any "
+                        "(the dataset: --data, else $FCNKIT_DATA, else the bundled sample)")
     g.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate on")
     g.add_argument("--scale", type=float, default=0.5, help="image scale the checkpoints are evaluated at")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -107,7 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.gradescope and len(submissions) != 1:
         print("error: --gradescope writes one submission's results; give a single file", file=sys.stderr)
         return 2
-    device, evalset = "cpu", None  # structural checks run on the CPU; only trained weights use a GPU
+    device, evalset, labels = "cpu", None, None  # structural checks run on the CPU; only trained weights use a GPU
+    if args.data or os.environ.get("FCNKIT_DATA"):
+        from fcnkit.splits import DataError
+        try:
+            labels = LabelSet(args.data or os.environ["FCNKIT_DATA"], args.split)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"scoring submitted predictions against the {len(labels.ids)} {args.split} labels of {labels.root}")
     if args.checkpoints:
         from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
         from fcnkit.train import resolve_device
@@ -137,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run = GradingRun.start(evalset, device, limits, seed=args.seed, hidden=[args.path.resolve()], want=want,
-                               jobs=jobs)
+                               jobs=jobs, labels=labels)
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -20,9 +20,9 @@ from pathlib import Path
 from fcnkit.records import RECORDS, CopyParams, Failure, Outputs, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
-from . import checks, sandbox
+from . import checks, sandbox, trained
 from .extract import SubmissionError, extract
-from .rubric import ITEMS, NOT_GRADED, RUBRIC
+from .rubric import FLAGGED, ITEMS, NOT_GRADED, RUBRIC
 from .sandbox import Limits
 
 REFERENCE_SOURCE = Path(__file__).resolve().parent / "reference" / "models.py"
@@ -37,20 +37,23 @@ class EvalSet:
     labels: list  # numpy label maps
     size: int
     hidden: list[Path]  # the dataset folder, which submissions may not read while graded
+    ids: list[str] = field(default_factory=list)  # the images' ids, in order
+    scale: float = 0.5
 
     @classmethod
     def load(cls, root=None, split: str = "test", scale: float = 0.5, workdir: Path | None = None) -> "EvalSet":
         import torch
-        from fcnkit.data import data_root, eval_split
+        from fcnkit.data import cmp_splits, data_root, eval_split
         root = data_root(root)
         images, labels = eval_split(root, split, scale)
+        ids = [p.stem for p in cmp_splits(root)[split]]
         workdir = Path(workdir or tempfile.mkdtemp(prefix="fcnkit-eval-"))
         workdir.mkdir(parents=True, exist_ok=True)
         images_file = workdir / f"{split}_images.pt"
         torch.save(images, images_file)
         os.chmod(workdir, 0o755)
         os.chmod(images_file, 0o644)
-        return cls(images_file, labels, len(images), hidden=[root])
+        return cls(images_file, labels, len(images), hidden=[root], ids=ids, scale=scale)
 
 
 @dataclass
@@ -62,19 +65,22 @@ class GradingRun:
     workdir: Path
     limits: Limits = field(default_factory=Limits)
     evalset: EvalSet | None = None
+    labels: trained.LabelSet | None = None  # what submitted predictions are scored against
     counter: itertools.count = field(default_factory=itertools.count)
     slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(2))  # children at once
 
     @classmethod
     def start(cls, evalset: EvalSet | None = None, device: str = "cpu", limits: Limits = Limits(),
-              seed: int | None = None, hidden=(), want=sandbox.LAYERS, jobs: int = 1) -> "GradingRun":
+              seed: int | None = None, hidden=(), want=sandbox.LAYERS, jobs: int = 1,
+              labels: trained.LabelSet | None = None) -> "GradingRun":
         workdir = Path(tempfile.mkdtemp(prefix="fcnkit-grade-"))
         data = [os.environ["FCNKIT_DATA"]] if os.environ.get("FCNKIT_DATA") else []
         context = checks.Context(seed=secrets.randbits(31) if seed is None else seed,
                                  labels=evalset.labels if evalset else None)
-        runtime = sandbox.prepare(workdir, [*hidden, *data, *(evalset.hidden if evalset else [])], device, want, jobs)
+        hidden = [*hidden, *data, *(evalset.hidden if evalset else []), *([labels.root] if labels else [])]
+        runtime = sandbox.prepare(workdir, hidden, device, want, jobs)
         runtime.worker.warm(context.seed)
-        run = cls(runtime, context, workdir, limits, evalset, slots=threading.Semaphore(max(2, jobs)))
+        run = cls(runtime, context, workdir, limits, evalset, labels, slots=threading.Semaphore(max(2, jobs)))
         context.observed.clear()
         threading.Thread(target=run._observe_reference, daemon=True).start()
         return run
@@ -172,7 +178,7 @@ def _result(name: str, passed: bool, message: str, status: str | None = None) ->
             "message": message}
 
 
-def _judge(item, outcome: sandbox.StepOutcome, run: GradingRun, report: dict) -> dict:
+def _judge(item, outcome: sandbox.StepOutcome, run: GradingRun) -> dict:
     record = outcome.record
     if record is None:
         return _result(item.name, False, outcome.failure)
@@ -184,14 +190,53 @@ def _judge(item, outcome: sandbox.StepOutcome, run: GradingRun, report: dict) ->
         return _result(item.name, False, str(err))
     except Exception as err:  # a well-formed record that makes no sense
         return _result(item.name, False, f"the grader could not judge what was observed ({type(err).__name__}: {err}).")
-    finally:
-        if isinstance(record, Predictions) and not record.error and item.needs_weights:
+    return _result(item.name, True, message)
+
+
+def _keep_scores(report: dict, kind: str, scores: dict, first_maps: list) -> None:
+    report.setdefault("metrics", {})[kind] = scores
+    report.setdefault("_predictions", {})[kind] = first_maps[:3]  # for the feedback page
+
+
+def _judge_trained(item, run: GradingRun, report: dict, folder: Path | None, weights: Path | None,
+                   outcome: sandbox.StepOutcome | None, checkpoints: Path | None, stopped: str) -> dict:
+    """An mIoU item: from the submitted predictions when there are any (cross-checked against the
+    weights' when the child evaluated them), else from the weights alone."""
+    kind = item.model
+    recomputed = outcome.record.maps if outcome is not None and isinstance(outcome.record, Predictions) \
+        and not outcome.record.error else None
+    if folder is not None and run.labels is not None:
+        try:
+            meta, maps, scores = trained.read_and_judge(folder, kind, run.labels)
+            _keep_scores(report, kind, scores, [maps[i] for i in run.labels.ids])
+            if recomputed is not None:
+                report["notes"].append(trained.cross_check(kind, meta, maps, recomputed, run.evalset.ids,
+                                                           run.evalset.scale, weights))
+            return _result(item.name, True, "from the submitted predictions: " + checks.judge_miou(kind, scores))
+        except trained.Flagged as err:
+            return _result(item.name, False, f"flagged for review: {err}", FLAGGED)
+        except checks.CheckFailed as err:
+            return _result(item.name, False, f"from the submitted predictions: {err}")
+    if outcome is not None:
+        if recomputed is not None:
             try:
-                report.setdefault("metrics", {})[item.model] = checks.score_predictions(record.maps, run.context.labels)
-                report.setdefault("_predictions", {})[item.model] = record.maps[:3]  # for the feedback page
+                _keep_scores(report, kind, checks.score_predictions(recomputed, run.context.labels), recomputed)
             except checks.CheckFailed:
                 pass
-    return _result(item.name, True, message)
+        return _judge(item, outcome, run)
+    if weights is not None and run.evalset is not None:  # the child stopped before it evaluated them
+        return _result(item.name, False, f"not graded: {stopped or 'the check did not run'}")
+    files = f"outputs/{kind}_predictions.npz and .json"
+    if folder is not None:
+        return _result(item.name, False, "not graded: predictions submitted, but the run has no labels to score them "
+                                         "(--data DIR or FCNKIT_DATA).", NOT_GRADED)
+    if run.labels is not None:
+        return _result(item.name, False, f"no {files} submitted (the notebook writes them when it trains "
+                                         f"{MODEL_CLASSES[kind]}).")
+    if checkpoints is not None:
+        return _result(item.name, False, f"no {CHECKPOINT_NAMES[kind]} found for {report['student']} in {checkpoints}.")
+    return _result(item.name, False, "not graded: no trained results given (submitted predictions are scored with "
+                                     "--data DIR or FCNKIT_DATA; weights with --checkpoints DIR).", NOT_GRADED)
 
 
 def grade_submission(student: str, path: Path, checkpoints: Path | None = None, evalset: EvalSet | None = None,
@@ -211,6 +256,7 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     report = {"student": student, "submission": str(path), "notes": [], "checks": [], "seed": run.context.seed,
               "isolation": asdict(run.runtime.isolation)}
     weights = find_checkpoints(checkpoints, student) if checkpoints is not None else {}
+    predictions = {kind: trained.find_predictions(Path(path), kind, student, checkpoints) for kind in MODEL_CLASSES}
     items = [i for i in RUBRIC if (not i.needs_weights or (weights.get(i.model) and run.evalset))
              and (only is None or i.name in only)]
     steps = {}
@@ -261,16 +307,13 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     judging = time.perf_counter()
     for item in RUBRIC:
         step = f"{item.observes}-{item.model}"
-        if step in outcomes and item in items:
-            report["checks"].append(_judge(item, outcomes[step], run, report))
-        elif item.needs_weights and checkpoints is None:
-            report["checks"].append(_result(item.name, False, "not graded: no trained weights given (--checkpoints "
-                                                              "DIR).", NOT_GRADED))
-        elif item.needs_weights and not weights.get(item.model):
-            report["checks"].append(_result(item.name, False, f"no {CHECKPOINT_NAMES[item.model]} found for "
-                                                              f"{student} in {checkpoints}."))
+        if item.needs_weights:
+            report["checks"].append(_judge_trained(item, run, report, predictions[item.model], weights.get(item.model),
+                                                   outcomes.get(step) if item in items else None, checkpoints, stopped))
         elif only is not None and item.name not in only:
             report["checks"].append(_result(item.name, False, "not graded in this run.", NOT_GRADED))
+        elif step in outcomes and item in items:
+            report["checks"].append(_judge(item, outcomes[step], run))
         else:
             report["checks"].append(_result(item.name, False, f"not graded: {stopped or 'the check did not run'}"))
     report["score"] = sum(c["score"] for c in report["checks"])

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from .rubric import NOT_GRADED, RUBRIC
+from .rubric import FLAGGED, NOT_GRADED, RUBRIC
 
 
 def public(report: dict) -> dict:
@@ -48,9 +48,14 @@ def score_table(reports: list[dict]) -> str:
     for message, items in pending.items():
         lines.append(f"\nnot graded ({', '.join(items)}: {sum(items.values())} points): "
                      + message.removeprefix("not graded: "))
-        if "--checkpoints" in message:
-            lines.append("  grade them from each student's outputs/fcn32s.pt and fcn8s.pt: --checkpoints DIR, with the "
-                         "dataset in FCNKIT_DATA (or --data)")
+        if "no trained results" in message:
+            lines.append("  grade them from the predictions each student submits (outputs/fcn32s_predictions.npz, "
+                         "fcn8s_...): give the dataset, --data DIR (or FCNKIT_DATA)")
+    flagged = [(r["student"], c) for r in reports for c in r["checks"] if c["status"] == FLAGGED]
+    if flagged:
+        lines.append(f"\nflagged for review (not credited; {len(flagged)}):")
+        lines += [f"  {student}: {c['name']}: {c['message'].removeprefix('flagged for review: ')}"
+                  for student, c in flagged]
     return "\n".join(lines)
 
 
@@ -58,11 +63,13 @@ def write_csv(reports: list[dict], path: Path) -> None:
     """Class summary: one row per student with every check's points."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "score", "max_score", *[i.name for i in RUBRIC], "submission"])
+        writer.writerow(["student", "score", "max_score", *[i.name for i in RUBRIC], "submission", "review"])
         for r in reports:
             points = {c["name"]: ("" if c["status"] == NOT_GRADED else c["score"]) for c in r["checks"]}
+            review = "; ".join(f"{c['name']}: {c['message'].removeprefix('flagged for review: ')}"
+                               for c in r["checks"] if c["status"] == FLAGGED)
             writer.writerow([r["student"], r["score"], r["max_score"], *[points[i.name] for i in RUBRIC],
-                             r["submission"]])
+                             r["submission"], review])
 
 
 def gradescope(report: dict) -> dict:
@@ -71,7 +78,8 @@ def gradescope(report: dict) -> dict:
         "score": report["score"],
         "output": "\n".join([*report["notes"], _isolation(report)]),
         "tests": [{"name": c["title"], "score": c["score"], "max_score": c["max_score"], "output": c["message"],
-                   **({} if c["status"] == NOT_GRADED else {"status": c["status"]})} for c in report["checks"]],
+                   **({} if c["status"] == NOT_GRADED else {"status": "passed" if c["status"] == "passed" else "failed"})}
+                  for c in report["checks"]],
     }
 
 
@@ -88,7 +96,7 @@ def _png(fig) -> str:
 
 def _image_png(array) -> str:
     from PIL import Image
-    from fcnkit.data import colorize
+    from fcnkit.spec import colorize
     buf = io.BytesIO()
     Image.fromarray(colorize(array)).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode()
@@ -97,7 +105,7 @@ def _image_png(array) -> str:
 def feedback_html(report: dict) -> str:
     """A self-contained feedback page (images embedded) for one student."""
     e = html.escape
-    marks = {"passed": "&#10004;", "failed": "&#10008;", NOT_GRADED: "pending"}
+    marks = {"passed": "&#10004;", "failed": "&#10008;", NOT_GRADED: "pending", FLAGGED: "under review"}
     rows = "".join(
         f"<tr class='{c['status'].replace(' ', '-')}'><td>{e(c['title'])}</td>"
         f"<td>{'&ndash;' if c['status'] == NOT_GRADED else c['score']} / {c['max_score']}</td>"
@@ -106,7 +114,7 @@ def feedback_html(report: dict) -> str:
     notes = "".join(f"<li>{e(n)}</li>" for n in report["notes"])
     figures = ""
     for model, scores in report.get("metrics", {}).items():
-        from fcnkit.viz import plot_class_iou  # fcnkit (and torch) only for reports with trained weights
+        from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
         figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f}</h2>"
         figures += f"<img alt='per-class IoU' src='data:image/png;base64,{_png(plot_class_iou(scores['per_class_iou'], model))}'>"
         for pred in report.get("_predictions", {}).get(model, []):
@@ -115,7 +123,7 @@ def feedback_html(report: dict) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>FCN assignment feedback: {e(report['student'])}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}tr.passed td:nth-child(3){{color:green}}
-tr.failed td:nth-child(3){{color:#b00}}tr.not-graded td{{color:#777}}</style></head><body>
+tr.failed td:nth-child(3){{color:#b00}}tr.not-graded td{{color:#777}}tr.flagged td:nth-child(3){{color:#a60}}</style></head><body>
 <h1>FCN assignment: {e(report['student'])}</h1>
 <p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''} (the written answers are graded by hand).</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{rows}</table>

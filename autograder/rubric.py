@@ -10,7 +10,8 @@ from typing import Callable
 from . import checks
 
 
-NOT_GRADED = "not graded"  # a check's status when the run did not grade it (no trained weights given)
+NOT_GRADED = "not graded"  # a check's status when the run did not grade it (no trained results given)
+FLAGGED = "flagged"  # not credited, for a person to review (e.g. implausible submitted predictions)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ RUBRIC = (
          checks.equivalence, "outputs"),
     Item("fcn32s_copy_params", "fcn32s", 2, "FCN-32s: copy_params_from_vgg16 copies every layer",
          checks.copy_params, "copy_params"),
-    Item("fcn32s_miou", "fcn32s", 8, "FCN-32s: trained weights reach the mIoU threshold",
+    Item("fcn32s_miou", "fcn32s", 8, "FCN-32s: the trained model's test predictions reach the mIoU threshold",
          checks.miou, "predict", needs_weights=True),
     Item("fcn8s_vgg_layers", "fcn8s", 4, "FCN-8s: VGG-16 layers (names, shapes, padding 100, ceil-mode pools)",
          checks.vgg_layers, "structure"),
@@ -45,7 +46,7 @@ RUBRIC = (
          checks.output_shape, "structure"),
     Item("fcn8s_equivalence", "fcn8s", 14, "FCN-8s: same output as the reference with the same weights",
          checks.equivalence, "outputs"),
-    Item("fcn8s_miou", "fcn8s", 10, "FCN-8s: trained weights reach the mIoU threshold",
+    Item("fcn8s_miou", "fcn8s", 10, "FCN-8s: the trained model's test predictions reach the mIoU threshold",
          checks.miou, "predict", needs_weights=True),
 )
 ITEMS = {item.name: item for item in RUBRIC}

@@ -3,13 +3,30 @@
 The matrix is built with the classic bincount trick, ``bincount(n * gt + pred)``, *after* masking the
 pixels whose ground truth is not a class (``0 <= gt < n_class``): without the mask an ignore value
 such as 255 lands in some other cell and silently corrupts every score.
+
+numpy only at import (torch is imported by :class:`ConfusionMatrix` when used), so that the grader's
+own process scores submitted predictions without torch.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .data import IGNORE_INDEX
+from .spec import IGNORE_INDEX
+
+
+def confusion(pred: np.ndarray, target: np.ndarray, n_class: int) -> np.ndarray:
+    """The confusion matrix (int64, rows: truth) of one class-index map against its labels, over the
+    pixels whose label is a class (``0 <= target < n_class``)."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from target shape {target.shape}")
+    mask = (target >= 0) & (target < n_class)
+    pred = pred[mask].astype(np.int64)
+    if pred.size and not 0 <= pred.min() <= pred.max() < n_class:  # it would land in another class's cell
+        raise ValueError(f"predicted class {int(pred.max() if pred.max() >= n_class else pred.min())} is not "
+                         f"one of 0..{n_class - 1}")
+    index = n_class * target[mask].astype(np.int64) + pred
+    return np.bincount(index, minlength=n_class * n_class).reshape(n_class, n_class)
 
 
 class ConfusionMatrix:
@@ -20,10 +37,12 @@ class ConfusionMatrix:
     """
 
     def __init__(self, n_class: int, ignore_index: int = IGNORE_INDEX):
+        import torch
         self.n_class, self.ignore_index = n_class, ignore_index
         self.matrix = torch.zeros(n_class, n_class, dtype=torch.int64)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, pred, target) -> None:
+        import torch
         pred, target = torch.as_tensor(pred), torch.as_tensor(target)
         if pred.dim() == target.dim() + 1:
             pred = pred.argmax(1)

@@ -1,5 +1,5 @@
 """What the assignment fixes, as plain data (numpy only, so that the grader's own process never
-imports torch): the classes, the model classes, VGG-16's layer names and channels, the upsamplings of each FCN,
+imports torch): the classes and their colours, the model classes, VGG-16's layer names and channels, the upsamplings of each FCN,
 the bilinear filter they start from, and the stages at which activations are compared."""
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ CLASS_NAMES = (
     "balcony", "blind", "deco", "molding", "pillar", "shop",
 )
 N_CLASS = len(CLASS_NAMES)
+IGNORE_INDEX = 255  # the label of pixels that count for nothing (padding)
+# The label PNGs' own palette (entries 1..12), so our colours match every other CMP Facade figure.
+PALETTE = (
+    (0, 0, 170), (0, 0, 255), (0, 85, 255), (0, 170, 255), (0, 255, 255), (85, 255, 170),
+    (170, 255, 85), (255, 255, 0), (255, 170, 0), (255, 85, 0), (255, 0, 0), (170, 0, 0),
+)
 MODEL_CLASSES = {"fcn32s": "FCN32s", "fcn8s": "FCN8s"}
 
 # The 13 conv layers of VGG-16 in the order of ``vgg16().features``; FCNs use these attribute names.
@@ -60,3 +66,11 @@ STAGES = {
               ("score_pool3", "score_pool3", "out"), ("sum after upscore_pool4", "upscore8", "in"),
               ("upscore8", "upscore8", "out"), ("output", "", "out")),
 }
+
+
+def colorize(label) -> np.ndarray:
+    """Colour a label map (values 0..11) with the dataset palette; ignored pixels are black."""
+    label = np.asarray(label.cpu() if hasattr(label, "cpu") else label)  # a numpy array or a torch tensor
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[:N_CLASS] = PALETTE
+    return table[label.clip(0, 255).astype(np.int64)]

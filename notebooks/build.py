@@ -3,6 +3,7 @@
     python notebooks/build.py --release  # refresh the source's generated cells, then the release (nbgrader)
     python notebooks/build.py            # refresh the source's generated cells only
     python notebooks/build.py --check    # fail if the source or the release is out of date (CI)
+    python notebooks/build.py --release --install git+https://github.com/ORG/fcnkit@v0.2.0  # Colab-friendly
 
 The source notebook (``source/fcn_segmentation/fcn_segmentation.ipynb``) holds the text, the setup and
 training cells, the questions, the answer keys and the points of the written answers. The build
@@ -15,7 +16,11 @@ rewrites only what has one home elsewhere, finding the cells by their nbgrader `
   cell's visible ``check(...)`` call) and a ``check(...)`` call where it has none. The lines in
   between are the instructor's. A rubric item without a cell gets one, after its model's last test;
   a test cell for an item the rubric no longer has stops the build;
-- the markdown cell tagged ``points``: the points per part, from the rubric and the answer cells.
+- the markdown cell tagged ``points``: the points per part, from the rubric and the answer cells;
+- the setup cell's ``FCNKIT_INSTALL = "..."`` line: where the notebook installs fcnkit from when it is
+  missing (``--install``: the student wheel, which ``--release`` builds beside the notebook; a git or
+  https URL; or a pinned name on a package index, ``NAME==VERSION``). Never a bare name: that installs
+  whatever the index holds under it, perhaps somebody else's package.
 
 It also checks that each question's text states its answer cell's points, gives graded cells their
 ``grade_id`` as cell id, and drops outputs, execution counts and editor metadata, so that a diff of
@@ -52,6 +57,7 @@ SOLUTIONS = {"vgg16_layers": ("imports", "vgg16_layers"), "fcn32s_solution": ("F
 MODEL_NAMES = {"fcn32s": "FCN-32s", "fcn8s": "FCN-8s"}
 HIDDEN = "### BEGIN HIDDEN TESTS\nfrom autograder.checks import check_in_process\ncheck_in_process({args})\n### END HIDDEN TESTS"
 KEPT_METADATA = ("nbgrader", "tags")
+INSTALL_LINE = re.compile(r'^FCNKIT_INSTALL = "([^"\n]*)"', re.M)
 
 
 class BuildError(Exception):
@@ -107,6 +113,48 @@ def points_text(nb) -> str:
             f"question{'s' if len(answers) != 1 else ''}, {sum(answers)} (graded by hand).")
 
 
+def wheel_name() -> str:
+    """The student wheel's file name, for the fcnkit version of this repository."""
+    version = re.search(r'^__version__ = "([^"]+)"', (REPO / "fcnkit" / "__init__.py").read_text(), re.M)[1]
+    return f"fcnkit-{version}-py3-none-any.whl"
+
+
+def install_spec(spec: str) -> str:
+    """What the release installs fcnkit from: a wheel (always the current version's), a URL, or
+    ``NAME==VERSION``; refuses a bare name, or anything pip would read as an option."""
+    if spec.endswith(".whl"):
+        return wheel_name()
+    if re.fullmatch(r"(git\+)?https://[^\s\"']+", spec) or re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9._+!-]+", spec):
+        return spec
+    raise BuildError(f"--install {spec!r}: give the student wheel ({wheel_name()}), a git+https:// or https:// URL, "
+                     f"or a pinned name on a package index (NAME==VERSION); a bare name installs whatever the index "
+                     f"holds under it")
+
+
+def set_install(nb, spec: str | None) -> str:
+    """Rewrite the setup cell's FCNKIT_INSTALL line (to ``spec``, else to its own value, checked)."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and INSTALL_LINE.search(c.source)]
+    if len(cells) != 1:
+        raise BuildError(f"the source needs one setup cell with a line FCNKIT_INSTALL = \"...\" (where the notebook "
+                         f"installs fcnkit from); it has {len(cells)}")
+    spec = install_spec(spec or INSTALL_LINE.search(cells[0].source)[1])
+    cells[0].source = INSTALL_LINE.sub(f'FCNKIT_INSTALL = "{spec}"', cells[0].source)
+    return spec
+
+
+def installs_from(notebook: Path) -> str:
+    """The FCNKIT_INSTALL value of a built notebook."""
+    sources = [c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    return next((m[1] for m in map(INSTALL_LINE.search, sources) if m), "")
+
+
+def build_wheel(folder: Path) -> Path:
+    """The student wheel (fcnkit, no grader), written into ``folder``."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder),
+                    str(REPO)], check=True)
+    return folder / wheel_name()
+
+
 def check_question_points(nb) -> None:
     """``**Question N (P points).**`` in a question's text must match its answer cell's points."""
     for i, cell in enumerate(nb.cells):
@@ -121,9 +169,11 @@ def check_question_points(nb) -> None:
                              f"{_nbgrader(cell)['points']}: make them agree (the cell's points are what nbgrader uses)")
 
 
-def build(nb) -> list[str]:
-    """Refresh the generated cells of ``nb`` in place; return what was added."""
+def build(nb, install: str | None = None) -> list[str]:
+    """Refresh the generated cells of ``nb`` in place (``install``: see :func:`install_spec`); return
+    what was added."""
     added = []
+    set_install(nb, install)
     ids = {_nbgrader(c).get("grade_id"): c for c in nb.cells if _nbgrader(c).get("grade_id")}
     stale = [g for g, c in ids.items() if _nbgrader(c).get("grade") and not _nbgrader(c).get("solution")
              and g not in ITEMS]
@@ -173,13 +223,13 @@ def normalise(nb) -> None:
         seen.add(cell.id)
 
 
-def build_source(source: Path = SOURCE, out: Path | None = None) -> list[str]:
+def build_source(source: Path = SOURCE, out: Path | None = None, install: str | None = None) -> list[str]:
     """Read the source notebook, refresh it, write it to ``out`` (default: in place)."""
     try:
         nb = nbformat.read(source, as_version=4)
     except (OSError, ValueError) as err:
         raise BuildError(f"cannot read {source}: {err}") from None
-    added = build(nb)
+    added = build(nb, install)
     nbformat.validate(nb)
     (out or source).parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out or source)
@@ -204,6 +254,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--release", action="store_true", help="also regenerate the student release")
     parser.add_argument("--check", action="store_true", help="fail if the committed notebooks are out of date")
+    parser.add_argument("--install", help="where the release installs fcnkit from when it is missing: the student "
+                        f"wheel ({wheel_name()}, built beside the notebook by --release; the default), a git+https:// "
+                        "URL, or NAME==VERSION on a package index (kept in the source until changed)")
     parser.add_argument("--course", type=Path, default=HERE,
                         help="the course folder holding source/ and release/ (default: notebooks/)")
     args = parser.parse_args(argv)
@@ -222,7 +275,7 @@ def main(argv=None) -> int:
                     print(f"{path} is out of date: run python notebooks/build.py --release"
                           + (f" (it adds test cells for {', '.join(added)})" if added and path == source else ""))
                 return 1 if stale else 0
-            added = build_source(source)
+            added = build_source(source, install=args.install)
         except BuildError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -233,6 +286,8 @@ def main(argv=None) -> int:
                 shutil.rmtree(release.parent)
             shutil.copytree(built, release.parent)
             print(f"wrote {release}")
+            if installs_from(release).endswith(".whl"):
+                print(f"wrote {build_wheel(release.parent)} (the notebook installs it when fcnkit is missing)")
     return 0
 
 

@@ -43,7 +43,7 @@ def test_cli_grades_a_class_in_nbgrader_layout(tmp_path, capsys):
     # without trained weights the mIoU items are pending, not failed: 52 of the 52 points this run could grade
     [alice_row] = [line for line in table.splitlines() if line.startswith("alice")]
     assert alice_row.split()[1:4] == ["22/22", "30/30", "52/52"] and "(of gradable)" in table
-    assert "not graded (fcn32s_miou, fcn8s_miou: 18 points)" in table and "--checkpoints DIR" in table
+    assert "not graded (fcn32s_miou, fcn8s_miou: 18 points)" in table and "--data DIR" in table
     assert reports["alice"]["graded_max_score"] == 52
     assert {c["status"] for c in reports["alice"]["checks"] if c["name"].endswith("_miou")} == {"not graded"}
     rows = (out / "grades.csv").read_text().splitlines()

@@ -1,0 +1,139 @@
+"""The mIoU items: trained models graded from the test-split predictions a student submits
+(fcnkit.predictions), scored here against the labels only the grader holds.
+
+Predictions are the student's word, so they are checked before they are credited: the right image
+ids, the labels' sizes, classes only, and an mIoU an FCN can reach. What fails those is not credited
+and is flagged for a person to review, with the reason. Where the grader also has the weights
+(``--checkpoints``), their predictions are recomputed in the sandbox and compared with the submitted
+ones (:func:`cross_check`).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fcnkit.judges import CheckFailed
+from fcnkit.metrics import confusion, scores
+from fcnkit.predictions import META_FILE, PredictionsError, PredictionsMeta, read_predictions, sha256_file
+from fcnkit.spec import MODEL_CLASSES, N_CLASS
+from fcnkit.splits import cmp_splits, load_label
+
+# No FCN-32s / FCN-8s on VGG-16 comes near this test mIoU on CMP Facade (the original course: 0.48 and
+# 0.50; published facade parsers with far stronger backbones stay below 0.70). Above it, predictions
+# are more likely the labels than a network's: flagged, not credited.
+MIOU_CEILING = 0.75
+SCALES = (0.25, 1.0)  # the image scales a submission may predict at (the notebook's default is 0.5)
+MIN_AGREEMENT = 0.99  # share of pixels the weights must reproduce (GPU and CPU argmax may differ on ties)
+
+
+class Flagged(CheckFailed):
+    """Not credited, and to be looked at by a person: the message says why."""
+
+
+@dataclass
+class LabelSet:
+    """The evaluation split's label maps, read on first use at each scale a submission predicts at."""
+    root: Path
+    split: str = "test"
+    ids: list[str] = field(init=False)
+    _images: dict = field(init=False)
+    _by_scale: dict = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self._images = {p.stem: p for p in cmp_splits(self.root)[self.split]}
+        self.ids = list(self._images)
+
+    def labels(self, scale: float) -> dict[str, np.ndarray]:
+        with self._lock:
+            if scale not in self._by_scale:
+                self._by_scale[scale] = {i: load_label(p, scale) for i, p in self._images.items()}
+            return self._by_scale[scale]
+
+
+def find_predictions(submission: Path, kind: str, student: str, elsewhere: Path | None = None) -> Path | None:
+    """The folder holding ``<kind>_predictions.json`` for this submission: its own folder's
+    ``outputs/`` (where the notebook writes it) or that folder itself, when the folder is the
+    student's alone; else ``elsewhere/<student>/**`` (e.g. ``--checkpoints``)."""
+    name = META_FILE.format(kind=kind)
+    folder = submission.parent
+    own = len([p for p in folder.glob("*") if p.suffix in (".ipynb", ".py")]) == 1
+    candidates = [folder / "outputs", folder] if own else []
+    if elsewhere is not None and (elsewhere / student).is_dir():
+        candidates += sorted(p.parent for p in (elsewhere / student).rglob(name))
+    for candidate in candidates:
+        if (candidate / name).exists() or (candidate / name).is_symlink():
+            return candidate
+    return None
+
+
+def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarray], labels: LabelSet) -> dict:
+    """Scores of submitted maps against the labels; raises Flagged when they are not plausible."""
+    name = MODEL_CLASSES[kind]
+    if meta.split != labels.split or meta.n_class != N_CLASS:
+        raise Flagged(f"{name}'s predictions are for the {meta.split!r} split with {meta.n_class} classes; the "
+                      f"grader scores the {labels.split!r} split with {N_CLASS}.")
+    if not SCALES[0] <= meta.scale <= SCALES[1]:
+        raise Flagged(f"{name}'s predictions were made at scale {meta.scale}; the grader accepts "
+                      f"{SCALES[0]} to {SCALES[1]}.")
+    missing = [i for i in labels.ids if i not in maps]
+    extra = [i for i in maps if i not in labels.ids]
+    if missing or extra or meta.image_ids != labels.ids:
+        what = (f"{len(missing)} of the {len(labels.ids)} {labels.split} images are missing (e.g. {missing[0]})"
+                if missing else f"{len(extra)} are not {labels.split} images (e.g. {extra[0]})"
+                if extra else "the JSON's image_ids are not the split's, in its order")
+        raise Flagged(f"{name}'s predictions do not cover the {labels.split} split: {what}.")
+    truth = labels.labels(meta.scale)
+    matrix = np.zeros((N_CLASS, N_CLASS), dtype=np.int64)
+    for image_id in labels.ids:
+        pred, label = maps[image_id], truth[image_id]
+        if pred.shape != label.shape:
+            raise Flagged(f"{name}'s map of {image_id} is {pred.shape[0]}x{pred.shape[1]}; the image is "
+                          f"{label.shape[0]}x{label.shape[1]} at scale {meta.scale}.")
+        try:
+            matrix += confusion(pred, label, N_CLASS)
+        except ValueError as err:
+            raise Flagged(f"{name}'s map of {image_id}: {err}.") from None
+    result = scores(matrix)
+    if result["mean_iou"] > MIOU_CEILING:
+        raise Flagged(f"{name}'s predictions reach test mIoU {result['mean_iou']:.3f}, above the {MIOU_CEILING} "
+                      f"no FCN on VGG-16 comes near on this split (a copy of the labels?).")
+    return result
+
+
+def read_and_judge(folder: Path, kind: str, labels: LabelSet) -> tuple[PredictionsMeta, dict, dict]:
+    """(meta, maps, scores) of the predictions in ``folder``; raises Flagged (unreadable or implausible)."""
+    try:
+        meta, maps = read_predictions(folder, kind)
+    except PredictionsError as err:
+        raise Flagged(f"submitted predictions unreadable: {err}") from None
+    return meta, maps, judge_predictions(kind, meta, maps, labels)
+
+
+def cross_check(kind: str, meta: PredictionsMeta, submitted: dict[str, np.ndarray], recomputed: list[np.ndarray],
+                ids: list[str], scale: float, weights: Path) -> str:
+    """Compare the submitted maps with the ones the student's own weights give (recomputed at
+    ``scale`` on images ``ids``). Raises Flagged when they disagree; returns a note otherwise."""
+    name = MODEL_CLASSES[kind]
+    digest = sha256_file(weights)
+    if meta.scale != scale:
+        return (f"{name}: the weights were evaluated at scale {scale}, the predictions submitted at {meta.scale}: "
+                f"not compared (run with --scale {meta.scale}).")
+    same = total = 0
+    for image_id, pred in zip(ids, recomputed):
+        mine = submitted.get(image_id)
+        total += pred.size
+        if mine is not None and mine.shape == pred.shape:
+            same += int((mine == pred).sum())
+    agreement = same / max(total, 1)
+    sha = "the same weights (SHA-256)" if digest == meta.weights_sha256 else (
+        f"weights whose SHA-256 is not the one recorded ({meta.weights_sha256[:12] or 'none'}... vs {digest[:12]}...)")
+    if agreement < MIN_AGREEMENT:
+        raise Flagged(f"{name}'s submitted predictions differ from what its weights produce: they agree on "
+                      f"{agreement:.1%} of the pixels ({sha}).")
+    return f"{name}: the submitted predictions are what its weights produce ({agreement:.2%} of the pixels; {sha})."
+
