@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
                         "recorded in every report, so a run can be repeated exactly)")
     g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
     g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
+    g.add_argument("--gradebook", type=Path, metavar="COURSE",
+                   help="an nbgrader course folder: file the graded submissions (COURSE/submitted/...) with nbgrader "
+                        "autograde without running them, and put the scores into its gradebook and autograded "
+                        "notebooks (formgrader and generate_feedback show them)")
     g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here "
                                                  "(bench/grading_speed.py reads it)")
     g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
@@ -109,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.gradescope and len(submissions) != 1:
         print("error: --gradescope writes one submission's results; give a single file", file=sys.stderr)
+        return 2
+    if args.gradebook and not (args.gradebook / "gradebook.db").is_file():
+        print(f"error: --gradebook {args.gradebook}: no gradebook.db there; give the nbgrader course folder (the one "
+              f"holding nbgrader_config.py, source/ and submitted/)", file=sys.stderr)
         return 2
     device, evalset, labels = "cpu", None, None  # structural checks run on the CPU; only trained weights use a GPU
     if args.data or os.environ.get("FCNKIT_DATA"):
@@ -171,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         write_json(reports, args.json)
     if args.gradescope:
         args.gradescope.write_text(json.dumps(gradescope(reports[0]), indent=2) + "\n")
+    if args.gradebook:
+        from .gradebook import GradebookError, record
+        try:
+            print("\n".join(record(args.gradebook, reports)))
+        except GradebookError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")

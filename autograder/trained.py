@@ -61,7 +61,7 @@ def find_predictions(submission: Path, kind: str, student: str, elsewhere: Path 
     student's alone; else ``elsewhere/<student>/**`` (e.g. ``--checkpoints``)."""
     name = META_FILE.format(kind=kind)
     folder = submission.parent
-    own = len([p for p in folder.glob("*") if p.suffix in (".ipynb", ".py")]) == 1
+    own = len(list(folder.glob(f"*{submission.suffix}"))) == 1  # not a folder of everybody's notebooks
     candidates = [folder / "outputs", folder] if own else []
     if elsewhere is not None and (elsewhere / student).is_dir():
         candidates += sorted(p.parent for p in (elsewhere / student).rglob(name))

@@ -8,8 +8,10 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-# Submissions bring their trained weights in outputs/ (the mIoU tests read them); never a dataset copy.
+# Submissions bring outputs/ with the test predictions the mIoU items are graded from (a few hundred KB);
+# the weights beside them (540 MB each) are over nbgrader's max_file_size (100 MB) and stay behind. Never the data.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "data"]
 
-# Checking the saved weights of FCN-8s on the test split takes a while on a CPU.
+# nbgrader autograde (when used instead of `python -m autograder grade --gradebook`) runs the notebook's
+# checks on a CPU: minutes.
 c.Execute.timeout = 1800

@@ -24,10 +24,11 @@ AUTO_POINTS = sum(item.points for item in RUBRIC)
 
 
 @pytest.fixture(scope="module")
-def notebook_env(vgg_features_file):
+def notebook_env(vgg_features_file, tmp_path_factory):
     """What CI sets for the notebook: smoke mode, local VGG weights, and mIoU thresholds of 0 (a
     smoke run's weights are barely trained; the threshold logic is tested in autograder/tests)."""
     env = {"FCNKIT_SMOKE": "1", "FCNKIT_VGG16_WEIGHTS": str(vgg_features_file), "FCNKIT_DATA": str(SAMPLE_ROOT),
+           "FCNKIT_WEIGHTS": str(tmp_path_factory.mktemp("weights")),
            "FCNKIT_MIOU_THRESHOLDS": "fcn32s=0,fcn8s=0", "MPLBACKEND": "Agg",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     old = {k: os.environ.get(k) for k in env}
@@ -59,7 +60,7 @@ def smoke_run(tmp_path_factory, notebook_env):
     return work, nb
 
 
-def test_source_runs_top_to_bottom_in_smoke_mode(smoke_run):
+def test_source_runs_top_to_bottom_in_smoke_mode(smoke_run, notebook_env):
     work, nb = smoke_run
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code_cells)
@@ -70,7 +71,11 @@ def test_source_runs_top_to_bottom_in_smoke_mode(smoke_run):
     assert figures >= 5
     metrics = json.loads((work / "outputs" / "metrics.json").read_text())
     assert metrics["mode"] == "smoke" and set(metrics["test"]) == {"fcn32s_scratch", "fcn32s", "fcn8s"}
-    assert (work / "outputs" / "fcn32s.pt").is_file() and (work / "outputs" / "fcn8s.pt").is_file()
+    weights = Path(notebook_env["FCNKIT_WEIGHTS"])
+    assert (weights / "fcn32s.pt").stat().st_size > 500e6 and (weights / "fcn8s.pt").is_file()
+    assert sorted(p.name for p in (work / "outputs").iterdir()) == [
+        "fcn32s_predictions.json", "fcn32s_predictions.npz", "fcn8s_predictions.json", "fcn8s_predictions.npz",
+        "metrics.json"]
 
 
 def grade_cells(nb):
@@ -198,3 +203,56 @@ def test_the_build_works_without_an_activated_environment():
     """nbgrader runs its own console scripts (alembic): found beside the interpreter, not on PATH."""
     result = run_build("--check", env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_submission_through_nbgrader_is_graded_from_its_predictions(smoke_run, tmp_path, notebook_env):
+    """The round trip of an nbgrader course, on real nbgrader: release, fetch (as a student), the
+    reference solution and a smoke run's outputs, submit, collect (under nbgrader's default 100 MB
+    file limit, which leaves the weights behind), grade from the submitted predictions, scores into
+    the gradebook, feedback."""
+    from nbgrader.api import Gradebook
+    from autograder.__main__ import main
+    work, solved = smoke_run
+    course, exchange, home = tmp_path / "course", tmp_path / "exchange", tmp_path / "alice"
+    build.generate_release(course)
+    build.build_wheel(course / "release" / ASSIGNMENT)
+    shared = [f"--Exchange.root={exchange}", "--CourseDirectory.course_id=fcn-segmentation"]
+    exchange.mkdir()
+    nbgrader(course, "release_assignment", ASSIGNMENT, *shared)
+    home.mkdir()
+    student = [sys.executable, "-m", "nbgrader"]  # run in the student's folder, with no course of its own
+    subprocess.run([*student, "fetch_assignment", ASSIGNMENT, *shared, "--log-level=WARN"], cwd=home, check=True)
+    fetched = home / ASSIGNMENT
+    assert (fetched / build.wheel_name()).is_file()
+    nb = nbformat.read(fetched / build.SOURCE.name, as_version=4)
+    answers = {c.id: c for c in solved.cells}
+    for cell in nb.cells:  # the student's work: the solution and the outputs of their (smoke) run
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = answers[cell.id].source
+        if cell.cell_type == "code":
+            cell.outputs = answers[cell.id].outputs
+    nbformat.write(nb, fetched / build.SOURCE.name)
+    shutil.copytree(work / "outputs", fetched / "outputs")  # the weights are elsewhere (FCNKIT_WEIGHTS)
+    subprocess.run([*student, "submit", ASSIGNMENT, "--student=alice", *shared, "--log-level=WARN"], cwd=home,
+                   check=True)  # nbgrader refuses a folder over 100 MB (max_dir_size): 2 x 540 MB would not go
+    nbgrader(course, "collect", ASSIGNMENT, *shared)
+    submitted = course / "submitted" / "alice" / ASSIGNMENT
+    assert (submitted / "outputs" / "fcn8s_predictions.npz").is_file()
+    assert sum(p.stat().st_size for p in submitted.rglob("*") if p.is_file()) < 2e6
+
+    reports = tmp_path / "reports"
+    assert main(["grade", str(course / "submitted"), "--data", str(SAMPLE_ROOT), "--out", str(reports),
+                 "--gradebook", str(course), "--jobs", "2"]) == 0
+    report = json.loads((reports / "alice.json").read_text())
+    miou = {c["name"]: c for c in report["checks"] if c["name"].endswith("_miou")}
+    assert all(c["status"] == "passed" and "from the submitted predictions" in c["message"] for c in miou.values())
+    assert report["score"] == report["graded_max_score"] == AUTO_POINTS
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        alice = gb.find_submission(ASSIGNMENT, "alice")
+        assert (alice.code_score, alice.max_code_score) == (AUTO_POINTS, AUTO_POINTS)
+        assert gb.find_grade("fcn8s_miou", build.SOURCE.stem, ASSIGNMENT, "alice").auto_score == 10
+        assert gb.find_grade("question1", build.SOURCE.stem, ASSIGNMENT, "alice").needs_manual_grade
+    nbgrader(course, "generate_feedback", ASSIGNMENT)
+    page = (course / "feedback" / "alice" / ASSIGNMENT / f"{build.SOURCE.stem}.html").read_text()
+    assert "PASS FCN-8s: the trained model&#39;s test predictions reach the mIoU threshold: 10 / 10" in page \
+        or "PASS FCN-8s: the trained model's test predictions reach the mIoU threshold: 10 / 10" in page

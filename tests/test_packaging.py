@@ -2,12 +2,17 @@
 hidden check, and the release notebook imports nothing from the grader."""
 import ast
 import json
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
@@ -69,3 +74,82 @@ def test_the_childs_runtime_holds_no_solution(tmp_path):
         text = path.read_text()
         assert not [m for m in SOLUTION_MARKERS if m in text], path
     assert str(REPO) not in runtime.sys_path and not any(p.startswith(str(REPO / "autograder")) for p in runtime.read)
+
+
+def test_the_student_package_is_publishable(student_wheel):
+    """Metadata an index shows (licence, long description, classifiers) and twine's own check."""
+    with zipfile.ZipFile(student_wheel) as wheel:
+        [metadata] = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+        text = wheel.read(metadata).decode()
+        assert any(n.endswith("licenses/LICENSE") for n in wheel.namelist())
+    assert "License-Expression: MIT AND CC-BY-SA-4.0" in text and "Description-Content-Type: text/markdown" in text
+    assert "holds no solution and no grader" in text  # the long description: docs/fcnkit.md
+    result = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(student_wheel)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def fresh_environment(root: Path) -> Path:
+    """A virtual environment without fcnkit, its python returned. Its other packages (torch: 5.5 GB
+    installed) are this interpreter's, seen through a folder of links that leaves out fcnkit and the
+    grader, so that pip finds them installed and installs fcnkit alone."""
+    import site
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    python = root / "venv" / "bin" / "python"
+    deps = root / "deps"
+    deps.mkdir()
+    ours = ("fcnkit", "__editable__", "autograder", "dataset_tools")
+    for packages in site.getsitepackages():
+        for entry in Path(packages).iterdir():
+            if not entry.name.startswith(ours) and entry.suffix != ".pth" and not (deps / entry.name).exists():
+                (deps / entry.name).symlink_to(entry)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "shared-deps.pth").write_text(f"{deps}\n")
+    return python
+
+
+def setup_cell(folder: Path, python: Path, jupyter: Path, env: dict):
+    """Execute the notebook's first code cell in ``folder`` with a kernel of ``python``."""
+    nb = nbformat.read(folder / RELEASE.name, as_version=4)
+    nb.cells = [next(c for c in nb.cells if c.cell_type == "code")]
+    spec = jupyter / "kernels" / "fresh"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [str(python), "-m", "ipykernel_launcher", "-f",
+                                                           "{connection_file}"],
+                                                  "display_name": "fresh", "language": "python", "env": env}))
+    os.environ["JUPYTER_PATH"] = str(jupyter)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="fresh", resources={"metadata": {"path": str(folder)}}).execute()
+    finally:
+        os.environ.pop("JUPYTER_PATH")
+    return nb
+
+
+def test_the_release_installs_fcnkit_in_a_fresh_environment(tmp_path):
+    """The release's setup cell, run in a fresh virtual environment that lacks fcnkit, from a folder
+    holding only the release (notebook and wheel): it installs the wheel, then sets up a smoke run
+    on the bundled sample. Without the wheel beside it, it says which file to put where."""
+    sys.path.insert(0, str(REPO / "notebooks"))
+    import build
+    built = build.generate_release(tmp_path / "course")
+    build.build_wheel(built)
+    release = tmp_path / "student"
+    shutil.copytree(built, release)
+    assert sorted(p.name for p in release.iterdir()) == sorted([RELEASE.name, build.wheel_name()])
+    python = fresh_environment(tmp_path)
+    lacks = subprocess.run([str(python), "-c", "import importlib.util; print(importlib.util.find_spec('fcnkit'))"],
+                           capture_output=True, text=True, check=True, cwd=release)
+    assert lacks.stdout.strip() == "None"
+    env = {"FCNKIT_SMOKE": "1", "MPLBACKEND": "Agg", "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    nb = setup_cell(release, python, tmp_path / "jupyter", env)
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert "mode: smoke" in text and "sample_data" in text
+    where = subprocess.run([str(python), "-c", "import fcnkit; print(fcnkit.__version__, fcnkit.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert where.startswith(build.wheel_name().split("-")[1]) and str(tmp_path / "venv") in where
+
+    (release / build.wheel_name()).rename(tmp_path / build.wheel_name())
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "fcnkit"], check=True)
+    with pytest.raises(CellExecutionError, match=f"{build.wheel_name()} is not in .*: it came with this notebook"):
+        setup_cell(release, python, tmp_path / "jupyter", env)
