@@ -13,7 +13,7 @@ from .catalogue import EXAMPLES, write_submissions
 from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
 from .sandbox import LAYERS
 from .trained import LabelSet
-from .report import feedback_html, gradescope, score_table, write_csv, write_json
+from .report import feedback_html, score_table, write_csv, write_json
 
 
 
@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"layers to use when available, in the order they are given up: {', '.join(LAYERS[:4])} "
                         f"(rlimits are always on; the strongest available set is used and printed)")
     g.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="memory limit per submission (CPU)")
+    g.add_argument("--low-memory", action="store_true",
+                   help="one child at a time, the reference's included: the smallest run (what Gradescope uses)")
     g.add_argument("--out", type=Path, default=Path("grading-reports"),
                    help="folder for grades.csv, <student>.json and feedback/<student>.html")
     g.add_argument("--seed", type=int,
@@ -73,7 +75,39 @@ def _parser() -> argparse.ArgumentParser:
                             description="Rebuild OUT/grades.csv from the <student>.json files in OUT (e.g. after "
                                         "sharded runs wrote into the same folder).")
     s.add_argument("out", type=Path)
+    b = commands.add_parser("gradescope-bundle", help="write the Gradescope autograder zip",
+                            description="Write the autograder zip to upload to Gradescope (setup.sh, run_autograder, "
+                                        "the fcnkit and grader wheels, and with --data the test split's images and "
+                                        "labels, so that the mIoU items are graded from the predictions students "
+                                        "submit).")
+    b.add_argument("out", type=Path, help="the zip to write, e.g. fcn_gradescope.zip")
+    b.add_argument("--data", type=Path, help="dataset folder whose test split goes into the zip (default $FCNKIT_DATA; "
+                                              "without one the mIoU items are not graded on Gradescope)")
+    r = commands.add_parser("gradescope-run", help="what the zip's run_autograder runs",
+                            description="Grade ROOT/submission, write ROOT/results/results.json (Gradescope's "
+                                        "layout; ROOT is /autograder there).")
+    r.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
     return parser
+
+
+def gradescope_bundle(out: Path, data: Path | None) -> int:
+    from fcnkit.splits import DataError
+    from .gradescope import bundle
+    if out.suffix != ".zip":
+        print(f"error: {out}: the autograder bundle is a .zip", file=sys.stderr)
+        return 2
+    data = data or (Path(os.environ["FCNKIT_DATA"]) if os.environ.get("FCNKIT_DATA") else None)
+    try:
+        names = bundle(out, data)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    images = sum(n.endswith(".jpg") for n in names)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): setup.sh, run_autograder, "
+          f"{sum(n.endswith('.whl') for n in names)} wheels, "
+          + (f"{images} test images with their labels" if images else "no dataset (mIoU items not graded)"))
+    print("upload it in Gradescope: Assignment > Configure Autograder > Zip file upload (Ubuntu 22.04 base image)")
+    return 0
 
 
 def summarize(out: Path) -> int:
@@ -92,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "summarize":
         return summarize(args.out)
+    if args.command == "gradescope-bundle":
+        return gradescope_bundle(args.out, args.data)
+    if args.command == "gradescope-run":
+        from .gradescope import run
+        print(json.dumps(run(args.root), indent=1))
+        return 0
     shard = None
     if args.shard:
         k, _, n = args.shard.partition("/")
@@ -145,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [layer for layer in want if layer not in LAYERS]:
         print(f"error: --isolation: unknown layer {unknown[0]!r}; choose from {', '.join(LAYERS[:4])}", file=sys.stderr)
         return 2
-    jobs = 1 if device == "cuda" else max(1, min(args.jobs, len(submissions)))  # one GPU: one at a time
+    one_at_a_time = device == "cuda" or args.low_memory  # one GPU: one child at a time
+    jobs = 1 if one_at_a_time else max(1, min(args.jobs, len(submissions)))
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)  # the cores are shared out among the children
     limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
                     memory_gb=args.memory_gb, threads=threads)
@@ -156,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run = GradingRun.start(evalset, device, limits, seed=args.seed, hidden=[args.path.resolve()], want=want,
-                               jobs=jobs, labels=labels)
+                               jobs=jobs, labels=labels, low_memory=args.low_memory)
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -178,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json(reports, args.json)
     if args.gradescope:
-        args.gradescope.write_text(json.dumps(gradescope(reports[0]), indent=2) + "\n")
+        from .gradescope import results
+        args.gradescope.write_text(json.dumps(results(reports[0], reports[0]["_seconds"]), indent=2) + "\n")
     if args.gradebook:
         from .gradebook import GradebookError, record
         try:

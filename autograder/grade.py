@@ -66,13 +66,16 @@ class GradingRun:
     limits: Limits = field(default_factory=Limits)
     evalset: EvalSet | None = None
     labels: trained.LabelSet | None = None  # what submitted predictions are scored against
+    low_memory: bool = False  # one child at a time
     counter: itertools.count = field(default_factory=itertools.count)
     slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(2))  # children at once
 
     @classmethod
     def start(cls, evalset: EvalSet | None = None, device: str = "cpu", limits: Limits = Limits(),
               seed: int | None = None, hidden=(), want=sandbox.LAYERS, jobs: int = 1,
-              labels: trained.LabelSet | None = None) -> "GradingRun":
+              labels: trained.LabelSet | None = None, low_memory: bool = False) -> "GradingRun":
+        """Start a run: its worker, warmed, and the reference's child. ``low_memory``: one child at a
+        time, the reference's included (Gradescope's 768 MB)."""
         workdir = Path(tempfile.mkdtemp(prefix="fcnkit-grade-"))
         data = [os.environ["FCNKIT_DATA"]] if os.environ.get("FCNKIT_DATA") else []
         context = checks.Context(seed=secrets.randbits(31) if seed is None else seed,
@@ -80,7 +83,8 @@ class GradingRun:
         hidden = [*hidden, *data, *(evalset.hidden if evalset else []), *([labels.root] if labels else [])]
         runtime = sandbox.prepare(workdir, hidden, device, want, jobs)
         runtime.worker.warm(context.seed)
-        run = cls(runtime, context, workdir, limits, evalset, labels, slots=threading.Semaphore(max(2, jobs)))
+        run = cls(runtime, context, workdir, limits, evalset, labels, low_memory=low_memory,
+                  slots=threading.Semaphore(1 if low_memory else max(2, jobs)))
         context.observed.clear()
         threading.Thread(target=run._observe_reference, daemon=True).start()
         return run

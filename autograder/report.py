@@ -72,18 +72,7 @@ def write_csv(reports: list[dict], path: Path) -> None:
                              r["submission"], review])
 
 
-def gradescope(report: dict) -> dict:
-    """Gradescope's ``results.json`` for one submission."""
-    return {
-        "score": report["score"],
-        "output": "\n".join([*report["notes"], _isolation(report)]),
-        "tests": [{"name": c["title"], "score": c["score"], "max_score": c["max_score"], "output": c["message"],
-                   **({} if c["status"] == NOT_GRADED else {"status": "passed" if c["status"] == "passed" else "failed"})}
-                  for c in report["checks"]],
-    }
-
-
-def _isolation(report: dict) -> str:
+def isolation_line(report: dict) -> str:
     isolation = report.get("isolation", {})
     return f"Graded under isolation: {', '.join(isolation.get('layers', [])) or 'unknown'}."
 

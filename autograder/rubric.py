@@ -22,7 +22,8 @@ class Item:
     title: str
     check: Callable  # (record, checks.Context) -> message; raises CheckFailed
     observes: str  # "structure", "outputs", "copy_params" or "predict"
-    needs_weights: bool = False  # graded only when trained weights are given
+    needs_weights: bool = False  # graded from trained results (submitted predictions, or weights)
+    hidden: bool = False  # the notebook's test cell hides this check (Gradescope shows it after publication)
 
 
 RUBRIC = (
@@ -33,7 +34,7 @@ RUBRIC = (
     Item("fcn32s_output_shape", "fcn32s", 4, "FCN-32s: output has the input's height and width",
          checks.output_shape, "structure"),
     Item("fcn32s_equivalence", "fcn32s", 8, "FCN-32s: same output as the reference with the same weights",
-         checks.equivalence, "outputs"),
+         checks.equivalence, "outputs", hidden=True),
     Item("fcn32s_copy_params", "fcn32s", 2, "FCN-32s: copy_params_from_vgg16 copies every layer",
          checks.copy_params, "copy_params"),
     Item("fcn32s_miou", "fcn32s", 8, "FCN-32s: the trained model's test predictions reach the mIoU threshold",
@@ -45,7 +46,7 @@ RUBRIC = (
     Item("fcn8s_output_shape", "fcn8s", 4, "FCN-8s: output has the input's height and width",
          checks.output_shape, "structure"),
     Item("fcn8s_equivalence", "fcn8s", 14, "FCN-8s: same output as the reference with the same weights",
-         checks.equivalence, "outputs"),
+         checks.equivalence, "outputs", hidden=True),
     Item("fcn8s_miou", "fcn8s", 10, "FCN-8s: the trained model's test predictions reach the mIoU threshold",
          checks.miou, "predict", needs_weights=True),
 )

@@ -182,9 +182,32 @@ class CallRecorder:
             handle.remove()
 
 
+@contextlib.contextmanager
+def large_weights_in_place(model: nn.Module):
+    """While in this context, convolutions with large weights (fc6: 411 MB, fc7) run without oneDNN,
+    which would copy their weights into a layout of its own on every call; torch's own convolution
+    reads them where they are. The others keep oneDNN (torch's own would unfold their inputs:
+    130 MB for conv1_2 behind a padding of 100)."""
+    def off(module, args):
+        module._fcnkit_mkldnn = torch.backends.mkldnn.is_available() and torch._C._get_mkldnn_enabled()
+        torch._C._set_mkldnn_enabled(False)
+
+    def back(module, args, output):
+        torch._C._set_mkldnn_enabled(getattr(module, "_fcnkit_mkldnn", True))
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.weight.numel() >= SEED_BLOCK:
+            hooks += [m.register_forward_pre_hook(off), m.register_forward_hook(back)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def forward(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
     try:
-        with torch.no_grad():
+        with torch.no_grad(), large_weights_in_place(model):
             out = model(x.clone())
     except Exception as err:
         raise ObservationError(raised(f"{what} on an input of shape {tuple(x.shape)}", err)) from None
@@ -281,13 +304,14 @@ _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
 _libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 PROT_NONE, PROT_READ_WRITE = 0, 3
-MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x01, 0x02, 0x10, 0x20, 0x4000
 
 
-def _repeated(block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | None:
+def _repeated(block: torch.Tensor, shape: tuple[int, ...], aliased: bool = False) -> torch.Tensor | None:
     """A contiguous float32 tensor of ``shape`` whose values repeat ``block``: one memory file
-    holding the block, mapped copy-on-write as many times as it takes, end to end (None where the
-    system will not). Writes stay private to the process that makes them."""
+    holding the block, mapped as many times as it takes, end to end (None where the system will
+    not). Copy-on-write: writes stay private to the process that makes them; ``aliased``: every
+    mapping is the same memory, so a write to one value writes every value ``block.numel()`` apart."""
     numel, size = math.prod(shape), block.numel() * block.element_size()
     if size % mmap.PAGESIZE:
         return None
@@ -303,7 +327,8 @@ def _repeated(block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | Non
         if base is None or base == ctypes.c_void_p(-1).value:
             return None
         for i in range(count):
-            if _libc.mmap(base + i * size, size, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) != base + i * size:
+            flags = (MAP_SHARED if aliased else MAP_PRIVATE) | MAP_FIXED
+            if _libc.mmap(base + i * size, size, PROT_READ_WRITE, flags, fd, 0) != base + i * size:
                 _libc.munmap(base, count * size)
                 return None
     except OSError:
@@ -488,6 +513,20 @@ def seeded_copy(seed: int) -> dict[str, CopiedLayer]:
     return expected
 
 
+def _alias_large_weight(layer) -> None:
+    """Give a large weight (fc6: 411 MB, fc7: 67 MB) the storage of :func:`_repeated` with
+    ``aliased=True``: SEED_BLOCK values, NaN until written, seen over and over. The seeded VGG-16
+    repeats its values with that same period, so a correct copy writes the same value into every
+    alias and leaves what a full-size copy would, for 4 MB; a wrong one (another layer, another
+    order, nothing) leaves values that are not the expected ones, which is all the judge compares."""
+    weight = getattr(layer, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dtype == torch.float32 and weight.device.type == "cpu" \
+            and weight.numel() >= SEED_BLOCK and weight.numel() % SEED_BLOCK == 0:
+        sink = _repeated(torch.full((SEED_BLOCK,), float("nan")), tuple(weight.shape), aliased=True)
+        if sink is not None:
+            weight.data = sink
+
+
 def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Module | None = None) -> CopyParams:
     """Copy a seeded VGG-16 (``vgg``, else a new :func:`seeded_vgg16`) into a fresh model with the
     submission's own copy_params_from_vgg16, or fcnkit's when it has none (then the layers' names
@@ -497,6 +536,8 @@ def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Mo
     model = build(namespace, kind, n_class, default_init=False)
     vgg = seeded_vgg16(seed) if vgg is None else vgg
     result = CopyParams(own=own is not None)
+    for name, _, _ in copy_targets(vgg):
+        _alias_large_weight(getattr(model, name, None))
     try:
         with torch.no_grad():
             (own or copy_params_from_vgg16)(model, vgg)

@@ -1,0 +1,175 @@
+"""Gradescope: the autograder zip, and what its ``run_autograder`` does.
+
+Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once to build its image,
+then, for each submission, ``/autograder/run_autograder`` as root with the student's files in
+``/autograder/submission``; it reads ``/autograder/results/results.json``. The grader grades that one
+submission as the CLI does (same worker, same sandbox and verdicts; the child runs as ``nobody``), with
+one child at a time so that a run stays small, and writes Gradescope's results format.
+
+    python -m autograder gradescope-bundle fcn_gradescope.zip --data data/cmp_facade   # the zip to upload
+    python -m autograder gradescope-run /autograder                                   # what run_autograder runs
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from .rubric import ITEMS, NOT_GRADED
+
+REPO = Path(__file__).resolve().parent.parent  # a clone's root (the bundle is built from a clone)
+DATA_FOLDER = "data"  # in the bundle: the evaluation split's images and labels, when --data was given
+# What the grader needs on Gradescope's Ubuntu image (the rest of requirements.txt is course tooling).
+RUNTIME_REQUIREMENTS = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "tqdm", "pyseccomp")
+
+SETUP = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, in /autograder/source, to build the autograder's image.
+set -euo pipefail
+cd "$(dirname "$0")"
+apt-get update -qq
+# bubblewrap: the grader's namespaces layer (used when the container allows it); libseccomp2: its seccomp layer
+apt-get install -y -qq python3 python3-pip python3-venv bubblewrap libseccomp2 >/dev/null
+python3 -m venv /autograder/venv
+# torch for the CPU only: Gradescope's machines have no GPU
+/autograder/venv/bin/pip install -q --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+/autograder/venv/bin/pip install -q --no-deps wheels/*.whl
+# the interpreter and its packages must be readable by the unprivileged user the child runs as
+chmod -R a+rX /autograder/venv /autograder/source
+"""
+
+RUN = """#!/usr/bin/env bash
+# Gradescope runs this as root for each submission. AUTOGRADER_ROOT (default /autograder) holds
+# submission/ and results/; the tests point it at a folder of their own.
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+PYTHON="$ROOT/venv/bin/python"
+[ -x "$PYTHON" ] || PYTHON="$(command -v python3)"
+cd "$ROOT/source"
+exec "$PYTHON" -m autograder gradescope-run "$ROOT"
+"""
+
+
+def _requirements() -> str:
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        spec = line.split("#")[0].strip()
+        name = spec.split("=")[0].split(">")[0].split("<")[0].strip().lower()
+        if name in RUNTIME_REQUIREMENTS:
+            pins[name] = spec
+    return "\n".join(pins[name] for name in RUNTIME_REQUIREMENTS) + "\n"
+
+
+def _evaluation_data(root: Path, split: str = "test") -> dict[str, Path]:
+    """The files of the evaluation split (image and label: the labels are read beside their image),
+    keyed by their name in the bundle, with split files that list them as the test split."""
+    from fcnkit.splits import cmp_splits, label_path
+    files = {}
+    for jpg in cmp_splits(root)[split]:
+        for path in (jpg, label_path(jpg)):
+            files[f"{DATA_FOLDER}/{jpg.parent.name}/{path.name}"] = path
+    return files
+
+
+def bundle(out: Path, data: Path | None = None) -> list[str]:
+    """Write the autograder zip to ``out``; returns its file names. ``data``: a dataset folder whose
+    test split (76 images and labels) goes into the zip, so that Gradescope grades the mIoU items
+    from the predictions students submit; without it they are reported as not graded."""
+    from fcnkit.splits import cmp_splits
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels = Path(tmp)
+        for project in (REPO, REPO / "autograder"):
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(wheels), str(project)], check=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")  # an interrupted build never leaves a zip that looks whole
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, text in (("setup.sh", SETUP), ("run_autograder", RUN), ("requirements.txt", _requirements())):
+                info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+                info.external_attr = (0o755 if name != "requirements.txt" else 0o644) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, text)
+            for wheel in sorted(wheels.glob("*.whl")):
+                z.write(wheel, f"wheels/{wheel.name}")
+            if data is not None:
+                ids = [p.stem for p in cmp_splits(data)["test"]]
+                for name, path in _evaluation_data(data).items():
+                    z.write(path, name)
+                for split, listed in (("train", []), ("val", []), ("test", ids)):
+                    z.writestr(f"{DATA_FOLDER}/splits/{split}.txt", "".join(f"{i}\n" for i in listed))
+            names = z.namelist()
+        partial.replace(out)
+    return names
+
+
+def visibility(name: str) -> str:
+    """What students see of an item before grades are published: the checks the notebook hides
+    (its hidden tests: comparisons with the reference) show after publication only."""
+    return "after_published" if ITEMS[name].hidden else "visible"
+
+
+def results(report: dict, seconds: float) -> dict:
+    """Gradescope's results.json for one report (its specification's fields only)."""
+    from .report import isolation_line
+    tests = []
+    for c in report["checks"]:
+        test = {"name": c["title"], "number": str(len(tests) + 1), "score": c["score"], "max_score": c["max_score"],
+                "output": c["message"], "output_format": "text", "visibility": visibility(c["name"])}
+        if c["status"] != NOT_GRADED:
+            test["status"] = "passed" if c["status"] == "passed" else "failed"
+        tests.append(test)
+    pending = [c["name"] for c in report["checks"] if c["status"] == NOT_GRADED]
+    output = [*report["notes"], isolation_line(report)]
+    if pending:
+        output.append(f"Not graded yet: {', '.join(pending)} (the written answers are graded by hand).")
+    return {"score": report["score"], "execution_time": round(seconds), "output": "\n".join(output),
+            "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+
+
+def failure(message: str, seconds: float) -> dict:
+    """results.json when the submission could not be graded at all (so Gradescope shows why)."""
+    return {"score": 0, "execution_time": round(seconds), "output": message, "output_format": "text",
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
+
+
+def _submission(folder: Path) -> Path:
+    notebooks = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    named = [p for p in notebooks if p.name == "fcn_segmentation.ipynb"]
+    if len(named) == 1 or len(notebooks) == 1:
+        return (named or notebooks)[0]
+    scripts = sorted(folder.rglob("*.py"))
+    if not notebooks and len(scripts) == 1:
+        return scripts[0]
+    found = ", ".join(p.name for p in notebooks) or "no notebook"
+    raise FileNotFoundError(f"Submit one notebook, fcn_segmentation.ipynb, with outputs/ beside it (found: {found}).")
+
+
+def run(root: Path) -> dict:
+    """Grade ``root/submission`` and write ``root/results/results.json``; returns the results."""
+    from .grade import GradingRun, Limits, grade_submission
+    from .trained import LabelSet
+    start = time.perf_counter()
+    out = root / "results" / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = _submission(root / "submission")
+    except FileNotFoundError as err:
+        out.write_text(json.dumps(failure(str(err), time.perf_counter() - start), indent=2) + "\n")
+        return json.loads(out.read_text())
+    data = root / "source" / DATA_FOLDER
+    labels = LabelSet(data) if (data / "splits" / "test.txt").is_file() else None
+    cores = len(os.sched_getaffinity(0))
+    limits = Limits(threads=cores)
+    grading = GradingRun.start(limits=limits, hidden=[root / "source", root / "submission"], jobs=1, labels=labels,
+                               low_memory=True)  # Gradescope's default is 768 MB
+    try:
+        report = grade_submission("student", path, limits=limits, run=grading)
+    finally:
+        grading.close()
+    result = results(report, time.perf_counter() - start)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+

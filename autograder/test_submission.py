@@ -1,0 +1,56 @@
+"""The rubric as pytest tests (see autograder.pytest_plugin):
+
+    pytest --pyargs autograder --submission PATH
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from autograder.rubric import FLAGGED, NOT_GRADED, RUBRIC
+
+
+def pytest_generate_tests(metafunc):
+    path = metafunc.config.getoption("submission")
+    if "student" not in metafunc.fixturenames:
+        return
+    if path is None:
+        metafunc.parametrize(("student", "item"), [pytest.param(None, None, marks=pytest.mark.skip(
+            reason="grades a submission: pytest --pyargs autograder --submission PATH"))])
+        return
+    from autograder.grade import find_submissions
+    params = [pytest.param(student, item, id=f"{student}-{item.name}", marks=pytest.mark.points(item.points))
+              for student, _ in find_submissions(path) for item in RUBRIC]
+    metafunc.parametrize(("student", "item"), params)
+
+
+@pytest.fixture(scope="session")
+def graded(pytestconfig) -> dict:
+    """Every submission graded once, as ``python -m autograder grade`` grades them."""
+    from autograder.__main__ import default_jobs
+    from autograder.grade import GradingRun, Limits, find_submissions, grade_all
+    from autograder.trained import LabelSet
+    path = pytestconfig.getoption("submission").resolve()
+    data = pytestconfig.getoption("grading_data") or os.environ.get("FCNKIT_DATA")
+    submissions = find_submissions(path)
+    jobs = max(1, min(default_jobs(), len(submissions)))
+    limits = Limits(threads=max(1, len(os.sched_getaffinity(0)) // jobs))
+    run = GradingRun.start(limits=limits, seed=pytestconfig.getoption("grading_seed"), hidden=[path], jobs=jobs,
+                           labels=LabelSet(data) if data else None)
+    try:
+        reports = grade_all(submissions, jobs=jobs, limits=limits, run=run)
+    finally:
+        run.close()
+    return {report["student"]: report for report in reports}
+
+
+def test_rubric_item(graded, student, item, record_property):
+    check = next(c for c in graded[student]["checks"] if c["name"] == item.name)
+    for key in ("points", "score", "status"):
+        record_property(key, item.points if key == "points" else check[key])
+    if check["status"] == NOT_GRADED:
+        pytest.skip(check["message"])
+    if check["status"] != "passed":
+        pytest.fail(("flagged for review: " if check["status"] == FLAGGED else "") + check["message"], pytrace=False)
+

@@ -1,0 +1,262 @@
+"""The Gradescope and pytest front-ends give the CLI's verdicts: the real autograder zip run the way
+Gradescope runs it (against a folder laid out as /autograder), and real pytest with junitxml, both
+compared item by item with ``python -m autograder grade`` on the catalogue."""
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from autograder.__main__ import main
+from autograder.catalogue import sources, write_submissions
+from autograder.rubric import ITEMS, RUBRIC
+from fcnkit.splits import SAMPLE_ROOT
+
+# Gradescope's results.json, as its autograder specification describes it.
+TOP_LEVEL = {"score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
+             "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
+TEST_FIELDS = {"score", "max_score", "status", "name", "name_format", "number", "output", "output_format", "tags",
+               "visibility", "extra_data"}
+VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
+FORMATS = {"text", "html", "simple_format", "md", "ansi"}
+
+
+def validate_results(results: dict) -> None:
+    assert set(results) <= TOP_LEVEL, set(results) - TOP_LEVEL
+    assert isinstance(results["score"], (int, float)) and isinstance(results["execution_time"], int)
+    assert isinstance(results["output"], str) and results["output_format"] in FORMATS
+    assert results.get("visibility", "visible") in VISIBILITY and results.get("stdout_visibility") in VISIBILITY
+    for test in results["tests"]:
+        assert set(test) <= TEST_FIELDS, set(test) - TEST_FIELDS
+        assert {"name", "score", "max_score", "output", "output_format", "visibility"} <= set(test)
+        assert isinstance(test["score"], (int, float)) and isinstance(test["max_score"], (int, float))
+        assert test.get("status", "passed") in ("passed", "failed")
+        assert test["visibility"] in VISIBILITY and test["output_format"] in FORMATS
+    if results["tests"]:
+        assert results["score"] == sum(t["score"] for t in results["tests"])
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory) -> Path:
+    """Every catalogue submission as a student's folder (``<name>/fcn_segmentation/fcn_segmentation.py``)."""
+    flat, folder = tmp_path_factory.mktemp("flat"), tmp_path_factory.mktemp("catalogue")
+    write_submissions(flat, list(sources()))
+    for path in sorted(flat.iterdir()):
+        (folder / path.stem / "fcn_segmentation").mkdir(parents=True)
+        shutil.copy(path, folder / path.stem / "fcn_segmentation" / "fcn_segmentation.py")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cli_reports(catalogue, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("cli")
+    assert main(["grade", str(catalogue), "--out", str(out), "--json", str(out / "all.json"), "--seed", "7"]) == 0
+    return {r["student"]: r for r in json.loads((out / "all.json").read_text())}
+
+
+def per_item(report: dict) -> dict:
+    return {c["name"]: (c["score"], "passed" if c["status"] == "passed" else "not graded"
+                        if c["status"] == "not graded" else "failed") for c in report["checks"]}
+
+
+# ----------------------------------------------------------------------------------- Gradescope
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "fcn_gradescope.zip"
+    assert main(["gradescope-bundle", str(out), "--data", str(SAMPLE_ROOT)]) == 0
+    return out
+
+
+def autograder_root(tmp_path: Path, bundle: Path, files: dict[str, Path]) -> Path:
+    """A folder laid out as Gradescope's /autograder: source/ (the zip, unpacked), run_autograder
+    (copied from source/, as setup does), submission/ and results/."""
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+        for info in z.infolist():  # zipfile drops the mode bits
+            os.chmod(root / "source" / info.filename, info.external_attr >> 16 or 0o644)
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    for name, path in files.items():
+        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, root / "submission" / name)
+    (root / "results").mkdir()
+    return root
+
+
+def run_autograder(root: Path) -> dict:
+    """As Gradescope does: run_autograder as root, then read results/results.json."""
+    result = subprocess.run([str(root / "run_autograder")], env={**os.environ, "AUTOGRADER_ROOT": str(root)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+def test_the_bundle_holds_what_gradescope_needs(bundle):
+    with zipfile.ZipFile(bundle) as z:
+        names = z.namelist()
+        modes = {i.filename: i.external_attr >> 16 for i in z.infolist()}
+        setup = z.read("setup.sh").decode()
+        requirements = z.read("requirements.txt").decode()
+    assert {"setup.sh", "run_autograder", "requirements.txt"} <= set(names)
+    assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
+    wheels = sorted(n for n in names if n.startswith("wheels/"))
+    assert [w.split("/")[1].split("-")[0] for w in wheels] == ["fcnkit", "fcnkit_grader"]
+    assert sum(n.endswith(".png") for n in names) == sum(n.endswith(".jpg") for n in names) == 8  # the sample's test
+    assert "torch==" in requirements and "nbgrader" not in requirements
+    assert subprocess.run(["bash", "-n", "-c", setup]).returncode == 0  # setup.sh parses
+    assert "wheels/*.whl" in setup and "bubblewrap" in setup and "download.pytorch.org/whl/cpu" in setup
+    # no solution in the zip beyond what the grader needs: the reference lives in the grader's wheel only
+    assert not [n for n in names if n.endswith(".py")]
+
+
+def test_run_autograder_grades_a_submission_like_the_cli(tmp_path, bundle, catalogue, cli_reports):
+    """The reference with trained results, through run_autograder: results.json follows Gradescope's
+    specification, hidden checks are shown after publication only, the child runs as nobody."""
+    from autograder.tests.test_trained import noisy_labels, write_predictions
+    outputs = tmp_path / "outputs"
+    write_predictions(outputs, "fcn32s", noisy_labels(0.2))
+    write_predictions(outputs, "fcn8s", noisy_labels(0.2))
+    files = {"fcn_segmentation.ipynb": _as_notebook(catalogue / "reference" / "fcn_segmentation" /
+                                                    "fcn_segmentation.py", tmp_path),
+             **{f"outputs/{p.name}": p for p in outputs.iterdir()}}
+    results = run_autograder(autograder_root(tmp_path, bundle, files))
+    validate_results(results)
+    tests = {t["name"]: t for t in results["tests"]}
+    assert results["score"] == 70 and [t["score"] for t in results["tests"]] == [i.points for i in RUBRIC]
+    for item in RUBRIC:
+        assert tests[item.title]["visibility"] == ("after_published" if item.hidden else "visible")
+    assert {i.name for i in RUBRIC if i.hidden} == {"fcn32s_equivalence", "fcn8s_equivalence"}
+    assert "unprivileged-user" in results["output"] and results["stdout_visibility"] == "hidden"
+    cli = per_item(cli_reports["reference"])
+    assert all(cli[name][0] == ITEMS[name].points for name in cli if not name.endswith("_miou"))
+
+
+def memory_cgroup(limit_mb: int):
+    """A memory cgroup (v1, or v2) of ``limit_mb`` that this process may create, else None."""
+    for base, files in ((Path("/sys/fs/cgroup/memory"), ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")),
+                        (Path("/sys/fs/cgroup"), ("memory.max", "memory.swap.max"))):
+        group = base / f"fcnkit-test-{os.getpid()}"
+        try:
+            group.mkdir()
+        except OSError:
+            continue
+        try:
+            (group / files[0]).write_text(str(limit_mb * 2**20))
+            if (group / files[1]).exists():
+                (group / files[1]).write_text(str(limit_mb * 2**20) if "memsw" in files[1] else "0")
+            return group
+        except OSError:
+            group.rmdir()
+    return None
+
+
+def oom_kills(group: Path) -> int:
+    for name in ("memory.oom_control", "memory.events"):
+        if (group / name).exists():
+            return int(next(l.split()[1] for l in (group / name).read_text().splitlines() if l.startswith("oom_kill ")))
+    return -1
+
+
+# Private memory of a fresh interpreter after `import numpy, torch` with the CPU-only build of torch that
+# setup.sh installs on Gradescope (torch 2.13.0+cpu, the CPU build in this machine's wheel cache, 2026-11-24:
+# `python -c "import numpy, torch"` in a virtual environment holding it, Pss_Anon of /proc/self/smaps_rollup).
+CPU_TORCH_IMPORT_MB = 142
+
+
+def torch_import_mb() -> int:
+    code = ("import numpy, torch\nprint(next(int(l.split()[1]) // 1024 for l in open('/proc/self/smaps_rollup') "
+            "if l.startswith('Pss_Anon')))")
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def test_run_autograder_fits_gradescopes_default_768_mb(tmp_path, bundle, catalogue):
+    """The reference, graded in a memory cgroup (page cache included) of Gradescope's default 768 MB,
+    plus what this machine's build of torch takes at import beyond the CPU build Gradescope gets
+    (the CUDA build here: about 140 MB more): full marks, and the kernel killed nothing."""
+    limit = 768 + max(0, torch_import_mb() - CPU_TORCH_IMPORT_MB)
+    group = memory_cgroup(limit)
+    if group is None:
+        pytest.skip("no memory cgroup can be made here (needs root and a writable cgroup file system)")
+    root = autograder_root(tmp_path, bundle, {
+        "fcn_segmentation.py": catalogue / "reference" / "fcn_segmentation" / "fcn_segmentation.py"})
+    try:
+        enter = f"echo $$ > {group / 'cgroup.procs'} && exec {root / 'run_autograder'}"
+        result = subprocess.run(["bash", "-c", enter], env={**os.environ, "AUTOGRADER_ROOT": str(root)},
+                                capture_output=True, text=True, timeout=600)
+        kills = oom_kills(group)
+    finally:
+        for _ in range(50):  # the cgroup goes once its last process has
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                import time
+                time.sleep(0.1)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    failed = [(t["name"], t["output"]) for t in results["tests"] if t["score"] < t["max_score"] and "miou" not in t["output"] and "predictions" not in t["output"]]
+    assert kills == 0 and not failed, (kills, failed)
+    assert results["score"] == 52  # the mIoU items: no predictions submitted here
+
+
+def _as_notebook(script: Path, folder: Path) -> Path:
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(script.read_text())])
+    path = folder / "as_notebook.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_run_autograder_gives_the_clis_verdicts_on_the_catalogue(tmp_path, bundle, catalogue, cli_reports):
+    def one(name):
+        root = autograder_root(tmp_path / name, bundle, {
+            "fcn_segmentation.py": catalogue / name / "fcn_segmentation" / "fcn_segmentation.py"})
+        return name, run_autograder(root)
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(pool.map(one, sorted(cli_reports)))
+    for name, result in results.items():
+        validate_results(result)
+        got = {t["name"]: (t["score"], t.get("status", "not graded")) for t in result["tests"]}
+        want = {ITEMS[item].title: verdict for item, verdict in per_item(cli_reports[name]).items()}
+        # mIoU items: without predictions, "not graded" by the CLI (no dataset) and failed on Gradescope (dataset in
+        # the zip, nothing submitted)
+        for item in ("fcn32s_miou", "fcn8s_miou"):
+            assert got.pop(ITEMS[item].title) == (0, "failed") and want.pop(ITEMS[item].title) == (0, "not graded")
+        assert got == want, name
+
+
+def test_run_autograder_explains_a_submission_without_a_notebook(tmp_path, bundle):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my answers")
+    results = run_autograder(autograder_root(tmp_path, bundle, {"notes.txt": notes}))
+    validate_results(results)
+    assert results["score"] == 0 and "Submit one notebook, fcn_segmentation.ipynb" in results["output"]
+
+
+# ----------------------------------------------------------------------------------- pytest
+def test_pytest_gives_the_clis_verdicts_on_the_catalogue(tmp_path, catalogue, cli_reports):
+    junit = tmp_path / "results.xml"
+    result = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "autograder", "--submission", str(catalogue),
+                             "--grading-seed", "7", f"--junitxml={junit}", "-q", "-p", "no:cacheprovider"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert result.returncode == 1, result.stdout[-3000:]  # the mutants fail some items
+    cases = ET.parse(junit).getroot().iter("testcase")
+    got = {}
+    for case in cases:
+        student, item = case.get("name").removeprefix("test_rubric_item[").removesuffix("]").rsplit("-", 1)
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        outcome = "failed" if case.find("failure") is not None else "not graded" \
+            if case.find("skipped") is not None else "passed"
+        assert int(props["points"]) == ITEMS[item].points
+        got.setdefault(student, {})[item] = (int(props["score"]), outcome)
+    assert set(got) == set(cli_reports)
+    for student, report in cli_reports.items():
+        assert got[student] == per_item(report), student
+    assert f"{2 * len(cli_reports)} skipped" in result.stdout.strip().splitlines()[-1]  # the mIoU items, no dataset
