@@ -19,11 +19,11 @@ from .report import feedback_html, score_table, write_csv, write_json
 
 def default_jobs() -> int:
     """One child per core, each with one thread (forward passes scale better across processes than
-    across threads: bench/grading_speed.py), fewer when memory is short: a child needs up to about
-    1.5 GB while it checks FCN-8s."""
+    across threads: bench/grading_speed.py), fewer when memory is short: a child takes under 0.5 GiB
+    of its own (docs/results.md), counted as 1 GiB to leave room for a submission's own allocations."""
     cores = len(os.sched_getaffinity(0))
     memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-    return max(1, min(cores, int(memory_gb // 1.5)))
+    return max(1, min(cores, int(memory_gb // 1.0)))
 
 
 def _parser() -> argparse.ArgumentParser:

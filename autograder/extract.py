@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fcnkit.predictions import UnreadableFile, read_bounded
+
+MAX_SUBMISSION_BYTES = 100 * 2**20  # a notebook with its figures; a file larger than this is refused unread
 MAGIC = re.compile(r"^\s*([%!].*|[\w.]+\?{1,2})\s*$")  # %magic, !shell, obj? help
 
 
@@ -40,8 +43,10 @@ class Extracted:
 def code_cells(path: Path) -> list[tuple[int, str]]:
     """``(cell number, source)`` of every code cell; a ``.py`` file is one cell numbered 0."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8")
+    except UnreadableFile as err:
+        raise SubmissionError(f"{err} Submit the notebook itself.") from None
+    except UnicodeDecodeError as err:
         raise SubmissionError(f"{path.name} cannot be read ({err}).") from None
     if path.suffix == ".py":
         return [(0, text)]

@@ -146,9 +146,13 @@ def find_submissions(path: Path) -> list[tuple[str, Path]]:
         files, base = [path], path.parent
     elif path.is_dir():
         base = path
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file()
-                       and not any(part.startswith(".") or part == "__pycache__"
-                                   for part in p.relative_to(path).parts))
+        files = []
+        # links are not followed: a linked folder is not searched, a linked file is refused when read
+        # (it could point at the grader's own files: the reference solution)
+        for folder, subfolders, names in os.walk(path, followlinks=False):
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d != "__pycache__")
+            files += [Path(folder) / n for n in names if n.endswith((".ipynb", ".py")) and not n.startswith(".")]
+        files.sort()
     else:
         raise FileNotFoundError(f"{path} is neither a submission file nor a folder of them.")
 

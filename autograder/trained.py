@@ -107,6 +107,8 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
 
 def read_and_judge(folder: Path, kind: str, labels: LabelSet) -> tuple[PredictionsMeta, dict, dict]:
     """(meta, maps, scores) of the predictions in ``folder``; raises Flagged (unreadable or implausible)."""
+    if folder.is_symlink():  # it could lead anywhere
+        raise Flagged(f"submitted predictions unreadable: {folder.name}/ is a link, which is not followed.")
     try:
         meta, maps = read_predictions(folder, kind)
     except PredictionsError as err:

@@ -99,25 +99,30 @@ def save_predictions(folder: str | os.PathLike, kind: str, model, images, image_
 
 
 # ----------------------------------------------------------------------------------- reading (hostile input)
-def _read_regular(path: Path, limit: int) -> bytes:
-    """A regular file's bytes, refusing links, devices and pipes (which could block or never end)
-    and anything over ``limit``."""
+class UnreadableFile(ValueError):
+    """A file handed in that is not read: a link, a device or pipe, too large, missing."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, refusing links (which could point at the grader's own files), devices
+    and pipes (which could block or never end) and anything over ``limit`` bytes."""
+    path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise PredictionsError(f"{path.name} is missing.") from None
+        raise UnreadableFile(f"{path.name} is missing.") from None
     except OSError as err:
-        raise PredictionsError(f"{path.name} cannot be opened ({err.strerror}; a link is not accepted).") from None
+        raise UnreadableFile(f"{path.name} cannot be opened ({err.strerror}; a link is not accepted).") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise PredictionsError(f"{path.name} is not a regular file.")
+            raise UnreadableFile(f"{path.name} is not a regular file.")
         if info.st_size > limit:
-            raise PredictionsError(f"{path.name} is {info.st_size / 2**20:.1f} MB, over the {limit / 2**20:.2f} MB "
-                                   f"a submission's predictions may take.")
+            raise UnreadableFile(f"{path.name} is {info.st_size / 2**20:.1f} MB, over the {limit / 2**20:.2f} MB "
+                                 f"allowed.")
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise PredictionsError(f"{path.name} grew while it was read.")
+        raise UnreadableFile(f"{path.name} grew while it was read.")
     return data
 
 
@@ -220,7 +225,10 @@ def read_predictions(folder: str | os.PathLike, kind: str) -> tuple[PredictionsM
         raise ValueError(f"unknown model {kind!r}")
     folder = Path(folder)
     meta_name, maps_name = META_FILE.format(kind=kind), MAPS_FILE.format(kind=kind)
-    meta = _meta(_read_regular(folder / meta_name, MAX_META_BYTES), meta_name)
-    if meta.model != kind:
-        raise PredictionsError(f"{meta_name} says it holds {meta.model!r}'s predictions, not {kind!r}'s.")
-    return meta, read_maps(_read_regular(folder / maps_name, MAX_MAPS_BYTES), maps_name)
+    try:
+        meta = _meta(read_bounded(folder / meta_name, MAX_META_BYTES), meta_name)
+        if meta.model != kind:
+            raise PredictionsError(f"{meta_name} says it holds {meta.model!r}'s predictions, not {kind!r}'s.")
+        return meta, read_maps(read_bounded(folder / maps_name, MAX_MAPS_BYTES), maps_name)
+    except UnreadableFile as err:
+        raise PredictionsError(str(err)) from None

@@ -238,3 +238,23 @@ def test_checkpoints_cross_check_the_submitted_predictions(tmp_path):
     assert caught["fcn32s_miou"]["status"] == FLAGGED
     assert "differ from what its weights produce" in caught["fcn32s_miou"]["message"]
     assert "SHA-256 is not the one recorded" in caught["fcn32s_miou"]["message"]
+
+
+def test_links_to_the_graders_files_are_not_followed(tmp_path):
+    """A submission that is a link to the reference solution, or outputs/ linked elsewhere: refused,
+    with the reason; a folder of links is not searched."""
+    from autograder import grade
+    reference = grade.REFERENCE_SOURCE
+    linked = tmp_path / "class" / "mallory" / "fcn_segmentation"
+    linked.mkdir(parents=True)
+    (linked / "fcn_segmentation.py").symlink_to(reference)
+    (linked / "outputs").symlink_to(tmp_path / "elsewhere")
+    write_predictions(tmp_path / "elsewhere", "fcn32s", noisy_labels(0.2))
+    (tmp_path / "class" / "trudy").symlink_to(reference.parent, target_is_directory=True)
+    out = tmp_path / "reports"
+    assert main(["grade", str(tmp_path / "class"), "--data", str(SAMPLE_ROOT), "--out", str(out), "--jobs", "1"]) == 0
+    assert [p.stem for p in out.glob("*.json")] == ["mallory"]  # trudy's linked folder was not searched
+    report = json.loads((out / "mallory.json").read_text())
+    assert report["score"] == 0 and "a link is not accepted" in " ".join(report["notes"])
+    miou = {c["name"]: c for c in report["checks"]}["fcn32s_miou"]
+    assert miou["status"] == FLAGGED and "outputs/ is a link" in miou["message"]
