@@ -83,11 +83,46 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("out", type=Path, help="the zip to write, e.g. fcn_gradescope.zip")
     b.add_argument("--data", type=Path, help="dataset folder whose test split goes into the zip (default $FCNKIT_DATA; "
                                               "without one the mIoU items are not graded on Gradescope)")
+    a = commands.add_parser("answers", help="pages to grade the written answers one question at a time, and the "
+                                             "import of their scores",
+                            description="Write a page per written question with every student's answer "
+                                        "(python -m autograder answers SUBMISSIONS --out DIR), or merge the CSVs "
+                                        "those pages save into the reports (--import CSV ...).")
+    a.add_argument("path", type=Path, nargs="?", help="submission file or folder (as for grade)")
+    a.add_argument("--out", type=Path, default=Path("answers"), help="folder for the pages (default answers/)")
+    a.add_argument("--anonymous", action="store_true", help="show students as 'student 01'..., in a shuffled order")
+    a.add_argument("--source", type=Path, help="the source notebook, which holds the questions' keys "
+                                                "(default: notebooks/source/... of this repository)")
+    a.add_argument("--import", dest="imports", type=Path, nargs="+", metavar="CSV",
+                   help="scores saved by the pages: merged into the reports folder")
+    a.add_argument("--reports", type=Path, default=Path("grading-reports"),
+                   help="the reports folder of python -m autograder grade (default grading-reports/)")
+    a.add_argument("--gradebook", type=Path, metavar="COURSE", help="also into this nbgrader course's gradebook")
     r = commands.add_parser("gradescope-run", help="what the zip's run_autograder runs",
                             description="Grade ROOT/submission, write ROOT/results/results.json (Gradescope's "
                                         "layout; ROOT is /autograder there).")
     r.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
     return parser
+
+
+def answers(args) -> int:
+    from .answers import SOURCE, AnswersError, import_scores, write_pages
+    source = args.source or SOURCE
+    try:
+        if args.imports:
+            print("\n".join(import_scores(args.imports, args.reports, source, args.gradebook)))
+            return 0
+        if args.path is None:
+            print("error: give the submissions (a file or folder), or --import CSV", file=sys.stderr)
+            return 2
+        pages = write_pages(find_submissions(args.path), args.out, source, args.anonymous)
+    except (AnswersError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(f"wrote {p}" for p in pages))
+    print(f"open them in a browser, score, save each page's CSV (its button), then: python -m autograder answers "
+          f"--import scores-question1.csv scores-question2.csv --reports {args.reports}")
+    return 0
 
 
 def gradescope_bundle(out: Path, data: Path | None) -> int:
@@ -126,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "summarize":
         return summarize(args.out)
+    if args.command == "answers":
+        return answers(args)
     if args.command == "gradescope-bundle":
         return gradescope_bundle(args.out, args.data)
     if args.command == "gradescope-run":

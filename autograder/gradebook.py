@@ -89,3 +89,28 @@ def record(course: Path, reports: list[dict]) -> list[str]:
                 done.append(f"{report['student']}: {report['score']} / {report.get('graded_max_score', 0)} into "
                             f"nbgrader's gradebook ({assignment})")
     return done
+
+
+def record_manual(course: Path, reports: list[dict]) -> list[str]:
+    """The written answers' scores and comments (python -m autograder answers --import) into the
+    gradebook, as a person's grades: formgrader shows them as graded by hand."""
+    from nbgrader.api import Gradebook, MissingEntry
+    course = Path(course).resolve()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        found = []  # every cell first: a missing one writes nothing
+        for report in reports:
+            assignment, notebook = _where(report)
+            for qid, manual in report.get("manual", {}).items():
+                try:
+                    found.append((gb.find_grade(qid, notebook, assignment, report["student"]),
+                                  gb.find_comment(qid, notebook, assignment, report["student"]), manual))
+                except MissingEntry:
+                    raise GradebookError(f"{report['student']} has no {qid} in nbgrader's gradebook for {assignment}: "
+                                         f"run python -m autograder grade ... --gradebook {course} first") from None
+        for grade, comment, manual in found:
+            grade.manual_score = manual["score"]
+            grade.needs_manual_grade = False
+            comment.manual_comment = manual["comment"]
+        gb.db.commit()
+    return [f"{r['student']}: {len(r['manual'])} written answers into nbgrader's gradebook" for r in reports
+            if r.get("manual")]

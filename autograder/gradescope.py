@@ -121,11 +121,15 @@ def results(report: dict, seconds: float) -> dict:
         if c["status"] != NOT_GRADED:
             test["status"] = "passed" if c["status"] == "passed" else "failed"
         tests.append(test)
+    for m in report.get("manual", {}).values():  # written answers, once imported
+        tests.append({"name": m["title"], "number": str(len(tests) + 1), "score": m["score"],
+                      "max_score": m["max_score"], "output": m["comment"], "output_format": "text",
+                      "visibility": "visible"})
     pending = [c["name"] for c in report["checks"] if c["status"] == NOT_GRADED]
     output = [*report["notes"], isolation_line(report)]
     if pending:
         output.append(f"Not graded yet: {', '.join(pending)} (the written answers are graded by hand).")
-    return {"score": report["score"], "execution_time": round(seconds), "output": "\n".join(output),
+    return {"score": report.get("total", report["score"]), "execution_time": round(seconds), "output": "\n".join(output),
             "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
 
 

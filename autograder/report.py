@@ -60,16 +60,20 @@ def score_table(reports: list[dict]) -> str:
 
 
 def write_csv(reports: list[dict], path: Path) -> None:
-    """Class summary: one row per student with every check's points."""
+    """Class summary: one row per student with every check's points, and the written answers' scores
+    (with the total) once they are imported (python -m autograder answers --import)."""
+    questions = sorted({q for r in reports for q in r.get("manual", {})})
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "score", "max_score", *[i.name for i in RUBRIC], "submission", "review"])
+        writer.writerow(["student", "score", "max_score", *[i.name for i in RUBRIC], *questions,
+                         *(["total"] if questions else []), "submission", "review"])
         for r in reports:
             points = {c["name"]: ("" if c["status"] == NOT_GRADED else c["score"]) for c in r["checks"]}
+            manual = [f"{r['manual'][q]['score']:g}" if q in r.get("manual", {}) else "" for q in questions]
             review = "; ".join(f"{c['name']}: {c['message'].removeprefix('flagged for review: ')}"
                                for c in r["checks"] if c["status"] == FLAGGED)
-            writer.writerow([r["student"], r["score"], r["max_score"], *[points[i.name] for i in RUBRIC],
-                             r["submission"], review])
+            writer.writerow([r["student"], r["score"], r["max_score"], *[points[i.name] for i in RUBRIC], *manual,
+                             *([f"{r.get('total', r['score']):g}"] if questions else []), r["submission"], review])
 
 
 def isolation_line(report: dict) -> str:
@@ -101,6 +105,11 @@ def feedback_html(report: dict) -> str:
         f"<td>{marks[c['status']]}</td><td>{e(c['message'])}</td></tr>" for c in report["checks"])
     pending = report["max_score"] - report.get("graded_max_score", report["max_score"])
     notes = "".join(f"<li>{e(n)}</li>" for n in report["notes"])
+    manual = "".join(f"<tr><td>{e(m['title'])}</td><td>{m['score']:g} / {m['max_score']:g}</td>"
+                     f"<td>{e(m['comment']) or '&ndash;'}</td></tr>" for m in report.get("manual", {}).values())
+    written = (f"<h2>Written answers (graded by hand)</h2><table><tr><th>question</th><th>points</th>"
+               f"<th>comment</th></tr>{manual}</table><p>Total: <b>{report.get('total', report['score']):g}</b></p>"
+               if manual else "")
     figures = ""
     for model, scores in report.get("metrics", {}).items():
         from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
@@ -114,8 +123,8 @@ def feedback_html(report: dict) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}tr.passed td:nth-child(3){{color:green}}
 tr.failed td:nth-child(3){{color:#b00}}tr.not-graded td{{color:#777}}tr.flagged td:nth-child(3){{color:#a60}}</style></head><body>
 <h1>FCN assignment: {e(report['student'])}</h1>
-<p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''} (the written answers are graded by hand).</p>
+<p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''} {'' if manual else ' (the written answers are graded by hand)'}.</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{rows}</table>
-{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{figures}
+{written}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{figures}
 </body></html>
 """

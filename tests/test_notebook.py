@@ -252,7 +252,18 @@ def test_a_submission_through_nbgrader_is_graded_from_its_predictions(smoke_run,
         assert (alice.code_score, alice.max_code_score) == (AUTO_POINTS, AUTO_POINTS)
         assert gb.find_grade("fcn8s_miou", build.SOURCE.stem, ASSIGNMENT, "alice").auto_score == 10
         assert gb.find_grade("question1", build.SOURCE.stem, ASSIGNMENT, "alice").needs_manual_grade
+    # the written answers, scored on their pages (a CSV per question), into the gradebook too
+    scores = tmp_path / "scores-question1.csv"
+    scores.write_text('student,question,score,comment\r\nalice,question1,12,"names overfitting; no numbers"\r\n')
+    assert main(["answers", "--import", str(scores), "--reports", str(reports), "--gradebook", str(course)]) == 0
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("question1", build.SOURCE.stem, ASSIGNMENT, "alice")
+        assert grade.manual_score == 12 and not grade.needs_manual_grade
+        assert gb.find_comment("question1", build.SOURCE.stem, ASSIGNMENT, "alice").manual_comment == \
+            "names overfitting; no numbers"
+        assert gb.find_submission(ASSIGNMENT, "alice").score == AUTO_POINTS + 12
     nbgrader(course, "generate_feedback", ASSIGNMENT)
     page = (course / "feedback" / "alice" / ASSIGNMENT / f"{build.SOURCE.stem}.html").read_text()
     assert "PASS FCN-8s: the trained model&#39;s test predictions reach the mIoU threshold: 10 / 10" in page \
         or "PASS FCN-8s: the trained model's test predictions reach the mIoU threshold: 10 / 10" in page
+    assert "names overfitting; no numbers" in page

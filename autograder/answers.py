@@ -1,0 +1,402 @@
+"""Written answers, graded the way teaching assistants grade: one question across the whole class.
+
+    python -m autograder answers SUBMISSIONS --out answers/ [--anonymous]     # a page per question
+    python -m autograder answers --import answers/scores-question1.csv ...    # into the reports
+
+Each page holds the question, the instructor's key (from the source notebook), then every student's
+answer with the numbers the same student's notebook reports where the question refers to them, hints
+(which terms of the key the answer mentions) and near-duplicate flags, and a score and a comment box.
+The page saves the scores as a CSV (a button; it works opened from disk). The import checks the CSV
+whole before it writes anything, then merges the scores into grades.csv, the <student>.json reports,
+the feedback pages, Gradescope results (``gradescope/<student>/results.json``) and, with
+``--gradebook``, nbgrader's gradebook. Importing the same CSV again changes nothing.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fcnkit.predictions import UnreadableFile, read_bounded
+from fcnkit.spec import CLASS_NAMES
+
+from .extract import MAX_SUBMISSION_BYTES
+
+SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
+BOILERPLATE = re.compile(r"YOUR ANSWER HERE|\*{0,2}your answers?:?\*{0,2}:?", re.IGNORECASE)
+STOPWORDS = set("""about above after again against because before being below between both could does doing
+during each every further having here itself just more most other ought should same some such than that their
+theirs them then there these they this those through under until very what when where which while whom with
+would your yours""".split())
+CSV_COLUMNS = ["student", "question", "score", "comment"]
+
+
+class AnswersError(ValueError):
+    """A CSV or a source that cannot be used; the message names the line and the fix."""
+
+
+@dataclass
+class Question:
+    id: str  # the answer cell's grade_id, e.g. "question1"
+    number: int
+    text: str  # the question, as the notebook states it
+    key: str  # the instructor's key
+    points: float
+
+    @property
+    def terms(self) -> list[str]:
+        """The key's content words: what the hints look for."""
+        seen = []
+        for word in re.findall(r"[a-z][a-z-]{4,}", self.key.lower()):
+            if word not in STOPWORDS and word not in seen and not word.startswith(("expect", "instruct", "answer")):
+                seen.append(word)
+        return seen
+
+
+@dataclass
+class Answer:
+    student: str
+    text: str
+    numbers: str = ""  # what the student's own notebook reports, where the question refers to it
+    hints: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+def _source(cell) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _cells(path: Path) -> list[dict]:
+    try:
+        cells = json.loads(read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8"))["cells"]
+    except (UnreadableFile, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return []
+    return [c for c in cells if isinstance(c, dict)]
+
+
+def _script(path: Path) -> list[dict]:
+    """A .py submission as one code cell (its comments can hold answers)."""
+    try:
+        return [{"cell_type": "code", "source": read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8", "replace")}]
+    except UnreadableFile:
+        return []
+
+
+def questions_from(source: Path) -> list[Question]:
+    """The written questions of the source notebook: answer cells (nbgrader grade cells with a
+    solution, markdown) with their key, and the question text in the markdown cell before each."""
+    cells = _cells(Path(source))
+    if not cells:
+        raise AnswersError(f"{source} is not a notebook with cells: give the source notebook with --source.")
+    questions = []
+    for i, cell in enumerate(cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "markdown" and meta.get("grade") and meta.get("solution"):
+            body = _source(cell)
+            key = body.split("### BEGIN SOLUTION")[-1].split("### END SOLUTION")[0].strip()
+            text = next((_source(c) for c in reversed(cells[:i]) if c.get("cell_type") == "markdown"), "")
+            number = re.search(r"question\s*(\d+)", text, re.IGNORECASE)
+            questions.append(Question(meta["grade_id"], int(number[1]) if number else len(questions) + 1,
+                                      text.strip(), key, float(meta.get("points", 0))))
+    if not questions:
+        raise AnswersError(f"{source} has no written questions (markdown answer cells graded by nbgrader).")
+    return questions
+
+
+def _clean(text: str) -> str:
+    return BOILERPLATE.sub("", text).strip()
+
+
+def _as_text(cell) -> str:
+    """A markdown cell as written; a code cell's comments (answers written as ``# ...``)."""
+    if cell.get("cell_type") == "code":
+        return "\n".join(line.strip().lstrip("#").strip() for line in _source(cell).splitlines()
+                         if line.strip().startswith("#"))
+    return _source(cell)
+
+
+def find_answer(cells: list[dict], question: Question, others: list[Question]) -> str:
+    """A student's answer to ``question``: the cell with its grade_id (our release), else the cells
+    after the one that states it, up to the next question or heading; '' when there is none."""
+    for cell in cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == question.id:
+            return _clean(_as_text(cell))
+    marker = re.compile(rf"\bquestion\s*{question.number}\b|\bq{question.number}\b", re.IGNORECASE)
+    stop = re.compile(r"\bquestion\s*(\d+)\b|^\s*#{1,6}\s", re.IGNORECASE | re.MULTILINE)
+    for i, cell in enumerate(cells):
+        if not marker.search(_as_text(cell) if cell.get("cell_type") == "code" else _source(cell)):
+            continue
+        own = _as_text(cell)
+        parts = []
+        inline = re.split(r"your answers?\s*:?\**", own, maxsplit=1, flags=re.IGNORECASE)
+        if len(inline) == 2:  # "Your Answer:" in the question's own cell
+            parts.append(inline[1])
+        elif cell.get("cell_type") == "code":  # the question quoted in a comment, the answer below it
+            parts.append(own[marker.search(own).end():].lstrip(" .:)*"))
+        for follower in cells[i + 1:]:
+            text = _as_text(follower)
+            found = stop.search(text)
+            if found and (found.group(1) is None or found.group(1) != str(question.number)):
+                break
+            parts.append(text)
+        return _clean("\n\n".join(p for p in parts if p.strip()))
+    return ""
+
+
+def _metrics(submission: Path) -> dict:
+    """The test scores the student's notebook saved (outputs/metrics.json): untrusted, bounded."""
+    for folder in (submission.parent / "outputs", submission.parent):
+        try:
+            data = json.loads(read_bounded(folder / "metrics.json", 2**20).decode("utf-8"))
+            return data["test"] if isinstance(data, dict) and isinstance(data.get("test"), dict) else {}
+        except (UnreadableFile, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            continue
+    return {}
+
+
+def _number(scores: dict, key: str):
+    value = scores.get(key) if isinstance(scores, dict) else None
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def numbers_for(question: Question, metrics: dict) -> str:
+    """What the question refers to, from the student's own run: scratch vs ImageNet FCN-32s (question
+    1), per-class IoU of FCN-32s and FCN-8s (question 2)."""
+    def miou(name):
+        value = _number(metrics.get(name, {}), "mean_iou")
+        return "-" if value is None else f"{value:.3f}"
+    if question.number == 1:
+        return f"their test mIoU: FCN-32s from scratch {miou('fcn32s_scratch')}, from ImageNet {miou('fcn32s')}"
+    if question.number == 2:
+        per = {}
+        for model in ("fcn32s", "fcn8s"):
+            values = metrics.get(model, {}).get("per_class_iou") if isinstance(metrics.get(model), dict) else None
+            per[model] = values if isinstance(values, list) and len(values) == len(CLASS_NAMES) else [None] * 12
+        cells = ", ".join(f"{name} {_fmt(a)}->{_fmt(b)}" for name, a, b in zip(CLASS_NAMES, per["fcn32s"], per["fcn8s"]))
+        return f"their test mIoU: FCN-32s {miou('fcn32s')}, FCN-8s {miou('fcn8s')}; IoU per class (32s->8s): {cells}"
+    return ""
+
+
+def _fmt(value) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def hints(question: Question, text: str) -> list[str]:
+    """The key's terms the answer mentions (by their first six letters: overfit / overfitting)."""
+    words = {w[:6] for w in re.findall(r"[a-z][a-z-]+", text.lower())}
+    return [term for term in question.terms if term[:6] in words]
+
+
+def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def near_duplicates(answers: list[Answer], threshold: float = 0.5) -> None:
+    """Flag pairs of answers sharing most of their word 5-grams (Jaccard >= ``threshold``)."""
+    shingles = [_shingles(a.text) for a in answers]
+    for i, a in enumerate(answers):
+        for j in range(i + 1, len(answers)):
+            union = shingles[i] | shingles[j]
+            if len(union) >= 4 and len(shingles[i] & shingles[j]) / len(union) >= threshold:
+                a.duplicates.append(answers[j].student)
+                answers[j].duplicates.append(a.student)
+
+
+def collect(submissions: list[tuple[str, Path]], questions: list[Question]) -> dict[str, list[Answer]]:
+    """Every student's answer to every question."""
+    found = {q.id: [] for q in questions}
+    for student, path in submissions:
+        cells = _cells(path) if path.suffix == ".ipynb" else _script(path)
+        metrics = _metrics(path)
+        for q in questions:
+            text = find_answer(cells, q, questions)
+            found[q.id].append(Answer(student, text, numbers_for(q, metrics), hints(q, text)))
+    for answers in found.values():
+        near_duplicates([a for a in answers if a.text])
+    return found
+
+
+PAGE_SCRIPT = """
+const QUESTION = document.body.dataset.question, STORE = 'fcnkit-answers-' + QUESTION;
+const saved = JSON.parse(localStorage.getItem(STORE) || '{}');
+document.querySelectorAll('tr.answer').forEach(tr => {
+  const who = tr.dataset.student, score = tr.querySelector('.score'), comment = tr.querySelector('.comment');
+  if (saved[who]) { score.value = saved[who][0]; comment.value = saved[who][1]; }
+  const keep = () => { saved[who] = [score.value, comment.value]; localStorage.setItem(STORE, JSON.stringify(saved)); };
+  score.addEventListener('input', keep); comment.addEventListener('input', keep);
+});
+document.getElementById('download').addEventListener('click', () => {
+  const quote = v => '"' + String(v).replace(/"/g, '""') + '"';
+  const rows = [['student', 'question', 'score', 'comment']];
+  document.querySelectorAll('tr.answer').forEach(tr => {
+    const score = tr.querySelector('.score').value;
+    if (score !== '') rows.push([tr.dataset.student, QUESTION, score, tr.querySelector('.comment').value]);
+  });
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([rows.map(r => r.map(quote).join(',')).join('\\r\\n') + '\\r\\n'],
+                                           {type: 'text/csv'}));
+  link.download = 'scores-' + QUESTION + '.csv';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+});
+"""
+
+
+def page(question: Question, answers: list[Answer], names: dict[str, str]) -> str:
+    """One question's grading page; ``names``: how each student is shown (anonymised or not)."""
+    e = html.escape
+    blank = [a for a in answers if not a.text]
+
+    def row(a: Answer, default: str = "") -> str:
+        notes = []
+        if a.hints:
+            notes.append(f"mentions the key's: {e(', '.join(a.hints))}")
+        if a.duplicates:
+            notes.append("<b>near-duplicate of " + e(", ".join(names[d] for d in a.duplicates)) + "</b>")
+        return (f"<tr class='answer' data-student='{e(names[a.student])}'><td>{e(names[a.student])}</td>"
+                f"<td><div class='text'>{e(a.text) or '<i>(no answer)</i>'}</div>"
+                f"<div class='numbers'>{e(a.numbers)}</div><div class='hints'>{'; '.join(notes)}</div></td>"
+                f"<td><input class='score' type='number' min='0' max='{question.points:g}' step='0.5' value='{default}'>"
+                f" / {question.points:g}<br><textarea class='comment' rows='3' cols='28'></textarea></td></tr>")
+    answered = "".join(row(a) for a in answers if a.text)
+    missing = "".join(row(a, "0") for a in blank)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(question.id)}: written answers</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;width:100%}}
+td,th{{border:1px solid #ccc;padding:6px;vertical-align:top}}.text{{white-space:pre-wrap}}
+.numbers{{color:#555;font-size:90%;margin-top:6px}}.hints{{color:#06c;font-size:90%}}.key{{background:#f4f4f4;padding:8px;white-space:pre-wrap}}
+</style></head><body data-question="{e(question.id)}">
+<h1>{e(question.id)} ({question.points:g} points): {len(answers) - len(blank)} answers, {len(blank)} blank</h1>
+<div class="key"><b>Question.</b> {e(question.text)}</div>
+<div class="key"><b>Key and rubric.</b> {e(question.key)}</div>
+<p>Hints list the key's terms each answer mentions; they are help, not a grade. Scores stay in this browser
+until you download them: <button id="download">Download scores (CSV)</button></p>
+<table><tr><th>student</th><th>answer</th><th>score, comment</th></tr>{answered}</table>
+<h2>No answer ({len(blank)})</h2>
+<table>{missing or '<tr><td>none</td></tr>'}</table>
+<script>{PAGE_SCRIPT}</script>
+</body></html>
+"""
+
+
+def write_pages(submissions: list[tuple[str, Path]], out: Path, source: Path = SOURCE, anonymous: bool = False,
+                seed: int = 0) -> list[Path]:
+    """A page per question in ``out``; with ``anonymous`` students are shown as "student 01"... in
+    a shuffled order, and ``out/anonymous.json`` (never shown) maps the names back for the import."""
+    questions = questions_from(source)
+    found = collect(submissions, questions)
+    students = [s for s, _ in submissions]
+    names = {s: s for s in students}
+    if anonymous:
+        order = students[:]
+        random.Random(seed).shuffle(order)
+        names = {s: f"student {i + 1:02d}" for i, s in enumerate(order)}
+        (out / "anonymous.json").parent.mkdir(parents=True, exist_ok=True)
+        (out / "anonymous.json").write_text(json.dumps({v: k for k, v in names.items()}, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for q in questions:
+        answers = sorted(found[q.id], key=lambda a: names[a.student])
+        path = out / f"{q.id}.html"
+        path.write_text(page(q, answers, names))
+        written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------------- importing scores
+def read_scores(paths: list[Path], questions: dict[str, Question], students: set[str],
+                anonymous: dict[str, str] | None = None) -> dict[tuple[str, str], tuple[float, str]]:
+    """Every CSV's rows, checked whole: ``{(student, question): (score, comment)}``; AnswersError on
+    the first line that cannot be used, naming it and the fix."""
+    scores = {}
+    for path in paths:
+        try:
+            text = read_bounded(Path(path), 16 * 2**20).decode("utf-8-sig")
+        except (UnreadableFile, UnicodeDecodeError) as err:
+            raise AnswersError(f"{path}: cannot be read ({err}).") from None
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        if [h.strip().lower() for h in header] != CSV_COLUMNS:
+            missing = [c for c in CSV_COLUMNS if c not in [h.strip().lower() for h in header]]
+            raise AnswersError(f"{path} line 1: the columns are {header}; expected {CSV_COLUMNS}"
+                               + (f" (missing: {', '.join(missing)})" if missing else "")
+                               + ". Download the CSV again from the question's page.")
+        for number, row in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(CSV_COLUMNS):
+                raise AnswersError(f"{path} line {number}: {len(row)} fields, expected {len(CSV_COLUMNS)}.")
+            student, question, score, comment = (cell.strip() for cell in row)
+            student = (anonymous or {}).get(student, student)
+            if question not in questions:
+                raise AnswersError(f"{path} line {number}: unknown question {question!r}; the questions are "
+                                   f"{', '.join(questions)}.")
+            if student not in students:
+                raise AnswersError(f"{path} line {number}: unknown student {student!r} (no report for them in the "
+                                   f"reports folder; grade the submissions first, or fix the name).")
+            try:
+                value = float(score)
+            except ValueError:
+                raise AnswersError(f"{path} line {number}: score {score!r} is not a number.") from None
+            points = questions[question].points
+            if not 0 <= value <= points:
+                raise AnswersError(f"{path} line {number}: score {score} is outside 0..{points:g} for {question}.")
+            scores[(student, question)] = (value, comment)
+    return scores
+
+
+def merge(reports: list[dict], scores: dict, questions: dict[str, Question]) -> None:
+    """Put the scores into the reports (replacing earlier ones of the same student and question)."""
+    for report in reports:
+        manual = report.setdefault("manual", {})
+        for (student, qid), (value, comment) in scores.items():
+            if student == report["student"]:
+                q = questions[qid]
+                manual[qid] = {"title": f"Question {q.number} (graded by hand)", "score": value,
+                               "max_score": q.points, "comment": comment}
+        report["total"] = report["score"] + sum(m["score"] for m in manual.values())
+
+
+def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURCE,
+                  gradebook: Path | None = None) -> list[str]:
+    """Check the CSVs, then write the merged reports, grades.csv, feedback pages, Gradescope results
+    and (``gradebook``) nbgrader's gradebook. Nothing is written when a CSV is refused."""
+    from .gradescope import results
+    from .report import feedback_html, write_csv, write_json
+    report_files = sorted(p for p in reports_dir.glob("*.json") if p.name != "anonymous.json")
+    reports = [json.loads(p.read_text()) for p in report_files]
+    if not reports:
+        raise AnswersError(f"{reports_dir} holds no <student>.json reports: run python -m autograder grade first "
+                           f"(its --out folder), or give --reports.")
+    questions = {q.id: q for q in questions_from(source)}
+    anonymous_file = next((p.parent / "anonymous.json" for p in csv_paths if (p.parent / "anonymous.json").is_file()),
+                          None)
+    anonymous = json.loads(anonymous_file.read_text()) if anonymous_file else None
+    scores = read_scores(csv_paths, questions, {r["student"] for r in reports}, anonymous)
+    if gradebook is not None and not (gradebook / "gradebook.db").is_file():
+        raise AnswersError(f"--gradebook {gradebook}: no gradebook.db there; give the nbgrader course folder.")
+    merge(reports, scores, questions)
+    done = [f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
+    if gradebook is not None:
+        from .gradebook import GradebookError, record_manual
+        try:
+            done += record_manual(gradebook, reports)
+        except GradebookError as err:
+            raise AnswersError(str(err)) from None
+    for report in reports:
+        write_json([report], reports_dir / f"{report['student']}.json")
+        (reports_dir / "feedback").mkdir(exist_ok=True)
+        (reports_dir / "feedback" / f"{report['student']}.html").write_text(feedback_html(report))
+        target = reports_dir / "gradescope" / report["student"] / "results.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(results(report, 0), indent=2) + "\n")
+    write_csv(reports, reports_dir / "grades.csv")
+    return done

@@ -1,0 +1,183 @@
+"""Written answers graded one question across the class: answers found in notebooks of every shape,
+pages with the key, the student's own numbers, hints and near-duplicate flags, scores saved by a real
+(headless) browser, and an import that is checked whole, idempotent, and reaches every report."""
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.__main__ import main
+from autograder.answers import SOURCE, AnswersError, collect, import_scores, questions_from
+from autograder.grade import find_submissions
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = REPO / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
+ALICE_Q1 = ("The pretrained model is far better: VGG-16 has 134 M parameters and only 500 training images, so from "
+            "scratch it overfits and predicts the dominant classes.")
+
+
+def notebook(folder: Path, cells, metrics=None) -> None:
+    folder.mkdir(parents=True)
+    nbformat.write(cells if isinstance(cells, nbformat.NotebookNode) else nbformat.v4.new_notebook(cells=cells),
+                   folder / "fcn_segmentation.ipynb")
+    if metrics:
+        (folder / "outputs").mkdir()
+        (folder / "outputs" / "metrics.json").write_text(json.dumps({"mode": "full", "test": metrics}))
+
+
+@pytest.fixture(scope="module")
+def klass(tmp_path_factory) -> Path:
+    """Five students, five shapes: our release filled in (with its metrics), "Your Answer:" markdown
+    cells, answers in code comments, the untouched release, and a copy of the first."""
+    root = tmp_path_factory.mktemp("class")
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    release = nbformat.read(RELEASE, as_version=4)
+    for cell in release.cells:
+        if cell.get("id") == "question1":
+            cell.source = f"**Your answer:**\n\n{ALICE_Q1}"
+        if cell.get("id") == "question2":
+            cell.source = "**Your answer:**\n\nSills and windows gain most: pool3 keeps finer spatial detail."
+    per_class = [0.5] * 12
+    notebook(root / "alice" / "hw", release, {"fcn32s_scratch": {"mean_iou": 0.061},
+                                              "fcn32s": {"mean_iou": 0.47, "per_class_iou": per_class},
+                                              "fcn8s": {"mean_iou": 0.5, "per_class_iou": [0.6] * 12}})
+    notebook(root / "bob" / "hw", [md("## Questions\n\n**Question 1.** Compare scratch and ImageNet."),
+                                   md("Your Answer: ImageNet features transfer; scratch overfits."),
+                                   md("**Question 2.** Which classes gain?"),
+                                   md("Your Answer: thin classes such as sill and molding.")])
+    notebook(root / "carol" / "hw", [md("Question 1: why does ImageNet help?"),
+                                     code("#Pretrained helps a lot because the features are generic\n"
+                                          "#and the dataset is small\nx = 1"),
+                                     md("Question 2: the skips?"), code("# FCN-8s sharpens window boundaries")])
+    shutil.copytree(root / "alice", root / "eve")
+    (root / "dave" / "hw").mkdir(parents=True)
+    shutil.copy(RELEASE, root / "dave" / "hw" / "fcn_segmentation.ipynb")
+    return root
+
+
+def test_answers_are_found_in_every_shape(klass):
+    questions = questions_from(SOURCE)
+    assert [(q.id, q.points) for q in questions] == [("question1", 15), ("question2", 15)]
+    assert "0.06 vs 0.48" in questions[0].key and "overfitting" in questions[0].terms
+    found = {q: {a.student: a for a in answers} for q, answers in collect(find_submissions(klass), questions).items()}
+    q1, q2 = found["question1"], found["question2"]
+    assert q1["alice"].text == ALICE_Q1 and q1["eve"].text == ALICE_Q1
+    assert q1["bob"].text == "ImageNet features transfer; scratch overfits."
+    assert q1["carol"].text == "Pretrained helps a lot because the features are generic\nand the dataset is small"
+    assert q2["carol"].text == "FCN-8s sharpens window boundaries" and q2["bob"].text == "thin classes such as sill and molding."
+    assert q1["dave"].text == "" and q2["dave"].text == ""  # the untouched release: blank
+    assert q1["alice"].numbers == "their test mIoU: FCN-32s from scratch 0.061, from ImageNet 0.470"
+    assert "window 0.50->0.60" in q2["alice"].numbers
+    assert {"pretrained", "overfitting", "parameters"} <= set(q1["alice"].hints)
+    assert q1["alice"].duplicates == ["eve"] and q1["eve"].duplicates == ["alice"] and not q1["bob"].duplicates
+
+
+def test_pages_show_key_numbers_and_blank_answers_apart(klass, tmp_path):
+    assert main(["answers", str(klass), "--out", str(tmp_path / "pages")]) == 0
+    page = (tmp_path / "pages" / "question1.html").read_text()
+    assert "Key and rubric" in page and "0.06 vs 0.48" in page and "from ImageNet 0.470" in page
+    assert "near-duplicate of eve" in page and "4 answers, 1 blank" in page
+    assert page.index("No answer (1)") < page.index("data-student='dave'")
+    assert main(["answers", str(klass), "--out", str(tmp_path / "blind"), "--anonymous"]) == 0
+    blind = (tmp_path / "blind" / "question1.html").read_text()
+    assert "alice" not in blind and "data-student='student 01'" in blind
+    assert set(json.loads((tmp_path / "blind" / "anonymous.json").read_text()).values()) == {
+        "alice", "bob", "carol", "dave", "eve"}
+
+
+@pytest.fixture(scope="module")
+def graded(klass, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("graded")
+    assert main(["grade", str(klass), "--out", str(out), "--jobs", "2"]) == 0
+    return out
+
+
+@pytest.fixture()
+def reports(graded, tmp_path) -> Path:
+    """A fresh copy of the class's reports for each test."""
+    return Path(shutil.copytree(graded, tmp_path / "reports"))
+
+
+def write_csv(path: Path, rows: list[list[str]], header=("student", "question", "score", "comment")) -> Path:
+    import csv
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([list(header), *rows])
+    return path
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_import_reaches_every_report_and_is_idempotent(reports, tmp_path):
+    scores = write_csv(tmp_path / "q1.csv", [["alice", "question1", "12.5", "good; mention pixel accuracy"],
+                                             ["bob", "question1", "9", ""]])
+    assert main(["answers", "--import", str(scores), "--reports", str(reports)]) == 0
+    first = snapshot(reports)
+    rows = (reports / "grades.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    alice = next(r for r in rows if r.startswith("alice,")).split(",")
+    assert alice[header.index("question1")] == "12.5" and next(r for r in rows if r.startswith("bob,")).split(",")[
+        header.index("question1")] == "9"
+    assert float(alice[header.index("total")]) == float(alice[header.index("score")]) + 12.5
+    report = json.loads((reports / "alice.json").read_text())
+    assert report["manual"]["question1"] == {"title": "Question 1 (graded by hand)", "score": 12.5, "max_score": 15,
+                                             "comment": "good; mention pixel accuracy"}
+    page = (reports / "feedback" / "alice.html").read_text()
+    assert "Written answers (graded by hand)" in page and "12.5 / 15" in page and "mention pixel accuracy" in page
+    gradescope = json.loads((reports / "gradescope" / "alice" / "results.json").read_text())
+    assert gradescope["tests"][-1]["name"] == "Question 1 (graded by hand)" and gradescope["tests"][-1]["score"] == 12.5
+    assert gradescope["score"] == report["total"]
+    assert main(["answers", "--import", str(scores), "--reports", str(reports)]) == 0
+    assert snapshot(reports) == first  # the same CSV again: nothing changes
+
+
+@pytest.mark.parametrize("rows, header, message", [
+    ([["mallory", "question1", "5", ""]], None, "line 3: unknown student 'mallory'"),
+    ([["alice", "question1", "16", ""]], None, "line 3: score 16 is outside 0..15"),
+    ([["alice", "question1", "-1", ""]], None, "outside 0..15"),
+    ([["alice", "question9", "5", ""]], None, "unknown question 'question9'"),
+    ([["alice", "question1", "five", ""]], None, "score 'five' is not a number"),
+    ([["alice", "question1", "5"]], ("student", "question", "score"), "line 1: the columns are"),
+])
+def test_a_bad_csv_is_refused_whole(reports, tmp_path, capsys, rows, header, message):
+    good = ["bob", "question1", "9", "fine"]
+    scores = write_csv(tmp_path / "bad.csv", [good, *rows], header or ("student", "question", "score", "comment"))
+    before = snapshot(reports)
+    assert main(["answers", "--import", str(scores), "--reports", str(reports)]) == 2
+    assert message in capsys.readouterr().err
+    assert snapshot(reports) == before  # the good line was not written either
+    with pytest.raises(AnswersError, match="bad.csv"):
+        import_scores([scores], reports)
+
+
+def test_a_browser_saves_scores_the_import_reads(klass, reports, tmp_path):
+    """Headless Chromium opens a question's page from disk, two scores and a comment are typed in,
+    the page's button saves the CSV, and the import puts them into grades.csv."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    assert main(["answers", str(klass), "--out", str(tmp_path / "pages")]) == 0
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(accept_downloads=True)
+        page.goto((tmp_path / "pages" / "question1.html").as_uri())
+        page.fill("tr[data-student='alice'] .score", "13")
+        page.fill("tr[data-student='alice'] .comment", 'names "overfitting"; no numbers')
+        page.fill("tr[data-student='carol'] .score", "7.5")
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        browser.close()
+    assert saved.name == "scores-question1.csv"
+    assert main(["answers", "--import", str(saved), "--reports", str(reports)]) == 0
+    rows = {r.split(",")[0]: r.split(",") for r in (reports / "grades.csv").read_text().splitlines()}
+    column = rows["student"].index("question1")
+    assert rows["alice"][column] == "13" and rows["carol"][column] == "7.5"
+    assert rows["dave"][column] == "0"  # a blank answer's box starts at 0
+    assert json.loads((reports / "alice.json").read_text())["manual"]["question1"]["comment"] == \
+        'names "overfitting"; no numbers'
