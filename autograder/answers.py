@@ -20,6 +20,7 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from fcnkit.predictions import UnreadableFile, read_bounded
@@ -48,7 +49,7 @@ class Question:
     key: str  # the instructor's key
     points: float
 
-    @property
+    @cached_property
     def terms(self) -> list[str]:
         """The key's content words: what the hints look for."""
         seen = []
@@ -121,7 +122,7 @@ def _as_text(cell) -> str:
     return _source(cell)
 
 
-def find_answer(cells: list[dict], question: Question, others: list[Question]) -> str:
+def find_answer(cells: list[dict], question: Question) -> str:
     """A student's answer to ``question``: the cell with its grade_id (our release), else the cells
     after the one that states it, up to the next question or heading; '' when there is none."""
     for cell in cells:
@@ -130,9 +131,9 @@ def find_answer(cells: list[dict], question: Question, others: list[Question]) -
     marker = re.compile(rf"\bquestion\s*{question.number}\b|\bq{question.number}\b", re.IGNORECASE)
     stop = re.compile(r"\bquestion\s*(\d+)\b|^\s*#{1,6}\s", re.IGNORECASE | re.MULTILINE)
     for i, cell in enumerate(cells):
-        if not marker.search(_as_text(cell) if cell.get("cell_type") == "code" else _source(cell)):
-            continue
         own = _as_text(cell)
+        if not marker.search(own):
+            continue
         parts = []
         inline = re.split(r"your answers?\s*:?\**", own, maxsplit=1, flags=re.IGNORECASE)
         if len(inline) == 2:  # "Your Answer:" in the question's own cell
@@ -216,7 +217,7 @@ def collect(submissions: list[tuple[str, Path]], questions: list[Question]) -> d
         cells = _cells(path) if path.suffix == ".ipynb" else _script(path)
         metrics = _metrics(path)
         for q in questions:
-            text = find_answer(cells, q, questions)
+            text = find_answer(cells, q)
             found[q.id].append(Answer(student, text, numbers_for(q, metrics), hints(q, text)))
     for answers in found.values():
         near_duplicates([a for a in answers if a.text])

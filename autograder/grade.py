@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fcnkit.predictions import UnreadableFile, open_regular
 from fcnkit.records import RECORDS, CopyParams, Failure, Outputs, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
@@ -290,12 +291,17 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
         try:
             job = run.job()
             chunks = [{**vars(c), "index": i} for i, c in enumerate(extracted.chunks)]
-            expected = {sid: (RECORDS[RECORD_TYPES[s["op"]]],) for sid, s in steps.items()}
-            for s in steps.values():  # the child gets these open, not their paths
+            for sid, s in list(steps.items()):  # the child gets these open, not their paths
                 if "checkpoint" in s:
-                    files[s["checkpoint"]] = os.open(weights[s["kind"]], os.O_RDONLY)
+                    try:  # a pipe would block this process; a link could hand the child any file (the labels)
+                        files[s["checkpoint"]] = open_regular(weights[s["kind"]])
+                    except UnreadableFile as err:
+                        outcomes[sid] = sandbox.StepOutcome(failure=f"{CHECKPOINT_NAMES[s['kind']]} not read: {err}")
+                        del steps[sid]
+                        continue
                     if "images" not in files:
                         files["images"] = os.open(run.evalset.images_file, os.O_RDONLY)
+            expected = {sid: (RECORDS[RECORD_TYPES[s["op"]]],) for sid, s in steps.items()}
             if not run.children_kept_apart:
                 run.context.observed.wait()
             try:
@@ -305,7 +311,7 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
             except (OSError, ValueError, TypeError, KeyError) as err:  # a grader bug costs this submission only
                 stopped = f"the grader failed on this submission ({type(err).__name__}: {err}); please report it"
             else:
-                outcomes, stopped = result.steps, result.stopped
+                outcomes, stopped = {**outcomes, **result.steps}, result.stopped
                 report["notes"] += result.notes
                 phases.update(result.seconds)
         finally:

@@ -30,14 +30,19 @@ def _where(report: dict) -> tuple[str, str]:
     return parts[parts.index("submitted") + 2], Path(report["submission"]).stem
 
 
-def autograde_without_running(course: Path, assignment: str) -> None:
-    """nbgrader autograde, minus the execution of student code. nbgrader runs console scripts of its
-    own (alembic): the interpreter's folder goes first on PATH."""
+def run_nbgrader(course: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m nbgrader ARGS`` for the course folder ``course`` (``kwargs`` go to subprocess.run).
+    nbgrader runs console scripts of its own (alembic): the interpreter's folder goes first on PATH,
+    so that this works from a virtual environment that is not activated."""
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force",
-                             "--Execute.enabled=False", "--ClearOutput.enabled=False",
-                             f"--CourseDirectory.root={course}", "--log-level=WARN"],
-                            cwd=course, env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}",
+                           "--log-level=WARN"], cwd=course, env=env, **kwargs)
+
+
+def autograde_without_running(course: Path, assignment: str) -> None:
+    """nbgrader autograde, minus the execution of student code."""
+    result = run_nbgrader(course, "autograde", assignment, "--force", "--Execute.enabled=False",
+                          "--ClearOutput.enabled=False", capture_output=True, text=True)
     if result.returncode != 0:
         raise GradebookError(f"nbgrader autograde {assignment} failed in {course}:\n{result.stderr.strip()[-2000:]}")
 

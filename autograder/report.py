@@ -48,15 +48,15 @@ def score_table(reports: list[dict]) -> str:
     for message, items in pending.items():
         lines.append(f"\nnot graded ({', '.join(items)}: {sum(items.values())} points): "
                      + message.removeprefix("not graded: "))
-        if "no trained results" in message:
-            lines.append("  grade them from the predictions each student submits (outputs/fcn32s_predictions.npz, "
-                         "fcn8s_...): give the dataset, --data DIR (or FCNKIT_DATA)")
     flagged = [(r["student"], c) for r in reports for c in r["checks"] if c["status"] == FLAGGED]
     if flagged:
         lines.append(f"\nflagged for review (not credited; {len(flagged)}):")
-        lines += [f"  {student}: {c['name']}: {c['message'].removeprefix('flagged for review: ')}"
-                  for student, c in flagged]
+        lines += [f"  {student}: {_flagged(c)}" for student, c in flagged]
     return "\n".join(lines)
+
+
+def _flagged(check: dict) -> str:
+    return f"{check['name']}: {check['message'].removeprefix('flagged for review: ')}"
 
 
 def write_csv(reports: list[dict], path: Path) -> None:
@@ -70,8 +70,7 @@ def write_csv(reports: list[dict], path: Path) -> None:
         for r in reports:
             points = {c["name"]: ("" if c["status"] == NOT_GRADED else c["score"]) for c in r["checks"]}
             manual = [f"{r['manual'][q]['score']:g}" if q in r.get("manual", {}) else "" for q in questions]
-            review = "; ".join(f"{c['name']}: {c['message'].removeprefix('flagged for review: ')}"
-                               for c in r["checks"] if c["status"] == FLAGGED)
+            review = "; ".join(_flagged(c) for c in r["checks"] if c["status"] == FLAGGED)
             writer.writerow([r["student"], r["score"], r["max_score"], *[points[i.name] for i in RUBRIC], *manual,
                              *([f"{r.get('total', r['score']):g}"] if questions else []), r["submission"], review])
 
@@ -123,7 +122,7 @@ def feedback_html(report: dict) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}tr.passed td:nth-child(3){{color:green}}
 tr.failed td:nth-child(3){{color:#b00}}tr.not-graded td{{color:#777}}tr.flagged td:nth-child(3){{color:#a60}}</style></head><body>
 <h1>FCN assignment: {e(report['student'])}</h1>
-<p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''} {'' if manual else ' (the written answers are graded by hand)'}.</p>
+<p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if manual else ' (the written answers are graded by hand)'}.</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{rows}</table>
 {written}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{figures}
 </body></html>

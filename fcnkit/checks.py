@@ -51,7 +51,10 @@ def _predictions_check(kind: str, folder, root, n_class: int) -> str:
     if missing or len(maps) != len(images):
         raise CheckFailed(f"the saved predictions cover {len(maps)} images, the test split has {len(images)} "
                           f"(e.g. {(missing or ['?'])[0]} has none); train again with this notebook's data.")
-    matrix = sum(confusion(maps[p.stem], load_label(p, meta.scale), n_class) for p in images)
+    try:
+        matrix = sum(confusion(maps[p.stem], load_label(p, meta.scale), n_class) for p in images)
+    except ValueError as err:  # a map of the wrong size, a class that does not exist
+        raise CheckFailed(f"the saved predictions do not fit the test labels at scale {meta.scale}: {err}.") from None
     result = scores(matrix)
     return (f"predictions on {len(images)} test images: mIoU {result['mean_iou']:.3f}, pixel accuracy "
             f"{result['pixel_acc']:.3f} (the grader scores them against its threshold)")

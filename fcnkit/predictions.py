@@ -103,9 +103,9 @@ class UnreadableFile(ValueError):
     """A file handed in that is not read: a link, a device or pipe, too large, missing."""
 
 
-def read_bounded(path: Path, limit: int) -> bytes:
-    """A regular file's bytes, refusing links (which could point at the grader's own files), devices
-    and pipes (which could block or never end) and anything over ``limit`` bytes."""
+def open_regular(path: Path) -> int:
+    """A file descriptor of a regular file, refusing links (which could point at the grader's own
+    files, or the labels), devices and pipes (which could block or never end)."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -113,13 +113,19 @@ def read_bounded(path: Path, limit: int) -> bytes:
         raise UnreadableFile(f"{path.name} is missing.") from None
     except OSError as err:
         raise UnreadableFile(f"{path.name} cannot be opened ({err.strerror}; a link is not accepted).") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile(f"{path.name} is not a regular file.")
-        if info.st_size > limit:
-            raise UnreadableFile(f"{path.name} is {info.st_size / 2**20:.1f} MB, over the {limit / 2**20:.2f} MB "
-                                 f"allowed.")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnreadableFile(f"{path.name} is not a regular file.")
+    return fd
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """A regular file's bytes (see :func:`open_regular`), refusing anything over ``limit`` bytes."""
+    path = Path(path)
+    with os.fdopen(open_regular(path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise UnreadableFile(f"{path.name} is {size / 2**20:.1f} MB, over the {limit / 2**20:.2f} MB allowed.")
         data = f.read(limit + 1)
     if len(data) > limit:
         raise UnreadableFile(f"{path.name} grew while it was read.")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -49,6 +48,7 @@ RELEASE = HERE / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 REFERENCE = REPO / "autograder" / "reference" / "models.py"
 sys.path.insert(0, str(REPO))
 
+from autograder.gradebook import run_nbgrader  # noqa: E402
 from autograder.rubric import ITEMS, RUBRIC  # noqa: E402
 
 # Solution cell (grade_id) -> the blocks of the reference models it holds, in order.
@@ -237,16 +237,14 @@ def build_source(source: Path = SOURCE, out: Path | None = None, install: str | 
 
 
 def generate_release(course: Path, source: Path = SOURCE) -> Path:
-    """Run ``nbgrader generate_assignment`` on a scratch copy of the course; return the release folder.
-    nbgrader runs console scripts of its own (alembic): the interpreter's folder goes first on PATH,
-    so that the build works from a virtual environment that is not activated."""
+    """Run ``nbgrader generate_assignment`` on a scratch copy of the course (works from a virtual
+    environment that is not activated: :func:`autograder.gradebook.run_nbgrader`); return the
+    release folder."""
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(HERE / "nbgrader_config.py", course / "nbgrader_config.py")
     (course / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
     shutil.copy(source, course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force",
-                    "--CourseDirectory.root=" + str(course), "--log-level=WARN"], check=True, cwd=course, env=env)
+    run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", check=True)
     return course / "release" / ASSIGNMENT
 
 

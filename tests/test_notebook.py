@@ -12,6 +12,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from autograder.gradebook import run_nbgrader
 from autograder.rubric import RUBRIC
 from fcnkit.data import SAMPLE_ROOT
 
@@ -110,8 +111,7 @@ def test_untouched_release_stops_at_first_unimplemented_part_with_clear_message(
 
 
 def nbgrader(course: Path, *args):
-    subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}", "--log-level=WARN"],
-                   cwd=course, check=True)
+    run_nbgrader(course, *args, check=True)
 
 
 def test_nbgrader_autograde_scores_solution_full_and_release_zero(smoke_run, tmp_path):

@@ -1,6 +1,9 @@
 """The grader end to end (sandboxed worker processes): reports, layouts, checkpoints, and bad
 submissions that must cost their own checks and nothing else."""
 import json
+import os
+import subprocess
+import sys
 import textwrap
 
 import nbformat
@@ -204,6 +207,28 @@ def test_pickled_object_checkpoint_is_refused(tmp_path, sample_eval):
                                    only=["fcn32s_miou"]))
     assert "not a plain state_dict" in got["fcn32s_miou"]["message"]
     assert "no fcn8s.pt found" in got["fcn8s_miou"]["message"]
+
+
+def test_a_checkpoint_that_is_a_pipe_or_a_link_is_not_opened(tmp_path):
+    """The grader opens each checkpoint and hands the child the open file. A pipe would block the
+    grading process for good; a link could hand the child any file the grader may read (a label
+    of the test split here, which the child may not read by its path). Neither is opened: the item
+    fails with the reason, and the rest of the submission is graded."""
+    folder = tmp_path / "class" / "mallory" / "hw"
+    folder.mkdir(parents=True)
+    (folder / "fcn_segmentation.py").write_text(REFERENCE)
+    os.mkfifo(folder / "fcn32s.pt")
+    (folder / "fcn8s.pt").symlink_to(sorted((SAMPLE_ROOT / "base").glob("*.png"))[0])
+    out = tmp_path / "reports"
+    result = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "class"), "--checkpoints",
+                             str(tmp_path / "class"), "--data", str(SAMPLE_ROOT), "--out", str(out), "--jobs", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checks = by_name(json.loads((out / "mallory.json").read_text()))
+    assert checks["fcn32s_miou"]["score"] == 0 and "fcn32s.pt not read: fcn32s.pt is not a regular file" in \
+        checks["fcn32s_miou"]["message"]
+    assert checks["fcn8s_miou"]["score"] == 0 and "a link is not accepted" in checks["fcn8s_miou"]["message"]
+    assert checks["fcn8s_equivalence"]["score"] == 14 and checks["fcn32s_copy_params"]["score"] == 2
 
 
 def test_find_submissions_layouts(tmp_path):
