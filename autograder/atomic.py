@@ -88,3 +88,10 @@ def csv_text(rows: list[list]) -> str:
     for row in rows:
         writer.writerow([text_cell(c) if isinstance(c, str) else c for c in row])
     return buffer.getvalue()
+
+
+def name_text(name: str) -> str:
+    """A name read from the file system as text to show and to write into reports: ``josé`` under any
+    locale (under ``LC_ALL=C`` Python hands it over as ``jos\\udcc3\\udca9``); bytes that are not
+    UTF-8 become U+FFFD."""
+    return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "replace")

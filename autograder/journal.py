@@ -89,21 +89,28 @@ class Journal:
     options: dict
     grader: str
     entries: dict[str, Entry] = field(default_factory=dict)
+    students: list[str] = field(default_factory=list)  # every submission of the run, graded or not yet
 
     @classmethod
     def read(cls, path: Path) -> "Journal | None":
         """The journal at ``path``, or None when there is none or it cannot be used."""
         try:
-            data = json.loads(Path(atomic.fs_path(path).decode("utf-8", "surrogateescape")).read_bytes())
+            with open(atomic.fs_path(path), "rb") as f:
+                data = json.loads(f.read().decode("utf-8"))
             return cls(path, int(data["seed"]), dict(data["options"]), str(data["grader"]),
-                       {s: Entry(**e) for s, e in data["submissions"].items()})
+                       {s: Entry(**e) for s, e in data["submissions"].items()}, list(data.get("students", [])))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def save(self) -> None:
         data = {"seed": self.seed, "options": self.options, "grader": self.grader,
-                "submissions": {s: asdict(e) for s, e in sorted(self.entries.items())}}
+                "students": self.students, "submissions": {s: asdict(e) for s, e in sorted(self.entries.items())}}
         atomic.write_text(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+    def missing(self, have: set[str]) -> dict[str, str]:
+        """The run's submissions without a report in ``have``, with why."""
+        return {s: self.entries[s].reason if s in self.entries and self.entries[s].reason else
+                "unfinished: the run stopped before it was graded" for s in self.students if s not in have}
 
     def kept(self, student: str, sha256: str) -> bool:
         """Whether this student's recorded report still stands (graded, and the same files)."""
