@@ -42,11 +42,12 @@ class GraderError(RuntimeError):
 
 
 @contextmanager
-def phase(name: str):
-    """Whatever escapes this block is the grader's failure in phase ``name``."""
+def phase(name: str, students: tuple[type[Exception], ...] = ()):
+    """Whatever escapes this block is the grader's failure in phase ``name``, but the exceptions in
+    ``students``: those say what is wrong with the submission."""
     try:
         yield
-    except GraderError:
+    except (GraderError, *students):
         raise
     except Exception as err:
         raise GraderError(name, f"{type(err).__name__}: {err}") from err
@@ -316,7 +317,7 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     stopped = ""
     phases = report["_phases"] = {}  # wall time by phase, for bench/grading_speed.py
     try:
-        with phase("reading the notebook"):
+        with phase("reading the notebook", students=(SubmissionError,)):
             extracted = extract(path)
         report["notes"] += extracted.notes
     except SubmissionError as err:  # the student's file: a 0 with the reason
