@@ -340,10 +340,15 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
     if args.gradebook:
         from .gradebook import GradebookError, record as into_gradebook
         try:
-            print("\n".join(into_gradebook(args.gradebook, reports)))
+            filed = into_gradebook(args.gradebook, reports)
         except GradebookError as err:
             print(f"error: {err}", file=sys.stderr)
-            status = 2
+            return 2
+        print("\n".join(filed.done))
+        for problem in filed.problems:
+            print(f"error: {problem}", file=sys.stderr)
+            log.note(problem)
+        status = status or (1 if filed.problems else 0)
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
