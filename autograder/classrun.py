@@ -99,9 +99,11 @@ class Progress:
 
     def line(self, report: dict) -> None:
         self.done += 1
-        state = (f"not graded ({report['not_graded']})" if report.get("not_graded")
-                 else f"{report['score']}/{report['max_score']}")
-        text = f"graded {report['student']}: {state} ({report.get('_seconds', 0)} s) [{self.done}/{self.total}]"
+        if report.get("not_graded"):
+            text = f"not graded {report['student']}: {report['not_graded']} [{self.done}/{self.total}]"
+        else:
+            text = (f"graded {report['student']}: {report['score']}/{report['max_score']} ({report.get('_seconds', 0)} s)"
+                    f" [{self.done}/{self.total}]")
         if self.bar is not None:
             self.bar.set_postfix_str(report["student"][:20])
             self.bar.update(1)

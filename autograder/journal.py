@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import atomic
 
-GRADED, NOT_GRADED, STARTED = "graded", "not graded", "started"  # a submission's state in the journal
+GRADED, NOT_GRADED = "graded", "not graded"  # a submission's state in the journal (unfinished: not there)
 HASH_LIMIT = 2 * 2**30  # a file larger than this is fingerprinted by its first bytes and its size
 ROOT = Path(__file__).resolve().parent
 GRADER_SOURCES = [ROOT / name for name in ("rubric.py", "checks.py", "grade.py", "trained.py", "child.py",
@@ -78,7 +78,7 @@ class Entry:
     """One submission in the journal."""
     file: str
     sha256: str
-    state: str  # GRADED, NOT_GRADED (a grader error: graded again by a rerun) or STARTED
+    state: str  # GRADED, or NOT_GRADED (a grader error: graded again by a rerun)
     reason: str = ""
 
 

@@ -99,6 +99,12 @@ def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
         assert not _graded_by(output) & kept, (name, output)  # it graded only what was unfinished
         assert killed, f"the run ended before the moment {name!r}: {output[-2000:]}"
         _assert_whole(out)
+        if name == "after a few students":  # summarize names who has no report yet
+            missing = {s for s in CLASS if not (out / f"{s}.json").exists()}
+            said = subprocess.run([sys.executable, "-m", "autograder", "summarize", str(out)], cwd=REPO,
+                                  capture_output=True, text=True, timeout=120)
+            assert said.returncode == (1 if missing else 0), said.stdout[-2000:] + said.stderr[-2000:]
+            assert all(f"{s} (unfinished" in said.stdout for s in missing), said.stdout[-2000:]
     kept = _kept(out)
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
