@@ -143,3 +143,7 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     assert _graded_by(subprocess.run(grade, cwd=REPO, capture_output=True, text=True, timeout=300).stdout) == set()
     forced = subprocess.run([*grade, "--force"], cwd=REPO, capture_output=True, text=True, timeout=300).stdout
     assert _graded_by(forced) == {"a"} and "resuming" not in forced
+    recorded = _journal(out)  # as if an earlier version of the grader (another rubric) had written it
+    (out / "run.journal").write_text(json.dumps({**recorded, "grader": "an older grader"}), encoding="utf-8")
+    changed = subprocess.run(grade, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    assert _graded_by(changed) == {"a"} and "the grader changed since the recorded run" in changed
