@@ -6,6 +6,7 @@
 #        bash bench/gpu_session.sh pack
 # 2. Through the device tool, one call:
 #        run(command="bash bench/gpu_session.sh", carry=[".gpu"], timeout_s=600)
+#    Arguments after the script's name go to bench/reference_gpu.py (e.g. --one-seed).
 #    It works 8 min 20 s (--budget-s 500; BUDGET_S to change) and stops itself by 9 min 20 s (a run cut
 #    there still returns what finished), inside the 10-minute command. Then give_back at once.
 # 3. It leaves in $OUT (three files): tables.md (paste into docs/results.md), console.log, and
@@ -36,7 +37,7 @@ PYTHON=$(command -v python3 || command -v python)
     "$PYTHON" -c "import torch; assert torch.cuda.is_available(), 'torch sees no GPU'; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 3
     # the packed images are already at half resolution: --scale 1.0 keeps them so
     timeout -k 5 $((BUDGET_S + 60)) "$PYTHON" bench/reference_gpu.py --out "$WORK" --data .gpu/data --scale 1.0 \
-        --init .gpu/vgg16_features_fp16.pth --budget-s "$BUDGET_S"
+        --init .gpu/vgg16_features_fp16.pth --budget-s "$BUDGET_S" "$@"
     echo "reference_gpu.py exit code $?"
 } 2>&1 | tee "$OUT/console.log"
 cp "$WORK/tables.md" "$OUT/" 2>/dev/null

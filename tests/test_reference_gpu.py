@@ -144,15 +144,17 @@ def test_pack_keeps_labels_exact_and_images_close(tmp_path):
 
 
 def test_the_rehearsal_runs_the_whole_pipeline(tmp_path):
-    """About 2 minutes on 2 cores: six trainings at once, the grading benchmark, the cross-check."""
+    """Eight trainings at once, the grading benchmark, the cross-check: about 2 minutes on 2 free cores
+    (13 on 2 cores shared with four other test runs)."""
     out = tmp_path / "rehearsal"
     result = subprocess.run([sys.executable, str(REPO / "bench" / "reference_gpu.py"), "--rehearse", "--out", str(out)],
-                            cwd=REPO, capture_output=True, text=True, timeout=900,
+                            cwd=REPO, capture_output=True, text=True, timeout=1500,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     tables = (out / "tables.md").read_text()
     assert tables in result.stdout
-    rows = [line for line in tables.splitlines() if re.match(r"\| fcn(32|8)s \| (scratch|ImageNet) \| (original|improved) \| \d", line)]
+    rows = [line for line in tables.splitlines()
+            if re.match(r"\| fcn(32|8)s \| (scratch|ImageNet) \| (original|improved) \| \d+ of \d+", line)]
     assert len(rows) == 6, tables
     for model, init, recipe in reference_gpu.RUNS:
         metrics = json.loads((out / reference_gpu.run_name(model, init, recipe) / "metrics.json").read_text())
