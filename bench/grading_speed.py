@@ -1,6 +1,6 @@
 """How fast the grading CLI is on this machine, against the floor: the arithmetic the checks need.
 
-    python bench/grading_speed.py [--jobs N] [--sizes 1,10,100] [--device cpu|cuda]
+    python bench/grading_speed.py [--jobs N] [--sizes 1,10,100] [--device cpu|cuda] [--json FILE]
 
 Grades 1, 10 and 100 submissions (the reference, the catalogue's mutants and variants, repeated)
 with ``python -m autograder grade``, each run a cold start (a new interpreter, a new worker), and
@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, help="submissions graded at once (default: the CLI's default)")
     parser.add_argument("--sizes", default="1,10,100", help="class sizes to grade")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", type=Path, help="also write the figures here (bench/reference_gpu.py reads them)")
     args = parser.parse_args()
     from autograder.__main__ import default_jobs
     jobs = args.jobs or default_jobs()
@@ -169,6 +170,14 @@ def main() -> None:
             else:
                 cells.append(sum(s["phases"].get(key, 0.0) for s in r["submissions"]))
         print(f"{phase:<14}" + "".join(f"{c:>9.2f}" for c in cells) + f"  {what}")
+    if args.json:
+        figures = {"device": args.device, "floor_s": bare[cores], "floor_threads": cores, "rows": [
+            {"submissions": size, "jobs": r["jobs"], "wall_s": r["wall"], "per_minute": 60 * size / r["wall"],
+             "each_s": r["wall"] / size, "x_floor": r["wall"] / size / bare[cores], "peak_gib": r["peak_gib"]}
+            for size, r in rows]}
+        tmp = args.json.with_name(f".{args.json.name}.tmp")  # written whole: a temporary file, then renamed
+        tmp.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, args.json)
 
 
 if __name__ == "__main__":

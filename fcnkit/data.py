@@ -7,6 +7,7 @@ Pixels that must not count (padding added by :func:`pad_collate`, or by random c
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -100,6 +101,98 @@ class CMPFacade(Dataset):
         return x, y
 
 
+class DecodedPairs(Dataset):
+    """A split decoded once: the items of a :class:`CMPFacade` (without augmentation) kept as arrays,
+    so that no epoch decodes or resizes an image again; ``augment`` still runs on every item.
+
+    Build one with :meth:`from_dataset` (in this process's memory) or :meth:`save` then :meth:`open`
+    (a file of memory-mapped arrays that every process reading it shares, read-only). Items are those
+    of the CMPFacade, value for value: float32 images, labels 0..11.
+
+    Args:
+        images: flat float32 array of every image, one after the other (3 x H x W each).
+        labels: flat uint8 array of every label map (H x W each).
+        shapes: (H, W) of each pair.
+        paths: the jpg each pair came from (its ``stem`` names it).
+        augment: an :class:`Augment` (or any callable on ``(image, label)``), for training only.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, shapes: Sequence[tuple[int, int]],
+                 paths: Sequence[str | os.PathLike] = (), augment=None):
+        self._images, self._labels = images, labels
+        self.shapes = [tuple(map(int, s)) for s in shapes]
+        self.images = [Path(p) for p in paths]  # as CMPFacade.images (figures title samples by it)
+        self.augment = augment
+        areas = np.array([h * w for h, w in self.shapes], dtype=np.int64)
+        self._label_at = np.concatenate([[0], np.cumsum(areas)[:-1]]).astype(np.int64)
+        self._image_at = 3 * self._label_at
+        self._files: tuple[Path, Path] | None = None  # set by open(): the memory maps are reopened, not pickled
+
+    @classmethod
+    def from_dataset(cls, dataset: "CMPFacade", augment=None) -> "DecodedPairs":
+        """Decode every pair of ``dataset`` into memory, at its scale (its augmentation is not kept:
+        give ``augment`` here)."""
+        plain = CMPFacade(dataset.images, scale=dataset.scale)
+        pairs = [plain[i] for i in range(len(plain))]
+        images = np.concatenate([x.numpy().ravel() for x, _ in pairs]) if pairs else np.zeros(0, np.float32)
+        labels = np.concatenate([y.numpy().astype(np.uint8).ravel() for _, y in pairs]) if pairs \
+            else np.zeros(0, np.uint8)
+        return cls(images, labels, [tuple(y.shape) for _, y in pairs], dataset.images, augment)
+
+    def save(self, folder: str | os.PathLike, name: str) -> Path:
+        """Write ``folder/NAME_images.npy``, ``NAME_labels.npy`` and ``NAME_index.json`` (each written
+        whole: a temporary file, then renamed); :meth:`open` reads them back."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix, array in (("images", self._images), ("labels", self._labels)):
+            tmp = folder / f".{name}_{suffix}.npy.tmp"
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(array))
+            os.replace(tmp, folder / f"{name}_{suffix}.npy")
+        index = {"shapes": self.shapes, "paths": [str(p) for p in self.images]}
+        tmp = folder / f".{name}_index.json.tmp"
+        tmp.write_text(json.dumps(index), encoding="utf-8")
+        os.replace(tmp, folder / f"{name}_index.json")
+        return folder
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike, name: str, augment=None) -> "DecodedPairs":
+        """The split :meth:`save` wrote, memory-mapped read-only (one copy in memory for every process)."""
+        folder = Path(folder)
+        index_file = folder / f"{name}_index.json"
+        if not index_file.is_file():
+            raise DataError(f"{index_file} is missing: decode the split first (DecodedPairs.save).")
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+        files = (folder / f"{name}_images.npy", folder / f"{name}_labels.npy")
+        pairs = cls(np.load(files[0], mmap_mode="r"), np.load(files[1], mmap_mode="r"), index["shapes"],
+                    index["paths"], augment)
+        pairs._files = files
+        return pairs
+
+    def __getstate__(self):  # a DataLoader worker reopens the memory maps rather than copying them
+        state = dict(self.__dict__)
+        if self._files is not None:
+            state["_images"] = state["_labels"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._files is not None:
+            self._images, self._labels = (np.load(f, mmap_mode="r") for f in self._files)
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = self.shapes[index]
+        at, label_at = self._image_at[index], self._label_at[index]
+        x = torch.from_numpy(np.array(self._images[at:at + 3 * h * w])).view(3, h, w)  # a copy: maps are read-only
+        y = torch.from_numpy(self._labels[label_at:label_at + h * w].astype(np.int64)).view(h, w)
+        if self.augment is not None:
+            x, y = self.augment(x, y)
+        return x, y
+
+
 def eval_split(root, split: str = "test", scale: float = 0.5) -> tuple[list[torch.Tensor], list[np.ndarray]]:
     """Images (normalised tensors) and label maps of one split, as the grader evaluates trained weights."""
     dataset = CMPFacade(cmp_splits(root)[split], scale=scale)
@@ -127,14 +220,18 @@ def pad_collate(batch, ignore_index: int = IGNORE_INDEX):
 
 
 def make_loaders(splits: dict[str, Sequence], scale: float = 1.0, batch_size: int = 1,
-                 augment=None, num_workers: int = 0, limit: int | None = None) -> dict[str, DataLoader]:
+                 augment=None, num_workers: int = 0, limit: int | None = None,
+                 in_memory: bool = False) -> dict[str, DataLoader]:
     """DataLoaders for each split: training shuffled (and augmented, if ``augment`` is given),
     validation and test in order one image at a time; ``limit`` keeps the first images of each split
-    (for quick runs)."""
+    (for quick runs). ``in_memory`` decodes every image once, here (:class:`DecodedPairs`: about
+    1.2 GB for the whole dataset at half resolution), instead of in every epoch."""
     out = {}
     for name, images in splits.items():
         train = name == "train"
         dataset = CMPFacade(list(images)[:limit], scale=scale, augment=augment if train else None)
+        if in_memory:
+            dataset = DecodedPairs.from_dataset(dataset, augment=dataset.augment)
         out[name] = DataLoader(dataset, batch_size=batch_size if train else 1, shuffle=train,
                                collate_fn=pad_collate, num_workers=num_workers)
     return out

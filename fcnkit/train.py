@@ -61,10 +61,32 @@ class FitResult:
     test: dict | None = None
 
 
+@dataclass(frozen=True)
+class Speedups:
+    """What :func:`fit` turns on for a device: bfloat16 autocast (``autocast`` is its dtype, or None),
+    the channels-last memory format (``memory_format``), and how often the loss is read back to the
+    host (``sync_every`` steps: reading it waits for the GPU to finish)."""
+    autocast: torch.dtype | None
+    memory_format: torch.memory_format
+    sync_every: int
+
+
+def speedups(device: str | torch.device, amp: bool = True, channels_last: bool = True) -> Speedups:
+    """What helps training on ``device`` (bench/reference_gpu.py measures it): on CUDA, bf16 autocast
+    (tensor cores, no loss scaling needed) and channels-last (what cuDNN's tensor-core kernels read),
+    with the loss read back every 50 steps only; on any other device nothing changes: the loss is read
+    after every step (which costs nothing on the CPU), in full precision, in the default layout."""
+    cuda = torch.device(device).type == "cuda"
+    return Speedups(autocast=torch.bfloat16 if amp and cuda else None,
+                    memory_format=torch.channels_last if channels_last and cuda else torch.contiguous_format,
+                    sync_every=50 if cuda else 1)
+
+
 def fit(model: nn.Module, train_loader, val_loader, *, n_class: int, epochs: int,
         optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-4, scheduler=None,
-        test_loader=None, device: str | torch.device = "auto", amp: bool = False,
-        max_steps: int | None = None, progress: bool = True) -> FitResult:
+        test_loader=None, device: str | torch.device = "auto", amp: bool = True,
+        channels_last: bool = True, max_steps: int | None = None, progress: bool = True,
+        after_epoch=None) -> FitResult:
     """Train with cross-entropy (ignoring IGNORE_INDEX), validate after every epoch, keep the best.
 
     Args:
@@ -72,50 +94,73 @@ def fit(model: nn.Module, train_loader, val_loader, *, n_class: int, epochs: int
         scheduler: stepped once per optimisation step (e.g. OneCycleLR), if given.
         test_loader: evaluated once, with the best model, after training.
         amp: bfloat16 autocast on CUDA (ignored on the CPU).
+        channels_last: the channels-last memory format on CUDA (ignored on the CPU).
         max_steps: stop each epoch after this many batches (for quick checks).
+        after_epoch: called with each history entry once the epoch is validated; training stops
+            after that epoch if it returns True (e.g. a time budget).
 
-    Each history entry holds epoch, train loss, validation pixel accuracy and mIoU, and seconds.
+    Each history entry holds epoch, train loss, validation pixel accuracy and mIoU, and seconds
+    (``train_seconds`` of them training, the rest validating). With ``progress`` it prints one line
+    per epoch, with those seconds.
     """
     device = resolve_device(device)
-    model.to(device)
+    fast = speedups(device, amp, channels_last)
+    model.to(device, memory_format=fast.memory_format)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    use_amp = amp and device.type == "cuda"
+    # the loss is summed where it is computed (a float64 sum of float32 losses: the same as summing
+    # them on the host), so the GPU never waits for the host between steps
+    sum_dtype = torch.float32 if device.type == "mps" else torch.float64
     result = FitResult(model=model)
     best_state = None
     for epoch in range(1, epochs + 1):
         model.train()
-        start, total, count = time.perf_counter(), 0.0, 0
+        start, count = time.perf_counter(), 0
+        total = torch.zeros((), dtype=sum_dtype, device=device)
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress,
                    total=min(len(train_loader), max_steps or len(train_loader)))
         for step, (images, labels) in enumerate(bar):
             if max_steps is not None and step >= max_steps:
                 break
-            images, labels = images.to(device), labels.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            images = images.to(device, non_blocking=True, memory_format=fast.memory_format)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=fast.autocast or torch.bfloat16, enabled=fast.autocast is not None):
                 loss = criterion(model(images).float(), labels)
-            if not math.isfinite(loss.item()):
-                raise NonFiniteLoss(
-                    f"loss is {loss.item()} at epoch {epoch}, step {step}: lower the learning rate, "
-                    f"check the weight initialisation (e.g. the bilinear upsampling), or turn amp off."
-                )
+            total, count = total + loss.detach().to(sum_dtype), count + 1
+            if step % fast.sync_every == 0:
+                seen = total.item()  # on the CPU this is every step's loss, checked before its update
+                if not math.isfinite(seen):
+                    raise NonFiniteLoss(
+                        f"loss is {loss.item()} at epoch {epoch}, step {step}: lower the learning rate, "
+                        f"check the weight initialisation (e.g. the bilinear upsampling), or turn amp off."
+                    )
+                bar.set_postfix(loss=f"{seen / count:.3f}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            total, count = total + loss.item(), count + 1
-            bar.set_postfix(loss=f"{total / count:.3f}")
+        mean_loss = total.item() / max(count, 1)  # the one wait for the GPU in an epoch
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLoss(
+                f"the training loss became {mean_loss} during epoch {epoch}: lower the learning rate, "
+                f"check the weight initialisation (e.g. the bilinear upsampling), or turn amp off."
+            )
+        train_seconds = time.perf_counter() - start
         val = evaluate(model, val_loader, n_class, device)
-        entry = {"epoch": epoch, "loss": total / max(count, 1), "val_pixel_acc": val["pixel_acc"],
-                 "val_miou": val["mean_iou"], "seconds": time.perf_counter() - start}
+        entry = {"epoch": epoch, "loss": mean_loss, "val_pixel_acc": val["pixel_acc"],
+                 "val_miou": val["mean_iou"], "seconds": time.perf_counter() - start,
+                 "train_seconds": train_seconds}
         result.history.append(entry)
         if progress:
             print(f"epoch {epoch}: loss {entry['loss']:.4f}  val acc {val['pixel_acc']:.4f}  "
-                  f"val mIoU {val['mean_iou']:.4f}  ({entry['seconds']:.0f} s)")
+                  f"val mIoU {val['mean_iou']:.4f}  ({entry['seconds']:.1f} s per epoch: "
+                  f"{train_seconds:.1f} s training, {entry['seconds'] - train_seconds:.1f} s validation)")
         if best_state is None or val["mean_iou"] > result.best_val_miou:
             result.best_epoch, result.best_val_miou = epoch, val["mean_iou"]
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if after_epoch is not None and after_epoch(entry):
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     if test_loader is not None:
