@@ -192,8 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "gradescope-bundle":
         return gradescope_bundle(args.out, args.data)
     if args.command == "gradescope-run":
+        from .grade import GraderError
         from .gradescope import run
-        print(json.dumps(run(args.root), indent=1))
+        try:
+            print(json.dumps(run(args.root), indent=1))
+        except GraderError as err:
+            print(f"error: not graded: {err} (results.json says so, without a score)", file=sys.stderr)
+            return 1
         return 0
     shard = None
     if args.shard:

@@ -153,7 +153,8 @@ def _submission(folder: Path) -> Path:
 
 def run(root: Path) -> dict:
     """Grade ``root/submission`` and write ``root/results/results.json``; returns the results."""
-    from .grade import GradingRun, Limits, grade_submission
+    from .atomic import write_text
+    from .grade import GraderError, GradingRun, Limits, grade_submission
     from .trained import LabelSet
     start = time.perf_counter()
     out = root / "results" / "results.json"
@@ -161,8 +162,8 @@ def run(root: Path) -> dict:
     try:
         path = _submission(root / "submission")
     except FileNotFoundError as err:
-        out.write_text(json.dumps(failure(str(err), time.perf_counter() - start), indent=2) + "\n")
-        return json.loads(out.read_text())
+        write_text(out, json.dumps(failure(str(err), time.perf_counter() - start), indent=2) + "\n")
+        return json.loads(out.read_text(encoding="utf-8"))
     data = root / "source" / DATA_FOLDER
     labels = LabelSet(data) if (data / "splits" / "test.txt").is_file() else None
     cores = len(os.sched_getaffinity(0))
@@ -171,9 +172,15 @@ def run(root: Path) -> dict:
                                low_memory=True)  # Gradescope's default is 768 MB
     try:
         report = grade_submission("student", path, limits=limits, run=grading)
+    except GraderError as err:  # the grader's fault: no score at all rather than the student's 0
+        result = failure(f"not graded: {err}. This is a fault of the grader, not of your submission: your "
+                         "instructor can rerun the autograder.", time.perf_counter() - start)
+        del result["score"]
+        write_text(out, json.dumps(result, indent=2) + "\n")
+        raise
     finally:
         grading.close()
     result = results(report, time.perf_counter() - start)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_text(out, json.dumps(result, indent=2) + "\n")
     return result
 
