@@ -5,15 +5,15 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from . import atomic, classrun, journal, tempdirs
 from .catalogue import EXAMPLES, write_submissions
 from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
 from .sandbox import LAYERS
 from .trained import LabelSet
-from .report import feedback_html, score_table, write_csv, write_json
+from .report import score_table, write_csv, write_json
 
 
 
@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here "
                                                  "(bench/grading_speed.py reads it)")
     g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
+    g.add_argument("--force", action="store_true",
+                   help="grade everyone again (by default a rerun into the same --out keeps the reports its journal "
+                        "records as graded, of unchanged files, and grades the rest with the recorded seed)")
     s = commands.add_parser("summarize", help="rebuild grades.csv and the score table from <student>.json reports",
                             description="Rebuild OUT/grades.csv from the <student>.json files in OUT (e.g. after "
                                         "sharded runs wrote into the same folder).")
@@ -146,18 +149,41 @@ def gradescope_bundle(out: Path, data: Path | None) -> int:
 
 
 def summarize(out: Path) -> int:
-    reports = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    """grades.csv from the reports in ``out``; names the submissions its journals list without a
+    report, or not graded (exit 1 when there are any)."""
+    reports = []
+    for path in sorted(out.glob("*.json")):
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            print(f"warning: {path} skipped: not a whole report ({err})", file=sys.stderr)
+            continue
+        if isinstance(report, dict) and {"student", "checks", "score"} <= set(report):
+            reports.append(report)
     if not reports:
         print(f"error: no <student>.json reports in {out}", file=sys.stderr)
         return 2
     write_csv(reports, out / "grades.csv")
     print(score_table(reports))
     print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
+    have = {r["student"] for r in reports if not r.get("not_graded")}
+    missing = {}
+    for path in sorted(out.glob("run*.journal")):
+        if (record := journal.Journal.read(path)) is not None:
+            missing.update(record.missing(have))
+    if missing:
+        print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
+                                                                          sorted(missing.items()))
+              + ". Rerun the grade command (it resumes) to grade them.")
+        return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
+    for stream in (sys.stdout, sys.stderr):  # a name like josé must not stop the run under LC_ALL=C
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     if args.command == "summarize":
         return summarize(args.out)
@@ -176,10 +202,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --shard {args.shard}: expected K/N with 0 <= K < N, e.g. 0/4", file=sys.stderr)
             return 2
         shard = (int(k), int(n))
+    examples = None
     if args.path is None:
-        args.path = Path(tempfile.mkdtemp(prefix="fcnkit-examples-"))
+        examples = args.path = tempdirs.make("fcnkit-examples-")
         write_submissions(args.path, EXAMPLES)
         print(f"grading the bundled examples ({', '.join(EXAMPLES)}), written to {args.path}")
+    try:
+        return grade(args, shard, began)
+    finally:
+        tempdirs.remove(examples)
+
+
+def _grade_options(args, want: list[str]) -> dict:
+    """The options a recorded run must share with this one for its grades to be kept."""
+    resolved = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731
+    return {"path": resolved(args.path), "data": resolved(args.data or os.environ.get("FCNKIT_DATA")),
+            "checkpoints": resolved(args.checkpoints), "split": args.split, "scale": args.scale,
+            "device": args.device, "timeout": args.timeout, "check_timeout": args.check_timeout,
+            "memory_gb": args.memory_gb, "isolation": want}
+
+
+def grade(args, shard: tuple[int, int] | None, began: float) -> int:
+    """``grade`` once its arguments are parsed: 0 when every submission is graded, 1 when some are
+    not (a grader error: see the run log), 2 when the run cannot start."""
     try:
         submissions = find_submissions(args.path)[slice(shard[0], None, shard[1]) if shard else slice(None)]
     except FileNotFoundError as err:
@@ -195,86 +240,129 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --gradebook {args.gradebook}: no gradebook.db there; give the nbgrader course folder (the one "
               f"holding nbgrader_config.py, source/ and submitted/)", file=sys.stderr)
         return 2
-    device, evalset, labels = "cpu", None, None  # structural checks run on the CPU; only trained weights use a GPU
-    if args.data or os.environ.get("FCNKIT_DATA"):
-        from fcnkit.splits import DataError
-        try:
-            labels = LabelSet(args.data or os.environ["FCNKIT_DATA"], args.split)
-        except DataError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"scoring submitted predictions against the {len(labels.ids)} {args.split} labels of {labels.root}")
-    if args.checkpoints:
-        from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
-        from fcnkit.train import resolve_device
-        if not args.checkpoints.is_dir():
-            print(f"error: --checkpoints {args.checkpoints} is not a folder", file=sys.stderr)
-            return 2
-        device = resolve_device(args.device).type
-        try:
-            root = args.data or os.environ.get(DATA_ENV) or SAMPLE_ROOT
-            evalset = EvalSet.load(root, args.split, args.scale)
-        except DataError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale}, {device})")
     want = [layer.strip() for layer in args.isolation.split(",") if layer.strip()]
     if unknown := [layer for layer in want if layer not in LAYERS]:
         print(f"error: --isolation: unknown layer {unknown[0]!r}; choose from {', '.join(LAYERS[:4])}", file=sys.stderr)
         return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = journal.names(shard)
+    try:
+        lock = journal.Lock(args.out / f"{stem}.lock")
+    except journal.RunLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    eval_dir = None
+    try:
+        for folder in (args.out, args.out / "feedback"):
+            atomic.remove_stale_temporaries(folder)  # a killed writer's, never a finished file
+        record, said = journal.resume(args.out / f"{stem}.journal", args.seed, _grade_options(args, want),
+                                      journal.grader_fingerprint(), args.force)
+        for line in said:
+            print(line)
+        device, evalset, labels = "cpu", None, None  # structural checks run on the CPU; only trained weights use a GPU
+        if args.data or os.environ.get("FCNKIT_DATA"):
+            from fcnkit.splits import DataError
+            try:
+                labels = LabelSet(args.data or os.environ["FCNKIT_DATA"], args.split)
+            except DataError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            print(f"scoring submitted predictions against the {len(labels.ids)} {args.split} labels of {labels.root}")
+        if args.checkpoints:
+            from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
+            from fcnkit.train import resolve_device
+            if not args.checkpoints.is_dir():
+                print(f"error: --checkpoints {args.checkpoints} is not a folder", file=sys.stderr)
+                return 2
+            device = resolve_device(args.device).type
+            try:
+                root = args.data or os.environ.get(DATA_ENV) or SAMPLE_ROOT
+                eval_dir = tempdirs.make("fcnkit-eval-")
+                evalset = EvalSet.load(root, args.split, args.scale, workdir=eval_dir)
+            except DataError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale}, {device})")
+        return _grade_class(args, shard, began, submissions, record, device, evalset, labels, want)
+    finally:
+        tempdirs.remove(eval_dir)
+        lock.release()
+
+
+def _grade_class(args, shard, began, submissions, record, device, evalset, labels, want) -> int:
+    log = classrun.RunLog(args.out / f"{journal.names(shard)}.log")
+    record.students = [s for s, _ in submissions]
+    record.save()
+    todo = classrun.plan(submissions, record, args.out, args.checkpoints)
+    if todo.kept:
+        print(f"{len(todo.kept)} of {len(submissions)} submissions keep their recorded reports; grading "
+              f"{len(todo.todo) + len(todo.unreadable)}")
+    log.note(f"run {os.getpid()} started: {len(todo.todo)} to grade, {len(todo.kept)} kept, seed {record.seed}, "
+             f"options {record.options}")
     one_at_a_time = device == "cuda" or args.low_memory  # one GPU: one child at a time
-    jobs = 1 if one_at_a_time else max(1, min(args.jobs, len(submissions)))
+    jobs = 1 if one_at_a_time else max(1, min(args.jobs, len(todo.todo) or 1))
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)  # the cores are shared out among the children
     limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
                     memory_gb=args.memory_gb, threads=threads)
-
-    def progress(report):
-        print(f"graded {report['student']}: {report['score']}/{report['max_score']} ({report['_seconds']} s)",
-              flush=True)
-
-    try:
-        run = GradingRun.start(evalset, device, limits, seed=args.seed, hidden=[args.path.resolve()], want=want,
-                               jobs=jobs, labels=labels, low_memory=args.low_memory)
-    except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{run.runtime.isolation.summary()}; seed {run.context.seed}", flush=True)
-    if jobs > 1 and not run.children_kept_apart:
-        print("one submission at a time: without Landlock or a user per child, children could read each other's "
-              "files", flush=True)
-    started = time.perf_counter()
-    try:
-        reports = grade_all(submissions, args.checkpoints, evalset, device, jobs, limits, progress, run=run)
-    finally:
-        run.close()
-    graded = time.perf_counter()
-    (args.out / "feedback").mkdir(parents=True, exist_ok=True)
-    for report in reports:
-        write_json([report], args.out / f"{report['student']}.json")
-        (args.out / "feedback" / f"{report['student']}.html").write_text(feedback_html(report))
+    progress = classrun.Progress(len(todo.todo) + len(todo.unreadable))
+    writer = classrun.Writer(args.out, record, todo.hashes, log, progress)
+    for report in todo.unreadable.values():
+        writer.finished(report)
+    started = graded = time.perf_counter()
+    if todo.todo:
+        try:
+            run = GradingRun.start(evalset, device, limits, seed=record.seed, hidden=[args.path.resolve()], want=want,
+                                   jobs=jobs, labels=labels, low_memory=args.low_memory)
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            log.note(f"the run could not start: {err}")
+            return 2
+        print(f"{run.runtime.isolation.summary()}; seed {run.context.seed}", flush=True)
+        if jobs > 1 and not run.children_kept_apart:
+            print("one submission at a time: without Landlock or a user per child, children could read each other's "
+                  "files", flush=True)
+        started = time.perf_counter()
+        try:
+            grade_all(todo.todo, args.checkpoints, evalset, device, jobs, limits, writer.finished, run=run)
+        finally:
+            run.close()
+            progress.close()
+        graded = time.perf_counter()
+    reports = [todo.kept.get(s) or writer.reports[s] for s, _ in submissions]
     write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
     if args.json:
         write_json(reports, args.json)
     if args.gradescope:
         from .gradescope import results
-        args.gradescope.write_text(json.dumps(results(reports[0], reports[0]["_seconds"]), indent=2) + "\n")
+        atomic.write_text(args.gradescope, json.dumps(results(reports[0], reports[0].get("_seconds", 0)), indent=2)
+                          + "\n")
+    status = 1 if any(r.get("not_graded") for r in reports) else 0
     if args.gradebook:
-        from .gradebook import GradebookError, record
+        from .gradebook import GradebookError, record as into_gradebook
         try:
-            print("\n".join(record(args.gradebook, reports)))
+            filed = into_gradebook(args.gradebook, reports)
         except GradebookError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        print("\n".join(filed.done))
+        for problem in filed.problems:
+            print(f"error: {problem}", file=sys.stderr)
+            log.note(problem)
+        status = status or (1 if filed.problems else 0)
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
     if args.timings:
-        args.timings.write_text(json.dumps({
+        atomic.write_text(args.timings, json.dumps({
             "start": started - began, "grading": graded - started, "reporting": time.perf_counter() - graded,
             "jobs": jobs, "threads": threads,
-            "submissions": [{"student": r["student"], "seconds": r["_seconds"], "phases": r["_phases"]} for r in reports],
+            "submissions": [{"student": r["student"], "seconds": r.get("_seconds", 0), "phases": r.get("_phases", {})}
+                            for r in reports],
         }, indent=1) + "\n")
-    return 0
+    final = classrun.counts_line(reports, len(todo.kept), log.path, log.errors)
+    log.note(f"run {os.getpid()} ended: {final}")
+    print(final)
+    return status
 
 
 if __name__ == "__main__":

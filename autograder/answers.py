@@ -17,6 +17,7 @@ import csv
 import html
 import io
 import json
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 from fcnkit.predictions import UnreadableFile, read_bounded
 from fcnkit.spec import CLASS_NAMES
 
+from . import atomic
 from .extract import MAX_SUBMISSION_BYTES
 
 SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
@@ -234,7 +236,8 @@ document.querySelectorAll('tr.answer').forEach(tr => {
   score.addEventListener('input', keep); comment.addEventListener('input', keep);
 });
 document.getElementById('download').addEventListener('click', () => {
-  const quote = v => '"' + String(v).replace(/"/g, '""') + '"';
+  // a cell that starts like a formula (=, +, -, @, tab, CR) gets a leading quote: spreadsheets show it as text
+  const quote = v => { v = String(v); if (/^[=+\\-@\\t\\r]/.test(v)) v = "'" + v; return '"' + v.replace(/"/g, '""') + '"'; };
   const rows = [['student', 'question', 'score', 'comment']];
   document.querySelectorAll('tr.answer').forEach(tr => {
     const score = tr.querySelector('.score').value;
@@ -301,13 +304,14 @@ def write_pages(submissions: list[tuple[str, Path]], out: Path, source: Path = S
         random.Random(seed).shuffle(order)
         names = {s: f"student {i + 1:02d}" for i, s in enumerate(order)}
         (out / "anonymous.json").parent.mkdir(parents=True, exist_ok=True)
-        (out / "anonymous.json").write_text(json.dumps({v: k for k, v in names.items()}, indent=1) + "\n")
+        atomic.write_text(out / "anonymous.json", json.dumps({v: k for k, v in names.items()}, indent=1,
+                                                             ensure_ascii=False) + "\n")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for q in questions:
         answers = sorted(found[q.id], key=lambda a: names[a.student])
         path = out / f"{q.id}.html"
-        path.write_text(page(q, answers, names))
+        atomic.write_text(path, page(q, answers, names))
         written.append(path)
     return written
 
@@ -335,7 +339,8 @@ def read_scores(paths: list[Path], questions: dict[str, Question], students: set
                 continue
             if len(row) != len(CSV_COLUMNS):
                 raise AnswersError(f"{path} line {number}: {len(row)} fields, expected {len(CSV_COLUMNS)}.")
-            student, question, score, comment = (cell.strip() for cell in row)
+            # the page's script protects cells that start like a formula with a quote: taken off here
+            student, question, score, comment = (atomic.untext_cell(cell.strip()) for cell in row)
             student = (anonymous or {}).get(student, student)
             if question not in questions:
                 raise AnswersError(f"{path} line {number}: unknown question {question!r}; the questions are "
@@ -373,14 +378,14 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
     from .gradescope import results
     from .report import feedback_html, write_csv, write_json
     report_files = sorted(p for p in reports_dir.glob("*.json") if p.name != "anonymous.json")
-    reports = [json.loads(p.read_text()) for p in report_files]
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in report_files]
     if not reports:
         raise AnswersError(f"{reports_dir} holds no <student>.json reports: run python -m autograder grade first "
                            f"(its --out folder), or give --reports.")
     questions = {q.id: q for q in questions_from(source)}
     anonymous_file = next((p.parent / "anonymous.json" for p in csv_paths if (p.parent / "anonymous.json").is_file()),
                           None)
-    anonymous = json.loads(anonymous_file.read_text()) if anonymous_file else None
+    anonymous = json.loads(anonymous_file.read_text(encoding="utf-8")) if anonymous_file else None
     scores = read_scores(csv_paths, questions, {r["student"] for r in reports}, anonymous)
     if gradebook is not None and not (gradebook / "gradebook.db").is_file():
         raise AnswersError(f"--gradebook {gradebook}: no gradebook.db there; give the nbgrader course folder.")
@@ -395,9 +400,9 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
     for report in reports:
         write_json([report], reports_dir / f"{report['student']}.json")
         (reports_dir / "feedback").mkdir(exist_ok=True)
-        (reports_dir / "feedback" / f"{report['student']}.html").write_text(feedback_html(report))
+        atomic.write_text(reports_dir / "feedback" / f"{report['student']}.html", feedback_html(report))
         target = reports_dir / "gradescope" / report["student"] / "results.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(results(report, 0), indent=2) + "\n")
+        os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
+        atomic.write_text(target, json.dumps(results(report, 0), indent=2) + "\n")
     write_csv(reports, reports_dir / "grades.csv")
     return done

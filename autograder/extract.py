@@ -16,6 +16,7 @@ from pathlib import Path
 from fcnkit.predictions import UnreadableFile, read_bounded
 
 MAX_SUBMISSION_BYTES = 100 * 2**20  # a notebook with its figures; a file larger than this is refused unread
+MAX_CODE_BYTES = 4 * 2**20  # all code cells together: bounds the time and memory parsing them takes
 MAGIC = re.compile(r"^\s*([%!].*|[\w.]+\?{1,2})\s*$")  # %magic, !shell, obj? help
 
 
@@ -41,25 +42,48 @@ class Extracted:
 
 
 def code_cells(path: Path) -> list[tuple[int, str]]:
-    """``(cell number, source)`` of every code cell; a ``.py`` file is one cell numbered 0."""
+    """``(cell number, source)`` of every code cell; a ``.py`` file is one cell numbered 0. The file
+    is hostile input: its size, the JSON's nesting (the interpreter's recursion limit), its numbers
+    (Python's digit limit), the types of what it holds and the size of its code are all checked,
+    and any of them failing is a SubmissionError naming it."""
     try:
         text = read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8")
     except UnreadableFile as err:
         raise SubmissionError(f"{err} Submit the notebook itself.") from None
     except UnicodeDecodeError as err:
-        raise SubmissionError(f"{path.name} cannot be read ({err}).") from None
+        raise SubmissionError(f"{path.name} is not UTF-8 text ({err}); save it again from Jupyter or your "
+                              f"editor as UTF-8.") from None
     if path.suffix == ".py":
-        return [(0, text)]
+        cells = [(0, text)]
+    else:
+        cells = _notebook_code_cells(path, text)
+    size = sum(len(source) for _, source in cells)
+    if size > MAX_CODE_BYTES:
+        raise SubmissionError(f"{path.name} holds {size / 2**20:.1f} MB of code, more than the "
+                              f"{MAX_CODE_BYTES >> 20} MB the grader reads; submit the assignment's notebook.")
+    return cells
+
+
+def _notebook_code_cells(path: Path, text: str) -> list[tuple[int, str]]:
+    fix = "re-download it from Jupyter with File > Download"
     try:
-        cells = json.loads(text)["cells"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise SubmissionError(f"{path.name} is not a valid notebook ({err}); re-download it from Jupyter "
-                              f"with File > Download.") from None
+        notebook = json.loads(text)
+    except (ValueError, RecursionError, MemoryError) as err:  # ValueError: bad JSON, a number over the digit limit
+        what = "nested too deeply" if isinstance(err, RecursionError) else str(err)[:200]
+        raise SubmissionError(f"{path.name} is not a valid notebook ({what}); {fix}.") from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise SubmissionError(f"{path.name} is not a valid notebook (it has no list of cells); {fix}.")
     out = []
     for number, cell in enumerate(cells, start=1):
         if isinstance(cell, dict) and cell.get("cell_type") == "code":
             source = cell.get("source", "")
-            out.append((number, "".join(source) if isinstance(source, list) else str(source)))
+            if isinstance(source, list) and all(isinstance(line, str) for line in source):
+                source = "".join(source)
+            if not isinstance(source, str):
+                raise SubmissionError(f"{path.name}: cell {number}'s source is not text (a {type(source).__name__}); "
+                                      f"{fix}.")
+            out.append((number, source))
     return out
 
 
@@ -97,9 +121,15 @@ def extract(path: str | Path) -> Extracted:
             result.notes.append(f"{where} was skipped: syntax error{f' on line {line}' if line else ''} "
                                 f"({getattr(err, 'msg', err)}).")
             continue
+        except (RecursionError, MemoryError):
+            result.notes.append(f"{where} was skipped: its code is nested too deeply to parse.")
+            continue
         for node in tree.body:
             if isinstance(node, ast.ClassDef):
                 classes.add(node.name)
-            if _keep(node, classes):
-                result.chunks.append(Chunk(number, node.lineno, ast.unparse(node)))
+            try:
+                if _keep(node, classes):
+                    result.chunks.append(Chunk(number, node.lineno, ast.unparse(node)))
+            except (RecursionError, MemoryError):
+                result.notes.append(f"{where}, line {node.lineno} was skipped: nested too deeply to parse.")
     return result

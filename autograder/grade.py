@@ -10,10 +10,11 @@ import itertools
 import os
 import secrets
 import shutil
-import tempfile
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from fcnkit.predictions import UnreadableFile, open_regular
 from fcnkit.records import RECORDS, CopyParams, Failure, Outputs, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
-from . import checks, sandbox, trained
+from . import atomic, checks, sandbox, tempdirs, trained
 from .extract import SubmissionError, extract
 from .rubric import FLAGGED, ITEMS, NOT_GRADED, RUBRIC
 from .sandbox import Limits
@@ -29,6 +30,39 @@ from .sandbox import Limits
 REFERENCE_SOURCE = Path(__file__).resolve().parent / "reference" / "models.py"
 CHECKPOINT_NAMES = {"fcn32s": "fcn32s.pt", "fcn8s": "fcn8s.pt"}
 RECORD_TYPES = {"structure": "Structure", "outputs": "Outputs", "copy_params": "CopyParams", "predict": "Predictions"}
+
+
+class GraderError(RuntimeError):
+    """The grader itself failed on a submission (a bug, a worker that cannot start): the submission is
+    not graded, never scored 0. ``phase`` says where; the cause is chained."""
+
+    def __init__(self, phase: str, reason: str):
+        super().__init__(f"grader error while {phase}: {reason}")
+        self.phase, self.reason = phase, reason
+
+
+@contextmanager
+def phase(name: str, students: tuple[type[Exception], ...] = ()):
+    """Whatever escapes this block is the grader's failure in phase ``name``, but the exceptions in
+    ``students``: those say what is wrong with the submission."""
+    try:
+        yield
+    except (GraderError, *students):
+        raise
+    except Exception as err:
+        raise GraderError(name, f"{type(err).__name__}: {err}") from err
+
+
+def not_graded(student: str, path: Path, err: BaseException, seed: int | None = None,
+               isolation: dict | None = None) -> dict:
+    """The report of a submission the grader failed on: every item not graded, with the reason; the
+    traceback under the private key ``_traceback`` (for the run log, never in the report)."""
+    reason = str(err) if isinstance(err, GraderError) else f"grader error: {type(err).__name__}: {err}"
+    checks_ = [_result(i.name, False, f"not graded: {reason}", NOT_GRADED) for i in RUBRIC]
+    return {"student": student, "submission": str(path), "notes": [f"not graded: {reason}"], "checks": checks_,
+            "seed": seed, "isolation": isolation or {}, "score": 0, "max_score": sum(i.points for i in RUBRIC),
+            "graded_max_score": 0, "not_graded": reason, "_seconds": 0.0, "_phases": {},
+            "_traceback": "".join(traceback.format_exception(err))}
 
 
 @dataclass
@@ -48,7 +82,7 @@ class EvalSet:
         root = data_root(root)
         images, labels = eval_split(root, split, scale)
         ids = [p.stem for p in cmp_splits(root)[split]]
-        workdir = Path(workdir or tempfile.mkdtemp(prefix="fcnkit-eval-"))
+        workdir = Path(workdir or tempdirs.make("fcnkit-eval-"))
         workdir.mkdir(parents=True, exist_ok=True)
         images_file = workdir / f"{split}_images.pt"
         torch.save(images, images_file)
@@ -77,13 +111,17 @@ class GradingRun:
               labels: trained.LabelSet | None = None, low_memory: bool = False) -> "GradingRun":
         """Start a run: its worker, warmed, and the reference's child. ``low_memory``: one child at a
         time, the reference's included (Gradescope's 768 MB)."""
-        workdir = Path(tempfile.mkdtemp(prefix="fcnkit-grade-"))
+        workdir = tempdirs.make("fcnkit-grade-")  # also removes those of runs that were killed
         data = [os.environ["FCNKIT_DATA"]] if os.environ.get("FCNKIT_DATA") else []
         context = checks.Context(seed=secrets.randbits(31) if seed is None else seed,
                                  labels=evalset.labels if evalset else None)
         hidden = [*hidden, *data, *(evalset.hidden if evalset else []), *([labels.root] if labels else [])]
-        runtime = sandbox.prepare(workdir, hidden, device, want, jobs)
-        runtime.worker.warm(context.seed)
+        try:
+            runtime = sandbox.prepare(workdir, hidden, device, want, jobs)
+            runtime.worker.warm(context.seed)
+        except BaseException:
+            tempdirs.remove(workdir)
+            raise
         run = cls(runtime, context, workdir, limits, evalset, labels, low_memory=low_memory,
                   slots=threading.Semaphore(1 if low_memory else max(2, jobs)))
         context.observed.clear()
@@ -134,7 +172,7 @@ class GradingRun:
 
     def close(self) -> None:
         self.runtime.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        tempdirs.remove(self.workdir)
 
 
 def find_submissions(path: Path) -> list[tuple[str, Path]]:
@@ -163,10 +201,10 @@ def find_submissions(path: Path) -> list[tuple[str, Path]]:
             return parts[len(parts) - 1 - parts[::-1].index("submitted") + 1]
         rel = f.relative_to(base).parts
         return rel[0] if len(rel) >= 3 else "__".join(f.relative_to(base).with_suffix("").parts)
-    found = [(student(f), f) for f in files]
+    found = [(atomic.name_text(student(f)), f) for f in files]
     ids = [s for s, _ in found]
     # two files of one student: keep both, named by their paths
-    return [(s if ids.count(s) == 1 else "__".join(f.relative_to(base).with_suffix("").parts), f)
+    return [(s if ids.count(s) == 1 else atomic.name_text("__".join(f.relative_to(base).with_suffix("").parts)), f)
             for s, f in found]
 
 
@@ -251,7 +289,8 @@ def _judge_trained(item, run: GradingRun, report: dict, folder: Path | None, wei
 def grade_submission(student: str, path: Path, checkpoints: Path | None = None, evalset: EvalSet | None = None,
                      device: str = "cpu", limits: Limits = Limits(), only: list[str] | None = None,
                      run: GradingRun | None = None) -> dict:
-    """Grade one submission file; never raises for anything the submission does.
+    """Grade one submission file; never raises for anything the submission does. Raises GraderError
+    when the grader fails on it (the caller reports it as not graded, see :func:`not_graded`).
 
     ``only`` restricts grading to some rubric items (the others are reported as not graded). Without
     ``run``, a grading run is started for this submission alone."""
@@ -278,9 +317,10 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     stopped = ""
     phases = report["_phases"] = {}  # wall time by phase, for bench/grading_speed.py
     try:
-        extracted = extract(path)
+        with phase("reading the notebook", students=(SubmissionError,)):
+            extracted = extract(path)
         report["notes"] += extracted.notes
-    except SubmissionError as err:
+    except SubmissionError as err:  # the student's file: a 0 with the reason
         extracted, stopped = None, str(err)
         report["notes"].append(stopped)
     phases["extraction"] = time.perf_counter() - start
@@ -304,21 +344,27 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
             expected = {sid: (RECORDS[RECORD_TYPES[s["op"]]],) for sid, s in steps.items()}
             if not run.children_kept_apart:
                 run.context.observed.wait()
-            try:
-                with run.slots:
-                    result = sandbox.run(run.runtime, folder, chunks, list(steps.values()), run.limits, job, expected,
-                                         files)
-            except (OSError, ValueError, TypeError, KeyError) as err:  # a grader bug costs this submission only
-                stopped = f"the grader failed on this submission ({type(err).__name__}: {err}); please report it"
-            else:
-                outcomes, stopped = {**outcomes, **result.steps}, result.stopped
-                report["notes"] += result.notes
-                phases.update(result.seconds)
+            with phase("running the submission's child"), run.slots:
+                result = sandbox.run(run.runtime, folder, chunks, list(steps.values()), run.limits, job, expected,
+                                     files)
+            if result.stopped and "start" not in result.seconds:  # no child of it ever started: nothing it did
+                raise GraderError("starting the grading child", result.stopped)
+            outcomes, stopped = {**outcomes, **result.steps}, result.stopped
+            report["notes"] += result.notes
+            phases.update(result.seconds)
         finally:
             for fd in files.values():
                 os.close(fd)
             shutil.rmtree(folder, ignore_errors=True)
     judging = time.perf_counter()
+    with phase("judging"):
+        _judge_all(report, run, items, outcomes, predictions, weights, checkpoints, stopped, only)
+    phases["judging"] = time.perf_counter() - judging
+    report["_seconds"] = round(time.perf_counter() - start, 1)  # keys with _ stay out of the JSON
+    return report
+
+
+def _judge_all(report: dict, run: GradingRun, items, outcomes, predictions, weights, checkpoints, stopped, only):
     for item in RUBRIC:
         step = f"{item.observes}-{item.model}"
         if item.needs_weights:
@@ -333,9 +379,6 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     report["score"] = sum(c["score"] for c in report["checks"])
     report["max_score"] = sum(i.points for i in RUBRIC)
     report["graded_max_score"] = sum(c["max_score"] for c in report["checks"] if c["status"] != NOT_GRADED)
-    phases["judging"] = time.perf_counter() - judging
-    report["_seconds"] = round(time.perf_counter() - start, 1)  # keys with _ stay out of the JSON
-    return report
 
 
 def grade_all(submissions: list[tuple[str, Path]], checkpoints: Path | None = None, evalset: EvalSet | None = None,
@@ -348,8 +391,11 @@ def grade_all(submissions: list[tuple[str, Path]], checkpoints: Path | None = No
     jobs = jobs if run.children_kept_apart else 1
 
     def one(entry):
-        report = grade_submission(*entry, checkpoints=checkpoints, evalset=evalset, device=device, limits=limits,
-                                  run=run)
+        try:  # each submission is its own failure boundary: a grader error costs it, not the class
+            report = grade_submission(*entry, checkpoints=checkpoints, evalset=evalset, device=device, limits=limits,
+                                      run=run)
+        except Exception as err:
+            report = not_graded(*entry, err, run.context.seed, asdict(run.runtime.isolation))
         if progress:
             progress(report)
         return report

@@ -11,8 +11,10 @@ flagged for review, are left for manual grading.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .rubric import FLAGGED, NOT_GRADED
@@ -22,12 +24,21 @@ class GradebookError(RuntimeError):
     """The course or the submissions are not what nbgrader needs; the message says what to fix."""
 
 
+def _owner(report: dict) -> tuple[str, str]:
+    """(assignment, student) of a report whose submission is in nbgrader's submitted/<student>/<assignment>/."""
+    parts = Path(report["submission"]).parts
+    if "submitted" not in parts[:-3]:
+        raise GradebookError(f"{report['submission']} is not in an nbgrader course's submitted/<student>/<assignment>/")
+    at = len(parts) - 1 - parts[::-1].index("submitted")
+    return parts[at + 2], parts[at + 1]
+
+
 def _where(report: dict) -> tuple[str, str]:
     """(assignment, notebook name) of a report whose submission is nbgrader's submitted/<student>/<assignment>/."""
-    parts = Path(report["submission"]).parts
-    if "submitted" not in parts[:-3] or parts[parts.index("submitted") + 1] != report["student"]:
+    assignment, student = _owner(report)
+    if student != report["student"]:
         raise GradebookError(f"{report['submission']} is not in an nbgrader course's submitted/<student>/<assignment>/")
-    return parts[parts.index("submitted") + 2], Path(report["submission"]).stem
+    return assignment, Path(report["submission"]).stem
 
 
 def run_nbgrader(course: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -39,12 +50,30 @@ def run_nbgrader(course: Path, *args: str, **kwargs) -> subprocess.CompletedProc
                            "--log-level=WARN"], cwd=course, env=env, **kwargs)
 
 
-def autograde_without_running(course: Path, assignment: str) -> None:
-    """nbgrader autograde, minus the execution of student code."""
-    result = run_nbgrader(course, "autograde", assignment, "--force", "--Execute.enabled=False",
-                          "--ClearOutput.enabled=False", capture_output=True, text=True)
+def nbgrader_cause(output: str) -> str:
+    """Why nbgrader failed, from its output: the exception line (``...Error: ...``) when there is one,
+    else the warning that names the problem (not the checksum changes every edited notebook has)
+    followed by the first line of its error ("exists multiple times!", then nbgrader's misleading
+    "use an old version of the nbgrader metadata format"), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    exceptions = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", line)]
+    if exceptions:
+        cause = exceptions[-1]
+    else:
+        strip = lambda line: re.sub(r"^\[\w+ \| \w+\]\s*", "", line)  # noqa: E731  "[AutogradeApp | ERROR] "
+        warnings = [strip(line) for line in lines if "| WARNING]" in line and "'checksum'" not in line]
+        errors = [strip(line) for line in lines if "| ERROR]" in line]
+        cause = "; ".join([*warnings[:3], *(f"nbgrader then stopped: {e}" for e in errors[:1])]) \
+            or (lines or ["no output"])[-1]
+    return cause if len(cause) <= 600 else cause[:597] + "..."
+
+
+def autograde_without_running(course: Path, assignment: str, student: str | None = None) -> None:
+    """nbgrader autograde (of one student, or of everyone), minus the execution of student code."""
+    result = run_nbgrader(course, "autograde", assignment, *([f"--student={student}"] if student else []), "--force",
+                          "--Execute.enabled=False", "--ClearOutput.enabled=False", capture_output=True, text=True)
     if result.returncode != 0:
-        raise GradebookError(f"nbgrader autograde {assignment} failed in {course}:\n{result.stderr.strip()[-2000:]}")
+        raise GradebookError(f"nbgrader autograde failed: {nbgrader_cause(result.stdout + chr(10) + result.stderr)}")
 
 
 def verdict_output(check: dict):
@@ -56,44 +85,113 @@ def verdict_output(check: dict):
     return nbformat.v4.new_output("stream", name="stdout" if check["status"] == "passed" else "stderr", text=text)
 
 
-def record(course: Path, reports: list[dict]) -> list[str]:
+@dataclass
+class Filed:
+    """What :func:`record` did: a line per student filed, and one per student it could not file
+    (named, with what to do); those have no automatic score in the gradebook at all."""
+    done: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _clear_scores(gb, notebook: str, assignment: str, student: str) -> None:
+    """No automatic score for a student whose notebook could not be filed: nbgrader's own, computed
+    from the outputs the student saved, would pass every test cell without an error in its output."""
+    from nbgrader.api import MissingEntry
+    try:
+        filed = gb.find_submission_notebook(notebook, assignment, student)
+    except MissingEntry:
+        return
+    for grade in filed.grades:
+        if grade.auto_score is not None:
+            grade.auto_score = None
+            grade.needs_manual_grade = True
+    gb.db.commit()
+
+
+def _mangled(course: Path, assignment: str, student: str, reports: list[dict], notebooks: list[str]) -> str:
+    """Why a student's submission cannot be filed as it is ("" when it can), and what to do."""
+    folder = course / "submitted" / student / assignment
+    expected = " and ".join(f"{n}.ipynb" for n in notebooks)
+    if len(reports) > 1:
+        names = ", ".join(sorted(Path(r["submission"]).name for r in reports))
+        return (f"two submissions in submitted/{student}/{assignment}/ ({names}): keep only {expected} "
+                f"there (the one to grade), then run the grade command again")
+    name = Path(reports[0]["submission"]).stem
+    if name not in notebooks:
+        return (f"the notebook is {name}{Path(reports[0]['submission']).suffix}, nbgrader expects {expected}: rename "
+                f"it in {folder} and run the grade command again")
+    return ""
+
+
+def record(course: Path, reports: list[dict]) -> Filed:
     """Put the scores of ``reports`` (from ``python -m autograder grade COURSE/submitted``) into the
-    course's gradebook and autograded notebooks; returns what it did, a line per student."""
+    course's gradebook and autograded notebooks, student by student: one whose submission nbgrader
+    cannot file (renamed, two notebooks, a grade_id duplicated or deleted) is named with the fix and
+    left without automatic scores; everyone else's are filed."""
     import nbformat
     from nbgrader.api import Gradebook, MissingEntry
     course = Path(course).resolve()
     if not (course / "gradebook.db").is_file():
         raise GradebookError(f"{course} has no gradebook.db: give the nbgrader course folder (the one holding "
                              f"nbgrader_config.py, source/ and submitted/).")
-    by_assignment: dict[str, list[dict]] = {}
+    filed = Filed()
+    by_student: dict[tuple[str, str], list[dict]] = {}
     for report in reports:
-        by_assignment.setdefault(_where(report)[0], []).append(report)
-    done = []
-    for assignment, group in by_assignment.items():
-        autograde_without_running(course, assignment)
+        try:
+            by_student.setdefault(_owner(report), []).append(report)
+        except GradebookError as err:
+            filed.problems.append(f"{report['student']}: not filed in nbgrader's gradebook: {err}")
+    everyone_filed = set()
+    for assignment in sorted({a for a, _ in by_student}):
+        try:  # one nbgrader run for the whole class when it can (fast); student by student when it fails
+            autograde_without_running(course, assignment)
+            everyone_filed.add(assignment)
+        except GradebookError:
+            pass
+    for (assignment, student), group in sorted(by_student.items()):
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            for report in group:
-                _, notebook = _where(report)
-                path = course / "autograded" / report["student"] / assignment / f"{notebook}.ipynb"
-                nb = nbformat.read(path, as_version=4)
-                checks = {c["name"]: c for c in report["checks"]}
-                for cell in nb.cells:
-                    check = checks.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
-                    if check is not None and cell.cell_type == "code":
-                        cell.outputs = [verdict_output(check)]
-                nbformat.write(nb, path)
-                for name, check in checks.items():
-                    try:
-                        grade = gb.find_grade(name, notebook, assignment, report["student"])
-                    except MissingEntry:
-                        continue  # the notebook has no cell for this item
-                    graded = check["status"] in ("passed", "failed")
-                    grade.auto_score = float(check["score"]) if graded else None
-                    grade.needs_manual_grade = not graded
-                gb.db.commit()
-                done.append(f"{report['student']}: {report['score']} / {report.get('graded_max_score', 0)} into "
-                            f"nbgrader's gradebook ({assignment})")
-    return done
+            try:
+                notebooks = [n.name for n in gb.find_assignment(assignment).notebooks]
+            except MissingEntry:
+                filed.problems.append(f"{student}: not filed: the gradebook has no assignment {assignment!r} "
+                                      f"(nbgrader generate_assignment {assignment} first)")
+                continue
+        why = _mangled(course, assignment, student, group, notebooks)
+        if not why and assignment not in everyone_filed:
+            try:
+                autograde_without_running(course, assignment, student)
+            except GradebookError as err:
+                why = f"{err}; fix the notebook in submitted/{student}/{assignment}/ (or ask the student for a " \
+                      f"fresh copy of the assignment with their answers pasted in) and run the grade command again"
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            if why:
+                for notebook in notebooks:
+                    _clear_scores(gb, notebook, assignment, student)
+                filed.problems.append(f"{student}: not filed in nbgrader's gradebook ({assignment}), no automatic "
+                                      f"score there: {why}")
+                continue
+            report = group[0]
+            notebook = Path(report["submission"]).stem
+            path = course / "autograded" / student / assignment / f"{notebook}.ipynb"
+            nb = nbformat.read(path, as_version=4)
+            checks = {c["name"]: c for c in report["checks"]}
+            for cell in nb.cells:
+                check = checks.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+                if check is not None and cell.cell_type == "code":
+                    cell.outputs = [verdict_output(check)]
+            nbformat.write(nb, path)
+            for name, check in checks.items():
+                try:
+                    grade = gb.find_grade(name, notebook, assignment, student)
+                except MissingEntry:
+                    continue  # the notebook has no cell for this item
+                graded = check["status"] in ("passed", "failed")
+                grade.auto_score = float(check["score"]) if graded else None
+                grade.needs_manual_grade = not graded
+            gb.db.commit()
+            filed.done.append(f"{student}: {report['score']} / {report.get('graded_max_score', 0)} into "
+                              f"nbgrader's gradebook ({assignment})")
+    return filed
 
 
 def record_manual(course: Path, reports: list[dict]) -> list[str]:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
 from pathlib import Path
 
+from . import atomic
 from .rubric import FLAGGED, NOT_GRADED, RUBRIC
 
 
@@ -18,7 +18,7 @@ def public(report: dict) -> dict:
 
 def write_json(reports: list[dict], path: Path) -> None:
     data = public(reports[0]) if len(reports) == 1 else [public(r) for r in reports]
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def _graded(checks: list[dict]) -> list[dict]:
@@ -61,18 +61,19 @@ def _flagged(check: dict) -> str:
 
 def write_csv(reports: list[dict], path: Path) -> None:
     """Class summary: one row per student with every check's points, and the written answers' scores
-    (with the total) once they are imported (python -m autograder answers --import)."""
+    (with the total) once they are imported (python -m autograder answers --import). Written whole,
+    as UTF-8; a cell that starts like a formula (a file named ``=HYPERLINK(...).py``) stays text."""
     questions = sorted({q for r in reports for q in r.get("manual", {})})
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "score", "max_score", *[i.name for i in RUBRIC], *questions,
-                         *(["total"] if questions else []), "submission", "review"])
-        for r in reports:
-            points = {c["name"]: ("" if c["status"] == NOT_GRADED else c["score"]) for c in r["checks"]}
-            manual = [f"{r['manual'][q]['score']:g}" if q in r.get("manual", {}) else "" for q in questions]
-            review = "; ".join(_flagged(c) for c in r["checks"] if c["status"] == FLAGGED)
-            writer.writerow([r["student"], r["score"], r["max_score"], *[points[i.name] for i in RUBRIC], *manual,
-                             *([f"{r.get('total', r['score']):g}"] if questions else []), r["submission"], review])
+    rows = [["student", "score", "max_score", *[i.name for i in RUBRIC], *questions,
+             *(["total"] if questions else []), "submission", "review"]]
+    for r in reports:
+        points = {c["name"]: ("" if c["status"] == NOT_GRADED else c["score"]) for c in r["checks"]}
+        manual = [f"{r['manual'][q]['score']:g}" if q in r.get("manual", {}) else "" for q in questions]
+        review = "; ".join([*([f"not graded: {r['not_graded']}"] if r.get("not_graded") else []),
+                            *(_flagged(c) for c in r["checks"] if c["status"] == FLAGGED)])
+        rows.append([r["student"], r["score"], r["max_score"], *[points.get(i.name, "") for i in RUBRIC], *manual,
+                     *([f"{r.get('total', r['score']):g}"] if questions else []), r["submission"], review])
+    atomic.write_text(path, atomic.csv_text(rows))
 
 
 def isolation_line(report: dict) -> str:

@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import select
 import socket
 import shutil
@@ -150,11 +151,37 @@ def _python_roots() -> list[str]:
     return [r for r in roots if not any(_under(r, o) and r != o for o in roots)]
 
 
+CHILD_DISTRIBUTIONS = ("torch", "torchvision", "numpy", "pillow", "pyseccomp")  # what child.py imports
+
+
+def _child_site_dirs(names=CHILD_DISTRIBUTIONS) -> list[str]:
+    """The folders the distributions the child imports (and theirs, recursively) are installed in,
+    wherever they are: under ``sys.prefix``, or reached through a ``.pth`` outside it (``pip install
+    --user``, a layered environment)."""
+    from importlib import metadata
+    seen, todo, found = set(), list(names), []
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = metadata.distribution(name)
+        except (metadata.PackageNotFoundError, ValueError):
+            continue
+        found.append(os.path.realpath(dist.locate_file("")))
+        todo += [re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0] for r in dist.requires or [] if "extra ==" not in r]
+    return list(dict.fromkeys(found))
+
+
 def _child_sys_path(folder: Path) -> list[str]:
     """The runtime folder, then the interpreter's own import path (standard library and
-    site-packages); never the current folder or a repository the grader was started from."""
-    prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
-    keep = [p for p in sys.path if p and any(_under(os.path.realpath(p), r) for r in prefixes)]
+    site-packages) and the folders the child's packages are installed in; never the current folder
+    or a repository the grader was started from."""
+    roots = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+    sites = set(_child_site_dirs())
+    keep = [p for p in sys.path if p and (any(_under(os.path.realpath(p), r) for r in roots)
+                                         or os.path.realpath(p) in sites)]
     return [str(folder), *dict.fromkeys(keep)]
 
 
@@ -175,7 +202,9 @@ def prepare(workdir: Path, hidden=(), device: str = "cpu", want=LAYERS, jobs: in
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     hidden = sorted({os.path.realpath(h) for h in (HERE, *hidden)})
-    read = grant_except([*SYSTEM_READ, *_python_roots()], hidden) + [str(folder)]
+    roots = _python_roots()
+    roots += [d for d in _child_site_dirs() if not any(_under(d, r) for r in roots)]  # e.g. pip install --user
+    read = grant_except([*SYSTEM_READ, *roots], hidden) + [str(folder)]
     runtime = Runtime(folder, _child_sys_path(folder), read, hidden, Isolation(["rlimits"]), device, sandboxes)
     missing = {layer: "not requested" for layer in LAYERS if layer not in want and layer != "rlimits"}
     if "namespaces" in want and not shutil.which("bwrap"):

@@ -68,7 +68,7 @@ def grade(folder: Path, jobs: int, device: str, out: Path) -> dict:
     """One cold run of the CLI; its wall time, peak memory and --timings."""
     timings = out / "timings.json"
     command = [sys.executable, "-m", "autograder", "grade", str(folder), "--jobs", str(jobs), "--device", device,
-               "--out", str(out / "reports"), "--timings", str(timings)]
+               "--out", str(out / "reports"), "--timings", str(timings), "--force"]  # cold: never resume
     peak, done = 0, threading.Event()
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -18,8 +18,14 @@ def test_installed_grader_hides_its_own_files(tmp_path):
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                         str(wheels), str(project)], check=True, cwd=tmp_path)
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=True)  # torch comes from the system
+    venv.create(env_dir, system_site_packages=False, with_pip=True)
     python = env_dir / "bin" / "python"
+    # torch and the rest come from the environment the tests run in (a virtual environment, or not),
+    # through a .pth: system_site_packages would give the base interpreter's, which a venv does not use
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    sites = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+    (Path(purelib) / "tests-environment.pth").write_text("".join(f"{p}\n" for p in sites))
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", *map(str, wheels.glob("*.whl"))],
                    check=True, cwd=tmp_path)
     site = Path(subprocess.run([str(python), "-c", "import autograder, os; print(os.path.dirname(autograder.__file__))"],

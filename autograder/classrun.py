@@ -1,0 +1,164 @@
+"""A class run's output folder, written as it goes: each submission's report and feedback page the
+moment it is graded (whole, as UTF-8), its state in the journal, the grader's errors in the run log,
+and a progress bar or plain progress lines. What a rerun keeps is decided by :mod:`autograder.journal`.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import atomic, journal, trained
+from .grade import GraderError, find_checkpoints, not_graded, phase
+from .report import feedback_html, write_json
+from .rubric import FLAGGED
+from fcnkit.spec import MODEL_CLASSES
+
+
+def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
+    """The files a submission's grade depends on: the notebook, its predictions, its weights."""
+    files = [Path(path)]
+    for kind in MODEL_CLASSES:
+        folder = trained.find_predictions(Path(path), kind, student, checkpoints)
+        if folder is not None:
+            files += [folder / f"{kind}_predictions.npz", folder / f"{kind}_predictions.json"]
+    if checkpoints is not None:
+        files += [p for p in find_checkpoints(checkpoints, student).values() if p is not None]
+    return files
+
+
+def load_report(out: Path, student: str) -> dict | None:
+    """A report written by an earlier run, or None when it is missing or not whole."""
+    import json
+    try:
+        with open(atomic.fs_path(out / f"{student}.json"), "rb") as f:
+            report = json.loads(f.read().decode("utf-8"))
+        return report if isinstance(report, dict) and report.get("student") == student else None
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Plan:
+    """What a run grades and what it keeps from the run its journal records."""
+    todo: list[tuple[str, Path]]
+    kept: dict[str, dict]  # student: report
+    hashes: dict[str, str]  # student: hash of what is graded
+    unreadable: dict[str, dict] = field(default_factory=dict)  # student: not-graded report (hashing failed)
+
+
+def plan(submissions: list[tuple[str, Path]], record: journal.Journal, out: Path, checkpoints: Path | None) -> Plan:
+    result = Plan([], {}, {})
+    for student, path in submissions:
+        try:
+            with phase("reading the submission's files"):
+                result.hashes[student] = journal.file_hash(inputs_of(student, path, checkpoints))
+        except GraderError as err:
+            result.unreadable[student] = not_graded(student, path, err, record.seed)
+            continue
+        report = load_report(out, student) if record.kept(student, result.hashes[student]) else None
+        if report is not None:
+            result.kept[student] = report
+        else:
+            result.todo.append((student, path))
+    return result
+
+
+class RunLog:
+    """The run log (``OUT/run.log``): a line per grader error, with its traceback."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.errors = 0
+
+    def note(self, text: str) -> None:
+        with self.lock, open(atomic.fs_path(self.path), "a", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def error(self, student: str, report: dict) -> None:
+        self.errors += 1
+        self.note(f"{student}: {report.get('not_graded', '')}\n{report.get('_traceback', '')}")
+
+
+class Progress:
+    """A progress bar with the time left on a terminal (tqdm), plain lines otherwise."""
+
+    def __init__(self, total: int, stream=None):
+        self.stream = stream or sys.stdout
+        self.total, self.done = total, 0
+        self.bar = None
+        if self.stream.isatty() and total > 1:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, unit="submission", file=self.stream, dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def line(self, report: dict) -> None:
+        self.done += 1
+        if report.get("not_graded"):
+            text = f"not graded {report['student']}: {report['not_graded']} [{self.done}/{self.total}]"
+        else:
+            text = (f"graded {report['student']}: {report['score']}/{report['max_score']} ({report.get('_seconds', 0)} s)"
+                    f" [{self.done}/{self.total}]")
+        if self.bar is not None:
+            self.bar.set_postfix_str(report["student"][:20])
+            self.bar.update(1)
+            if report.get("not_graded"):
+                self.bar.write(text)
+        else:
+            print(text, flush=True, file=self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Writer:
+    """Writes each finished submission's files and journal entry; a failure to write is that
+    submission's (not graded, logged), never the run's."""
+
+    def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress):
+        self.out, self.journal, self.hashes, self.log, self.progress = out, record, hashes, log, progress
+        self.lock = threading.Lock()
+        self.reports: dict[str, dict] = {}
+        (out / "feedback").mkdir(parents=True, exist_ok=True)
+
+    def _write(self, report: dict) -> None:
+        write_json([report], self.out / f"{report['student']}.json")
+        atomic.write_text(self.out / "feedback" / f"{report['student']}.html", feedback_html(report))
+
+    def finished(self, report: dict) -> None:
+        with self.lock:
+            student = report["student"]
+            try:
+                with phase("writing its report"):
+                    self._write(report)
+            except GraderError as err:
+                report = not_graded(student, Path(report["submission"]), err, report.get("seed"),
+                                    report.get("isolation"))
+                try:
+                    write_json([report], self.out / f"{student}.json")
+                except Exception:  # the log says why; the journal says it is not graded
+                    pass
+            if report.get("not_graded"):
+                self.log.error(student, report)
+            state = journal.NOT_GRADED if report.get("not_graded") else journal.GRADED
+            self.journal.set(student, journal.Entry(report["submission"], self.hashes.get(student, ""), state,
+                                                    report.get("not_graded", "")))
+            self.reports[student] = report
+            self.progress.line(report)
+
+
+def counts_line(reports: list[dict], kept: int, log: Path, errors: int) -> str:
+    """The run's last line: how many submissions are in each state, and where the log is."""
+    not_graded = sum(bool(r.get("not_graded")) for r in reports)
+    flagged = sum(any(c["status"] == FLAGGED for c in r["checks"]) for r in reports if not r.get("not_graded"))
+    graded = len(reports) - not_graded - kept
+    parts = [f"{graded} graded", f"{kept} kept from the recorded run", f"{not_graded} not graded",
+             f"{flagged} flagged for review"]
+    where = f"; grader errors ({errors}) with tracebacks in {log}" if errors else f"; log: {log}"
+    return f"{len(reports)} submissions: " + ", ".join(parts) + where

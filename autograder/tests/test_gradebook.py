@@ -1,0 +1,81 @@
+"""nbgrader student by student, on real nbgrader: a course of three, two of them mangled (a pasted copy
+of a test cell, so a grade_id twice; a renamed notebook). The good one's scores reach the gradebook,
+each mangled one is named with nbgrader's cause and the fix, and has no automatic score at all (not
+the full marks nbgrader computes from outputs without errors)."""
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+from autograder.__main__ import main
+from autograder.gradebook import nbgrader_cause
+from autograder.rubric import RUBRIC
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "notebooks"))
+import build  # noqa: E402
+
+ASSIGNMENT = build.ASSIGNMENT
+STRUCTURE = sum(i.points for i in RUBRIC if not i.needs_weights)  # what a run without --data grades
+
+
+def _solved(release: Path):
+    """The release with the source's solutions pasted in, as a student would hand it in."""
+    source = {c.id: c for c in nbformat.read(build.SOURCE, as_version=4).cells}
+    nb = nbformat.read(release, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+            cell.source = source[cell.id].source
+    return nb
+
+
+def test_each_student_is_filed_on_their_own(tmp_path, capsys):
+    from nbgrader.api import Gradebook, MissingEntry
+    course = tmp_path / "course"
+    release = build.generate_release(course) / f"{ASSIGNMENT}.ipynb"
+    solved = _solved(release)
+    for student in ("alice", "bob", "carol"):  # nbgrader autograde adds them to the gradebook
+        (course / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
+    nbformat.write(solved, course / "submitted" / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    pasted = nbformat.read(release, as_version=4)  # the untouched release, with a test cell pasted twice
+    test_cell = next(c for c in pasted.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "fcn32s_vgg_layers")
+    copy = nbformat.from_dict(test_cell)
+    copy.id = "pasted-copy"
+    pasted.cells.insert(pasted.cells.index(test_cell) + 1, copy)
+    nbformat.write(pasted, course / "submitted" / "bob" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    nbformat.write(solved, course / "submitted" / "carol" / ASSIGNMENT / f"{ASSIGNMENT} (1).ipynb")
+
+    status = main(["grade", str(course / "submitted"), "--out", str(tmp_path / "reports"), "--gradebook", str(course),
+                   "--seed", "1", "--jobs", "2", "--timeout", "120"])
+    printed = capsys.readouterr()
+    assert status == 1, printed.out[-3000:] + printed.err[-3000:]
+    assert f"alice: {STRUCTURE} / {STRUCTURE} into nbgrader's gradebook" in printed.out
+    [bob] = [line for line in printed.err.splitlines() if line.startswith("error: bob:")]
+    assert "Cell with id 'fcn32s_vgg_layers' exists multiple times" in bob, bob  # nbgrader's cause, quoted
+    assert "fix the notebook in submitted/bob/" in bob
+    [carol] = [line for line in printed.err.splitlines() if line.startswith("error: carol:")]
+    assert f"the notebook is {ASSIGNMENT} (1).ipynb, nbgrader expects {ASSIGNMENT}.ipynb: rename it" in carol
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        alice = gb.find_submission(ASSIGNMENT, "alice")
+        assert alice.code_score == STRUCTURE
+        assert gb.find_grade("fcn8s_head", ASSIGNMENT, ASSIGNMENT, "alice").auto_score == 8
+        for student in ("bob", "carol"):  # no automatic score at all, rather than nbgrader's output-based one
+            try:
+                filed = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
+            except MissingEntry:
+                continue
+            assert all(g.auto_score is None for g in filed.grades), student
+
+
+def test_nbgrader_cause_is_the_exception_line_not_a_tail():
+    output = ("[AutogradeApp | WARNING] something\nTraceback (most recent call last):\n  File \"x.py\", line 3\n"
+              "    raise RuntimeError(...)\nRuntimeError: Cell with id 'a' exists multiple times!\n"
+              "[AutogradeApp | ERROR] There was an error processing assignment: /x/submitted/bob/a\n" + "x" * 3000)
+    assert nbgrader_cause(output) == "RuntimeError: Cell with id 'a' exists multiple times!"
+    output = ("[AutogradeApp | WARNING] Cell with id 'a' exists multiple times!\n"
+              "[AutogradeApp | WARNING] Attribute 'checksum' for cell a has changed! (should be: 3e, got: c6)\n"
+              "[AutogradeApp | ERROR] One or more notebooks in the assignment use an old version \n"
+              "    of the nbgrader metadata format. Please **back up your class files\n")
+    assert nbgrader_cause(output) == ("Cell with id 'a' exists multiple times!; nbgrader then stopped: One or more "
+                                      "notebooks in the assignment use an old version")
