@@ -28,6 +28,7 @@ OUT=${OUT:-/tmp/fcnkit-gpu-out}
 WORK=${WORK:-/tmp/fcnkit-gpu}
 BUDGET_S=${BUDGET_S:-500}
 mkdir -p "$OUT"
+rm -f "$WORK/tables.md"  # a warm machine may hold an earlier run's
 export PYTHONUNBUFFERED=1
 PYTHON=$(command -v python3 || command -v python)
 [ -f .gpu/data/PACK.json ] || { echo "no .gpu/data/PACK.json: run 'bash bench/gpu_session.sh pack' here first, then carry .gpu" \
@@ -44,3 +45,4 @@ cp "$WORK/tables.md" "$OUT/" 2>/dev/null
 (cd "$WORK" 2>/dev/null && tar czf "$OUT/results.tar.gz" --ignore-failed-read summary.json tables.md ./*/metrics.json \
     ./*/log.txt grading_speed.txt grading_speed.json crosscheck.txt crosscheck.json 2>/dev/null)
 ls -l "$OUT"
+[ -f "$OUT/tables.md" ] || { echo "no tables: see console.log (and results.tar.gz for what finished)" >&2; exit 1; }
