@@ -160,5 +160,5 @@ def plot_history(history: list[dict], model: str = "") -> Figure:
     score_ax.set(xlabel="epoch", ylabel="validation", ylim=(0, 1))
     score_ax.legend()
     for ax in (loss_ax, score_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs are whole numbers
     return fig

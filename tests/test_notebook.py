@@ -56,12 +56,13 @@ def execute(path: Path, **kwargs):
 
 
 def solved_release(folder: Path) -> Path:
-    """The release as a student who solved it hands it in: the source's solutions in its answer cells."""
+    """The release as a student who solved it hands it in: the source's solutions in its answer cells
+    (the code, and the written answers: the instructor's key)."""
     solutions = {c.id: c.source for c in nbformat.read(build.SOURCE, as_version=4).cells
                  if c.metadata.get("nbgrader", {}).get("solution")}
     nb = nbformat.read(build.RELEASE, as_version=4)
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+        if cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = solutions[cell.id]
     nbformat.write(nb, folder / build.RELEASE.name)
     return folder / build.RELEASE.name
