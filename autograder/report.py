@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from . import atomic
+from .checks import miou_thresholds
 from .rubric import FLAGGED, NOT_GRADED, RUBRIC
 
 
@@ -110,10 +111,13 @@ def feedback_html(report: dict) -> str:
     written = (f"<h2>Written answers (graded by hand)</h2><table><tr><th>question</th><th>points</th>"
                f"<th>comment</th></tr>{manual}</table><p>Total: <b>{report.get('total', report['score']):g}</b></p>"
                if manual else "")
-    figures = ""
+    thresholds = miou_thresholds()
+    figures = ("<p>The mIoU items need a test mIoU of at least "
+               f"{thresholds['fcn32s']:.2f} (FCN-32s) and {thresholds['fcn8s']:.2f} (FCN-8s) on the whole test split; "
+               "predictions of a smoke run (FCNKIT_SMOKE=1) do not cover it.</p>")
     for model, scores in report.get("metrics", {}).items():
         from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
-        figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f}</h2>"
+        figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f} (threshold {thresholds[model]:.2f})</h2>"
         figures += f"<img alt='per-class IoU' src='data:image/png;base64,{_png(plot_class_iou(scores['per_class_iou'], model))}'>"
         for pred in report.get("_predictions", {}).get(model, []):
             figures += f"<img alt='prediction' height='200' src='data:image/png;base64,{_image_png(pred)}'>"

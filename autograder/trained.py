@@ -86,7 +86,10 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
         what = (f"{len(missing)} of the {len(labels.ids)} {labels.split} images are missing (e.g. {missing[0]})"
                 if missing else f"{len(extra)} are not {labels.split} images (e.g. {extra[0]})"
                 if extra else "the JSON's image_ids are not the split's, in its order")
-        raise Flagged(f"{name}'s predictions do not cover the {labels.split} split: {what}.")
+        smoke = (f" They come from a smoke run (FCNKIT_SMOKE=1: a few training steps on the bundled sample's "
+                 f"{len(maps)} test images): the student must run the notebook without FCNKIT_SMOKE."
+                 if meta.smoke else "")
+        raise Flagged(f"{name}'s predictions do not cover the {labels.split} split: {what}.{smoke}")
     truth = labels.labels(meta.scale)
     matrix = np.zeros((N_CLASS, N_CLASS), dtype=np.int64)
     for image_id in labels.ids:

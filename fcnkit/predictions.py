@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .spec import MODEL_CLASSES, N_CLASS
+from .spec import MODEL_CLASSES, MODEL_TITLES, N_CLASS, miou_thresholds
 
 MAPS_FILE = "{kind}_predictions.npz"
 META_FILE = "{kind}_predictions.json"
@@ -63,6 +63,7 @@ class PredictionsMeta:
     weights_sha256: str = ""  # of the checkpoint the maps came from
     fcnkit_version: str = ""
     notes: list[str] = field(default_factory=list)
+    smoke: bool = False  # made by a smoke run (FCNKIT_SMOKE=1: the bundled sample, a few steps)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -77,8 +78,8 @@ def save_predictions(folder: str | os.PathLike, kind: str, model, images, image_
                      device="cpu", weights: str | os.PathLike | None = None, **meta) -> Path:
     """Predict every image (normalised tensors (3, H, W), e.g. :func:`fcnkit.data.eval_split`'s) with
     ``model`` and save the maps and their :class:`PredictionsMeta` to ``folder``. ``weights``: the
-    checkpoint they came from (its SHA-256 is recorded); ``meta``: epochs, best_epoch, best_val_miou.
-    Returns the .npz's path."""
+    checkpoint they came from (its SHA-256 is recorded); ``meta``: epochs, best_epoch, best_val_miou,
+    smoke (True for a smoke run, so that what scores them can say so). Returns the .npz's path."""
     import torch
     from . import __version__
     if len(images) != len(image_ids):
@@ -166,11 +167,13 @@ def _meta(data: bytes, name: str) -> PredictionsMeta:
     notes = raw.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise PredictionsError(f"{name}: notes must be a list of strings.")
+    if not isinstance(raw.get("smoke", False), bool):
+        raise PredictionsError(f"{name}: smoke must be true or false.")
     return PredictionsMeta(
         image_ids=ids, scale=number(raw["scale"], "scale"), n_class=number(raw.get("n_class", N_CLASS), "n_class", True),
         epochs=number(raw.get("epochs"), "epochs", True), best_epoch=number(raw.get("best_epoch"), "best_epoch", True),
         best_val_miou=number(raw.get("best_val_miou"), "best_val_miou"), notes=[n[:500] for n in notes[:20]],
-        **texts)
+        smoke=raw.get("smoke", False), **texts)
 
 
 def _npy(data: bytes, name: str) -> np.ndarray:
@@ -238,3 +241,73 @@ def read_predictions(folder: str | os.PathLike, kind: str) -> tuple[PredictionsM
         return meta, read_maps(read_bounded(folder / maps_name, MAX_MAPS_BYTES), maps_name)
     except UnreadableFile as err:
         raise PredictionsError(str(err)) from None
+
+
+# ----------------------------------------------------------------------------------- scoring (the student's side)
+SMOKE_NOTE = ("a smoke run (FCNKIT_SMOKE=1: a few training steps on the bundled sample's {n} test images); the "
+              "grader scores the full test split: run the notebook without FCNKIT_SMOKE")
+
+
+@dataclass
+class SavedScores:
+    """One model's saved test predictions scored against the labels of ``root``'s test split."""
+    kind: str
+    mean_iou: float
+    pixel_acc: float
+    per_class_iou: list
+    n_images: int
+    smoke: bool
+    threshold: float
+
+    @property
+    def passed(self) -> bool:
+        return self.mean_iou >= self.threshold
+
+    def summary(self) -> str:
+        """'test mIoU 0.452 on 76 test images, pixel accuracy 0.871' (plus the smoke run's note)."""
+        text = f"test mIoU {self.mean_iou:.3f} on {self.n_images} test images, pixel accuracy {self.pixel_acc:.3f}"
+        return text + (f"; {SMOKE_NOTE.format(n=self.n_images)}" if self.smoke else "")
+
+
+def score_saved(folder: str | os.PathLike, kind: str, root: str | os.PathLike, n_class: int = N_CLASS) -> SavedScores:
+    """Score the predictions saved for ``kind`` in ``folder`` against the test labels of the dataset
+    at ``root``, as the grader does (raises :class:`PredictionsError` naming what is wrong)."""
+    from .metrics import confusion, scores
+    from .splits import cmp_splits, load_label
+    title = MODEL_TITLES[kind]
+    try:
+        meta, maps = read_predictions(folder, kind)
+    except PredictionsError as err:
+        raise PredictionsError(f"no {title} predictions to score: {err} Run {title}'s training cell above: it saves "
+                               f"them to {folder}/.") from None
+    images = cmp_splits(root)["test"]
+    missing = [p.stem for p in images if p.stem not in maps]
+    if missing or len(maps) != len(images):
+        smoke = f" They come from {SMOKE_NOTE.format(n=len(maps))}." if meta.smoke else ""
+        raise PredictionsError(f"the saved {title} predictions cover {len(maps)} images, the test split of {root} has "
+                               f"{len(images)} (e.g. {(missing or ['?'])[0]} has none).{smoke} Train again with "
+                               f"this notebook's data.")
+    try:
+        matrix = sum(confusion(maps[p.stem], load_label(p, meta.scale), n_class) for p in images)
+    except ValueError as err:  # a map of the wrong size, a class that does not exist
+        raise PredictionsError(f"the saved {title} predictions do not fit the test labels at scale {meta.scale}: "
+                               f"{err}.") from None
+    result = scores(matrix)
+    return SavedScores(kind, result["mean_iou"], result["pixel_acc"], result["per_class_iou"], len(images), meta.smoke,
+                       miou_thresholds()[kind])
+
+
+def report_miou(kind: str, folder: str | os.PathLike, root: str | os.PathLike, n_class: int = N_CLASS) -> None:
+    """Print the mIoU item's verdict on the saved predictions: PASS or BELOW THRESHOLD, with the
+    number and the threshold (the grader's hidden test gives the points). Prints rather than raises
+    below the threshold, so that a run of the whole notebook goes on to FCN-8s; returns nothing, so
+    that nbgrader reads no output value as partial credit."""
+    result = score_saved(folder, kind, root, n_class)
+    compare = ">=" if result.passed else "<"
+    line = (f"{'PASS' if result.passed else 'BELOW THRESHOLD'} {kind}_miou: test mIoU {result.mean_iou:.3f} {compare} "
+            f"{result.threshold:.2f} (the threshold) on {result.n_images} test images, pixel accuracy "
+            f"{result.pixel_acc:.3f}")
+    if not result.passed:
+        line += ": the grader gives this item no points" + (
+            "" if result.smoke else "; train longer, or check the model and that it starts from ImageNet VGG-16")
+    print(line + (f". This is {SMOKE_NOTE.format(n=result.n_images)}." if result.smoke else ""))

@@ -3,6 +3,8 @@ imports torch): the classes and their colours, the model classes, VGG-16's layer
 the bilinear filter they start from, and the stages at which activations are compared."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 # The CMP Facade labels 1..12, trained on as label - 1.
@@ -18,6 +20,24 @@ PALETTE = (
     (170, 255, 85), (255, 255, 0), (255, 170, 0), (255, 85, 0), (255, 0, 0), (170, 0, 0),
 )
 MODEL_CLASSES = {"fcn32s": "FCN32s", "fcn8s": "FCN8s"}
+MODEL_TITLES = {"fcn32s": "FCN-32s", "fcn8s": "FCN-8s"}
+
+# Test-split mIoU each trained model must reach for its mIoU item: the grader's thresholds (set from
+# measured runs, docs/results.md "Grading thresholds"), stated in the notebook; an instructor may
+# change them with FCNKIT_MIOU_THRESHOLDS="fcn32s=0.35,fcn8s=0.45".
+MIOU_THRESHOLDS = {"fcn32s": 0.30, "fcn8s": 0.40}
+THRESHOLDS_ENV = "FCNKIT_MIOU_THRESHOLDS"
+
+
+def miou_thresholds() -> dict[str, float]:
+    """The thresholds in force: :data:`MIOU_THRESHOLDS`, with FCNKIT_MIOU_THRESHOLDS's overrides."""
+    thresholds = dict(MIOU_THRESHOLDS)
+    for part in filter(None, os.environ.get(THRESHOLDS_ENV, "").split(",")):
+        model, _, value = part.partition("=")
+        if model.strip() not in thresholds:
+            raise ValueError(f"{THRESHOLDS_ENV}: unknown model {model!r} (use fcn32s or fcn8s)")
+        thresholds[model.strip()] = float(value)
+    return thresholds
 
 # The 13 conv layers of VGG-16 in the order of ``vgg16().features``; FCNs use these attribute names.
 VGG_CONV_NAMES = (

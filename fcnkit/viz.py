@@ -6,49 +6,94 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from .spec import CLASS_NAMES, PALETTE, colorize
 
 
 def _legend(fig: Figure) -> None:
-    handles = [Patch(color=np.array(c) / 255, label=n) for n, c in zip(CLASS_NAMES, PALETTE)]
-    fig.legend(handles=handles, loc="lower center", ncol=6, fontsize="small", frameon=False)
+    """The classes and their colours, in a column to the right of the images (never over them)."""
+    handles = [Patch(facecolor=np.array(c) / 255, edgecolor="black", linewidth=0.5, label=n)
+               for n, c in zip(CLASS_NAMES, PALETTE)]
+    fig.legend(handles=handles, loc="outside right center", ncol=1, fontsize="small", frameon=False)
+
+
+def _bare(ax, row_title: str | None = None) -> None:
+    """An image axis without ticks or frame; ``row_title`` on its left (set_ylabel, which axis("off") would hide)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if row_title:
+        ax.set_ylabel(row_title, fontsize="medium")
+
+
+def _item_name(dataset, index: int) -> str:
+    return dataset.images[index].stem if hasattr(dataset, "images") else str(index)
 
 
 def show_samples(dataset, n: int = 4) -> Figure:
-    """Images (top row) and their colour-coded labels (bottom row) of the first ``n`` items."""
+    """The first ``n`` items: images in the top row, their colour-coded labels below, the classes'
+    colours to the right."""
     from .data import revert_input
-    n = min(n, len(dataset))
-    fig = Figure(figsize=(3 * n, 7), layout="constrained")
-    axes = fig.subplots(2, n, squeeze=False)
-    for i in range(n):
-        image, label = dataset[i]
+    items = [dataset[i] for i in range(min(n, len(dataset)))]
+    widths = [image.shape[-1] / image.shape[-2] for image, _ in items]  # each column as wide as its image
+    height = 2.6
+    fig = Figure(figsize=(height * sum(widths) + 1.8, 2 * height + 0.5), layout="constrained")
+    axes = fig.subplots(2, len(items), squeeze=False, gridspec_kw={"width_ratios": widths})
+    for i, (image, label) in enumerate(items):
         axes[0, i].imshow(revert_input(image))
-        axes[1, i].imshow(colorize(label))
-        axes[0, i].set_title(dataset.images[i].stem if hasattr(dataset, "images") else str(i))
-    for ax in axes.flat:
-        ax.axis("off")
+        axes[1, i].imshow(colorize(label), interpolation="nearest")
+        axes[0, i].set_title(_item_name(dataset, i), fontsize="medium")
+        _bare(axes[0, i], "image" if i == 0 else None)
+        _bare(axes[1, i], "label" if i == 0 else None)
     _legend(fig)
     return fig
 
 
-def show_predictions(model, dataset, indices=(0, 1, 2), device="cpu") -> Figure:
-    """One row per item: image, ground truth and the model's prediction."""
+def show_predictions(models, dataset, indices=(0, 1, 2), device="cpu") -> Figure:
+    """One row per item: the image, its ground truth and each model's prediction. ``models``: one
+    model (its column is titled "prediction") or ``{title: model}`` (e.g. FCN-32s and FCN-8s side by
+    side on the same images)."""
     import torch
     from .data import revert_input
-    model.eval()
-    fig = Figure(figsize=(9, 3.2 * len(indices) + 0.6), layout="constrained")
-    axes = fig.subplots(len(indices), 3, squeeze=False)
-    for row, index in zip(axes, indices):
-        image, label = dataset[index]
-        with torch.no_grad():
-            pred = model(image[None].to(device)).argmax(1)[0].cpu()
-        for ax, shown, title in zip(row, (revert_input(image), colorize(label), colorize(pred)),
-                                    ("image", "truth", "prediction")):
-            ax.imshow(shown)
-            ax.set_title(title)
-            ax.axis("off")
+    models = models if isinstance(models, dict) else {"prediction": models}
+    items = [dataset[i] for i in indices]
+    heights = [image.shape[-2] / image.shape[-1] for image, _ in items]  # each row as tall as its image
+    width = 2.4
+    columns = 2 + len(models)
+    fig = Figure(figsize=(width * columns + 1.8, width * sum(heights) + 0.4), layout="constrained")
+    axes = fig.subplots(len(items), columns, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for index, row, (image, label) in zip(indices, axes, items):
+        shown = [revert_input(image), colorize(label)]
+        for model in models.values():
+            model.eval()
+            with torch.no_grad():
+                shown.append(colorize(model(image[None].to(device)).argmax(1)[0].cpu()))
+        for column, (ax, picture) in enumerate(zip(row, shown)):
+            ax.imshow(picture, interpolation="nearest")
+            _bare(ax, _item_name(dataset, index) if column == 0 else None)
+    for ax, title in zip(axes[0], ("image", "truth", *models)):
+        ax.set_title(title, fontsize="medium")
     _legend(fig)
+    return fig
+
+
+def plot_upsampling(kernels: dict, images: dict) -> Figure:
+    """Upsampling kernels (top row, as heat maps with their values' scale) and images before and
+    after upsampling (bottom row), each titled by its key."""
+    fig = Figure(figsize=(3 * max(len(kernels), len(images)), 6.4), layout="constrained")
+    top, bottom = fig.subfigures(2, 1)
+    for ax, (title, kernel) in zip(np.atleast_1d(top.subplots(1, len(kernels))), kernels.items()):
+        shown = ax.imshow(np.asarray(kernel), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize="medium")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # pixel indices
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        top.colorbar(shown, ax=ax, shrink=0.8)
+    for ax, (title, image) in zip(np.atleast_1d(bottom.subplots(1, len(images))), images.items()):
+        ax.imshow(np.asarray(image), interpolation="nearest")
+        ax.set_title(title, fontsize="medium")
+        _bare(ax)
     return fig
 
 
@@ -62,6 +107,26 @@ def plot_class_iou(per_class_iou, title: str = "IoU per class") -> Figure:
     ax.set_xlim(0, 1)
     ax.set_xlabel("IoU")
     ax.set_title(title)
+    return fig
+
+
+def compare_class_iou(per_model: dict, title: str = "test IoU per class") -> Figure:
+    """Per-class IoU of several models side by side: one group of bars per class, one bar per model
+    (``{"FCN-32s": per_class_iou, "FCN-8s": ...}``); the mIoU of each model in the legend."""
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    rows = np.arange(len(CLASS_NAMES))
+    height = 0.8 / max(len(per_model), 1)
+    for i, (name, values) in enumerate(per_model.items()):
+        values = np.array([np.nan if v is None else v for v in values], dtype=float)
+        ax.barh(rows + (i - (len(per_model) - 1) / 2) * height, values, height=height, edgecolor="black",
+                linewidth=0.5, label=f"{name} (mIoU {np.nanmean(values):.3f})")
+    ax.set_yticks(rows, CLASS_NAMES)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("IoU")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
     return fig
 
 
@@ -81,10 +146,12 @@ def plot_confusion(confusion, normalize: bool = True) -> Figure:
     return fig
 
 
-def plot_history(history: list[dict]) -> Figure:
-    """Training loss and validation pixel accuracy / mIoU per epoch (``FitResult.history``)."""
+def plot_history(history: list[dict], model: str = "") -> Figure:
+    """Training loss and validation pixel accuracy / mIoU per epoch (``FitResult.history``), titled
+    with the model's name (e.g. "FCN-8s")."""
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(10, 3.5), layout="constrained")
+    fig.suptitle(f"{model}: training loss and validation scores" if model else "training loss and validation scores")
     loss_ax, score_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, [h["loss"] for h in history], marker="o")
     loss_ax.set(xlabel="epoch", ylabel="training loss")
@@ -92,4 +159,6 @@ def plot_history(history: list[dict]) -> Figure:
     score_ax.plot(epochs, [h["val_miou"] for h in history], marker="o", label="mean IoU")
     score_ax.set(xlabel="epoch", ylabel="validation", ylim=(0, 1))
     score_ax.legend()
+    for ax in (loss_ax, score_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs are whole numbers
     return fig

@@ -1,5 +1,6 @@
-"""The assignment notebook: the source runs top to bottom in smoke mode, the release is current and
-holds no solutions, and nbgrader grades the source solution 70/70 and the untouched release 0/70."""
+"""The assignment notebook: the release, solved, runs top to bottom in smoke mode (its mIoU cells say
+BELOW THRESHOLD), the release is current and holds no solutions, and nbgrader grades the solved
+release 70/70 (its hidden tests restored) and the untouched release 0/70."""
 import json
 import os
 import shutil
@@ -26,8 +27,9 @@ AUTO_POINTS = sum(item.points for item in RUBRIC)
 
 @pytest.fixture(scope="module")
 def notebook_env(vgg_features_file, tmp_path_factory):
-    """What CI sets for the notebook: smoke mode, local VGG weights, and mIoU thresholds of 0 (a
-    smoke run's weights are barely trained; the threshold logic is tested in autograder/tests)."""
+    """What CI sets for the notebook: smoke mode, local VGG weights, and mIoU thresholds of 0 for the
+    grading tests (a smoke run's weights are barely trained; the threshold logic is tested in
+    autograder/tests); the smoke run itself uses the real thresholds."""
     env = {"FCNKIT_SMOKE": "1", "FCNKIT_VGG16_WEIGHTS": str(vgg_features_file), "FCNKIT_DATA": str(SAMPLE_ROOT),
            "FCNKIT_WEIGHTS": str(tmp_path_factory.mktemp("weights")),
            "FCNKIT_MIOU_THRESHOLDS": "fcn32s=0,fcn8s=0", "MPLBACKEND": "Agg",
@@ -53,23 +55,47 @@ def execute(path: Path, **kwargs):
     return nb
 
 
+def solved_release(folder: Path) -> Path:
+    """The release as a student who solved it hands it in: the source's solutions in its answer cells
+    (the code, and the written answers: the instructor's key)."""
+    solutions = {c.id: c.source for c in nbformat.read(build.SOURCE, as_version=4).cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.read(build.RELEASE, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = solutions[cell.id]
+    nbformat.write(nb, folder / build.RELEASE.name)
+    return folder / build.RELEASE.name
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, notebook_env):
+    """The solved release run top to bottom in smoke mode, with the grader's own mIoU thresholds (as a
+    student runs it: no FCNKIT_MIOU_THRESHOLDS)."""
     work = tmp_path_factory.mktemp("smoke")
-    shutil.copy(build.SOURCE, work)
-    nb = execute(work / build.SOURCE.name)
+    thresholds = os.environ.pop("FCNKIT_MIOU_THRESHOLDS")
+    try:
+        nb = execute(solved_release(work))
+    finally:
+        os.environ["FCNKIT_MIOU_THRESHOLDS"] = thresholds
     return work, nb
 
 
-def test_source_runs_top_to_bottom_in_smoke_mode(smoke_run, notebook_env):
+def outputs_of(nb, cell_id: str) -> str:
+    [cell] = [c for c in nb.cells if c.id == cell_id]
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
+def test_solved_release_runs_top_to_bottom_in_smoke_mode(smoke_run, notebook_env):
     work, nb = smoke_run
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code_cells)
     assert not [o for c in code_cells for o in c.outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for c in code_cells for o in c.outputs)
-    assert text.count("PASS ") == 2 * len(RUBRIC)  # fcnkit's check, then the grader's (hidden in the release)
+    structural = [item for item in RUBRIC if not item.needs_weights]
+    assert text.count("PASS ") == len(structural)  # fcnkit's check of each (the grader's are hidden in the release)
     figures = sum("image/png" in o.get("data", {}) for c in code_cells for o in c.outputs)
-    assert figures >= 5
+    assert figures >= 6  # samples, bilinear kernels, two training curves, predictions, per-class IoU
     metrics = json.loads((work / "outputs" / "metrics.json").read_text())
     assert metrics["mode"] == "smoke" and set(metrics["test"]) == {"fcn32s_scratch", "fcn32s", "fcn8s"}
     weights = Path(notebook_env["FCNKIT_WEIGHTS"])
@@ -77,6 +103,47 @@ def test_source_runs_top_to_bottom_in_smoke_mode(smoke_run, notebook_env):
     assert sorted(p.name for p in (work / "outputs").iterdir()) == [
         "fcn32s_predictions.json", "fcn32s_predictions.npz", "fcn8s_predictions.json", "fcn8s_predictions.npz",
         "metrics.json"]
+
+
+def test_smoke_predictions_are_below_threshold_and_named_a_smoke_run(smoke_run):
+    """The mIoU cells score the saved predictions against the grader's thresholds (0.30 / 0.40): a
+    smoke run's are far below, and the cell says so, with the number the training cell printed."""
+    work, nb = smoke_run
+    n_test = len(json.loads((work / "outputs" / "fcn32s_predictions.json").read_text())["image_ids"])
+    for kind, threshold, training_cell in (("fcn32s", "0.30", "cell-18"), ("fcn8s", "0.40", "cell-28")):
+        verdict = outputs_of(nb, f"{kind}_miou")
+        miou = json.loads((work / "outputs" / "metrics.json").read_text())["test"][kind]["mean_iou"]
+        assert verdict.startswith(f"BELOW THRESHOLD {kind}_miou: test mIoU {miou:.3f} < {threshold} (the threshold) "
+                                  f"on {n_test} test images"), verdict
+        assert "This is a smoke run (FCNKIT_SMOKE=1" in verdict
+        assert f"test mIoU {miou:.3f} on {n_test} test images" in outputs_of(nb, training_cell)  # one number
+        assert json.loads((work / "outputs" / f"{kind}_predictions.json").read_text())["smoke"] is True
+
+
+def test_the_offsets_cells_compute_the_crops_from_the_students_layers(smoke_run):
+    _, nb = smoke_run
+    assert "{'upscore': 19.0}" in outputs_of(nb, "fcn32s_offsets")
+    assert "pool4    stride  16: index 0 is centred on input pixel -91.5" in outputs_of(nb, "fcn32s_offsets")
+    assert "{'score_pool4': 5.0, 'score_pool3': 9.0, 'upscore8': 31.0}" in outputs_of(nb, "fcn8s_offsets")
+
+
+def test_results_cell_names_the_model_that_has_no_results(smoke_run, tmp_path, notebook_env):
+    """FCN-32s's training failed (here: never ran) and FCN-8s's worked (the smoke run's predictions, an
+    untrained FCN8s): the results cell shows FCN-8s and says what to run for FCN-32s, instead of
+    raising KeyError: 'fcn32s'."""
+    work, nb = smoke_run
+    shutil.copytree(work / "outputs", tmp_path / "outputs")
+    cells = {c.id: c.source for c in nb.cells}
+    sources = [cells[i] for i in ("cell-01", "cell-04", "vgg16_layers", "fcn8s_solution", "cell-17")]
+    sources += ['import types\nRESULTS = {"fcn8s": vars(score_saved(OUTPUTS, "fcn8s", DATA_ROOT))}\n'
+                'run8 = types.SimpleNamespace(model=FCN8s(n_class=N_CLASS))', cells["cell-31"]]
+    path = tmp_path / "partial.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+    results = execute(path).cells[-1]
+    text = "".join(o.get("text", "") for o in results.outputs)
+    assert "no results for FCN-32s: its training did not run or failed. Run `run32 = train_from_imagenet(" in text
+    assert "no results for FCN-8s" not in text and "fcn8s           test pixel accuracy" in text
+    assert sum("image/png" in o.get("data", {}) for o in results.outputs) == 2  # FCN-8s's predictions and IoU
 
 
 def grade_cells(nb):
@@ -119,7 +186,7 @@ def test_nbgrader_autograde_scores_solution_full_and_release_zero(smoke_run, tmp
     work, _ = smoke_run
     course = tmp_path / "course"
     build.generate_release(course)  # also records the assignment in the course's gradebook
-    for student, notebook in (("alice", work / build.SOURCE.name), ("bob", build.RELEASE)):
+    for student, notebook in (("alice", work / build.RELEASE.name), ("bob", build.RELEASE)):
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         shutil.copy(notebook, folder / build.SOURCE.name)

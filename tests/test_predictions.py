@@ -88,3 +88,89 @@ def test_meta_is_checked_field_by_field(tmp_path):
     (tmp_path / META_FILE.format(kind="fcn32s")).write_text("[" * 100_000)
     with pytest.raises(PredictionsError, match="not JSON"):
         read_predictions(tmp_path, "fcn32s")
+
+
+# ----------------------------------------------------------------------------------- the mIoU cells' verdict
+def saved_constant(folder, kind="fcn8s", smoke=False):
+    """A Constant model's predictions on the sample's test split, and their mIoU computed here."""
+    from fcnkit.metrics import scores
+    images, labels = eval_split(SAMPLE_ROOT, "test", 0.5)
+    ids = [p.stem for p in cmp_splits(SAMPLE_ROOT)["test"]]
+    save_predictions(folder, kind, Constant(), images, ids, 0.5, smoke=smoke)
+    with torch.no_grad():
+        matrix = sum(confusion(Constant()(x[None]).argmax(1)[0].numpy(), y, 12) for x, y in zip(images, labels))
+    return scores(matrix)["mean_iou"], len(ids)
+
+
+def test_the_miou_cell_says_below_threshold_with_the_number_and_names_a_smoke_run(tmp_path, capsys, monkeypatch):
+    from fcnkit.checks import check
+    monkeypatch.delenv("FCNKIT_MIOU_THRESHOLDS", raising=False)
+    miou, n = saved_constant(tmp_path, smoke=True)
+    assert 0 < miou < 0.40
+    check("fcn8s_miou", {}, predictions=tmp_path, data=SAMPLE_ROOT)
+    line = capsys.readouterr().out
+    assert line.startswith(f"BELOW THRESHOLD fcn8s_miou: test mIoU {miou:.3f} < 0.40 (the threshold) on {n} test "
+                           f"images, pixel accuracy ")
+    assert "the grader gives this item no points" in line and "This is a smoke run (FCNKIT_SMOKE=1" in line
+    assert "PASS" not in line
+    assert json.loads((tmp_path / META_FILE.format(kind="fcn8s")).read_text())["smoke"] is True
+
+    monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", f"fcn8s={miou - 0.01:.3f}")  # an instructor's lower threshold
+    saved_constant(tmp_path)
+    check("fcn8s_miou", {}, predictions=tmp_path, data=SAMPLE_ROOT)
+    line = capsys.readouterr().out
+    assert line.startswith(f"PASS fcn8s_miou: test mIoU {miou:.3f} >= {miou - 0.01:.2f} (the threshold) on {n}")
+    assert "smoke" not in line
+
+
+def test_the_miou_cell_names_the_model_without_predictions_and_what_to_run(tmp_path):
+    from fcnkit.predictions import score_saved
+    with pytest.raises(PredictionsError, match=r"no FCN-32s predictions to score: fcn32s_predictions.json is "
+                                               r"missing\. Run FCN-32s's training cell above"):
+        score_saved(tmp_path, "fcn32s", SAMPLE_ROOT)
+
+
+def test_smoke_predictions_on_the_full_data_are_named_a_smoke_run(tmp_path, cmp_root):
+    """The grader (and the notebook, on the full data) says why 68 of 76 test images are missing."""
+    from autograder.trained import Flagged, LabelSet, read_and_judge
+    from fcnkit.predictions import score_saved
+    saved_constant(tmp_path, "fcn32s", smoke=True)
+    with pytest.raises(Flagged) as flagged:
+        read_and_judge(tmp_path, "fcn32s", LabelSet(cmp_root))
+    assert "68 of the 76 test images are missing" in str(flagged.value)
+    assert "They come from a smoke run (FCNKIT_SMOKE=1: a few training steps on the bundled sample's 8 test " \
+           "images)" in str(flagged.value)
+    with pytest.raises(PredictionsError, match=r"cover 8 images, the test split of .* has 76 .* They come from a "
+                                               r"smoke run \(FCNKIT_SMOKE=1"):
+        score_saved(tmp_path, "fcn32s", cmp_root)
+    saved_constant(tmp_path, "fcn32s", smoke=False)
+    with pytest.raises(Flagged) as flagged:
+        read_and_judge(tmp_path, "fcn32s", LabelSet(cmp_root))
+    assert "68 of the 76" in str(flagged.value) and "smoke" not in str(flagged.value)
+
+
+def test_smoke_must_be_a_boolean(tmp_path):
+    np.savez_compressed(tmp_path / MAPS_FILE.format(kind="fcn32s"), cmp_b0001=np.zeros((2, 2), np.uint8))
+    write_meta(tmp_path, smoke="yes")
+    with pytest.raises(PredictionsError, match="smoke must be true or false"):
+        read_predictions(tmp_path, "fcn32s")
+    write_meta(tmp_path)  # written before the field existed: not a smoke run
+    assert read_predictions(tmp_path, "fcn32s")[0].smoke is False
+
+
+def test_the_student_side_and_the_grader_use_the_same_thresholds(monkeypatch):
+    from autograder import checks
+    from fcnkit.spec import MIOU_THRESHOLDS, miou_thresholds
+    assert MIOU_THRESHOLDS == checks.MIOU_THRESHOLDS == {"fcn32s": 0.30, "fcn8s": 0.40}
+    monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", "fcn8s=0.45")
+    assert miou_thresholds() == checks.miou_thresholds() == {"fcn32s": 0.30, "fcn8s": 0.45}
+
+
+def test_the_feedback_page_states_the_thresholds(monkeypatch):
+    from autograder.report import feedback_html
+    monkeypatch.delenv("FCNKIT_MIOU_THRESHOLDS", raising=False)
+    report = {"student": "alice", "score": 0, "max_score": 70, "checks": [], "notes": [],
+              "metrics": {"fcn8s": {"mean_iou": 0.044, "per_class_iou": [0.1] * 12}}}
+    page = feedback_html(report)
+    assert "The mIoU items need a test mIoU of at least 0.30 (FCN-32s) and 0.40 (FCN-8s)" in page
+    assert "fcn8s: test mIoU 0.044 (threshold 0.40)" in page

@@ -1,7 +1,10 @@
 """The figures show what their captions say: titles, axes, one legend entry per class in the
-dataset's own palette, bars and images coloured with it."""
+dataset's own palette, bars and images coloured with it; and they are laid out as a student needs
+them: the legend beside the images (never over them), row titles, no wide gaps between images, the
+model named."""
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
@@ -15,6 +18,23 @@ def legend_entries(fig: Figure) -> list[tuple[str, tuple]]:
     [legend] = fig.legends
     return [(text.get_text(), to_rgb(handle.get_facecolor())) for text, handle in zip(legend.get_texts(),
                                                                                     legend.legend_handles)]
+
+
+def drawn(fig: Figure) -> Figure:
+    """The figure laid out and drawn (constrained layout places the axes when drawn)."""
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def image_axes(fig: Figure):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def gaps(boxes, axis: int) -> list[float]:
+    """The empty space between neighbouring boxes along ``axis`` (0: x, 1: y), over their size."""
+    ordered = sorted(boxes, key=lambda b: b.get_points()[0][axis])
+    return [(b.get_points()[0][axis] - a.get_points()[1][axis]) / (a.get_points()[1][axis] - a.get_points()[0][axis])
+            for a, b in zip(ordered, ordered[1:])]
 
 
 def test_samples_and_predictions_show_images_with_the_palette(cmp_root, tmp_path):
@@ -67,3 +87,62 @@ def test_history_plots_loss_and_both_validation_scores():
     assert loss_ax.get_ylabel() == "training loss" and list(loss_ax.lines[0].get_ydata()) == [2.0, 1.0]
     assert [t.get_text() for t in score_ax.get_legend().get_texts()] == ["pixel accuracy", "mean IoU"]
     assert list(score_ax.lines[1].get_ydata()) == [0.1, 0.2] and score_ax.get_ylim() == (0, 1)
+
+
+def test_samples_legend_is_beside_the_images_and_rows_are_titled(cmp_root):
+    ds = CMPFacade(cmp_splits(cmp_root)["train"][:4], scale=0.125)
+    fig = drawn(viz.show_samples(ds, n=4))
+    legend = fig.legends[0].get_window_extent()
+    images = [ax.get_window_extent() for ax in image_axes(fig)]
+    assert len(images) == 8 and not any(legend.overlaps(box) for box in images)
+    assert legend.x0 >= max(box.x1 for box in images)  # to the right of every image
+    assert fig.axes[0].get_ylabel() == "image" and fig.axes[4].get_ylabel() == "label"
+    assert all(0 <= gap < 0.15 for gap in gaps(images[:4], 0))  # images of one row side by side
+
+
+def test_predictions_have_no_wide_gaps_and_name_the_models(cmp_root):
+    ds = CMPFacade(cmp_splits(cmp_root)["test"][:3], scale=0.125)
+    models = {"FCN-32s": torch.nn.Conv2d(3, 12, 1), "FCN-8s": torch.nn.Conv2d(3, 12, 3, padding=1)}
+    fig = drawn(viz.show_predictions(models, ds, indices=[0, 1, 2]))
+    axes = image_axes(fig)
+    assert len(axes) == 12 and [ax.get_title() for ax in axes[:4]] == ["image", "truth", "FCN-32s", "FCN-8s"]
+    assert [axes[4 * row].get_ylabel() for row in range(3)] == [p.stem for p in ds.images]
+    boxes = [ax.get_window_extent() for ax in axes]
+    for row in range(3):
+        assert all(0 <= gap < 0.15 for gap in gaps(boxes[4 * row:4 * row + 4], 0))
+    column = boxes[0::4]
+    assert all(0 <= gap < 0.25 for gap in gaps(column, 1))
+    covered = sum(b.width * b.height for b in boxes) / (fig.bbox.width * fig.bbox.height)
+    assert covered > 0.55, f"the images cover {covered:.0%} of the figure"
+    legend = fig.legends[0].get_window_extent()
+    assert not any(legend.overlaps(box) for box in boxes)
+
+
+def test_history_names_the_model_and_class_iou_compares_models():
+    history = [{"epoch": 1, "loss": 2.0, "val_pixel_acc": 0.3, "val_miou": 0.1},
+               {"epoch": 2, "loss": 1.0, "val_pixel_acc": 0.5, "val_miou": 0.2}]
+    fig = viz.plot_history(history, "FCN-8s")
+    assert fig.get_suptitle().startswith("FCN-8s: ")
+    for ax in drawn(viz.plot_history(history[:1])).axes:  # one epoch: a tick at 1, none at 0.95 or 1.05
+        low, high = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if low <= t <= high] == [1.0]
+    a, b = [0.2] * 11 + [None], [0.4] * 12
+    fig = viz.compare_class_iou({"FCN-32s": a, "FCN-8s": b})
+    [ax] = fig.axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["FCN-32s (mIoU 0.200)", "FCN-8s (mIoU 0.400)"]
+    widths = [round(p.get_width(), 6) for p in ax.patches]
+    assert widths[:11] == [0.2] * 11 and np.isnan(widths[11]) and widths[12:] == [0.4] * 12
+    first, second = ax.patches[0].get_y(), ax.patches[12].get_y()
+    assert 0 < second - first < 0.8  # the two models' bars of one class side by side
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(CLASS_NAMES)
+
+
+def test_upsampling_figure_shows_the_kernels_and_images():
+    from fcnkit.vgg import get_upsampling_weight
+    kernels = {"4 x 4": get_upsampling_weight(1, 1, 4)[0, 0], "64 x 64": get_upsampling_weight(1, 1, 64)[0, 0]}
+    images = {"small": np.zeros((3, 2, 3)), "upsampled": np.ones((6, 4, 3))}
+    fig = drawn(viz.plot_upsampling(kernels, images))
+    shown = {ax.get_title(): np.asarray(ax.images[0].get_array()) for ax in image_axes(fig)}
+    assert list(shown) == ["4 x 4", "64 x 64", "small", "upsampled"]
+    assert np.allclose(shown["4 x 4"], np.outer([0.25, 0.75, 0.75, 0.25], [0.25, 0.75, 0.75, 0.25]))
+    assert shown["64 x 64"].shape == (64, 64) and shown["upsampled"].shape == (6, 4, 3)

@@ -1,0 +1,38 @@
+"""The crop offsets computed from a model's layers (fcnkit.offsets): the paper's 19, 5, 9 and 31 for
+the reference's layers, and other offsets when a layer is defined otherwise."""
+import pytest
+import torch
+from torch import nn
+
+from autograder.reference.models import FCN8s, FCN32s
+from fcnkit.offsets import Grid, crop_offsets, trace
+
+
+def on_meta(cls):
+    with torch.device("meta"):  # the layers' shapes only: no memory, no initialisation cost
+        return cls(n_class=12)
+
+
+def test_the_reference_layers_give_the_papers_offsets():
+    assert crop_offsets(on_meta(FCN32s)) == {"upscore": 19.0}
+    assert crop_offsets(on_meta(FCN8s)) == {"score_pool4": 5.0, "score_pool3": 9.0, "upscore8": 31.0}
+    grids = trace(on_meta(FCN8s))
+    assert (grids["conv1_1"], grids["pool4"], grids["fc7"]) == (Grid(1, -99), Grid(16, -91.5), Grid(32, 12.5))
+
+
+def test_a_layer_defined_otherwise_moves_the_offsets():
+    model = on_meta(FCN8s)
+    model.conv1_1 = nn.Conv2d(3, 64, 3, padding=99, device="meta")  # every map starts one pixel later
+    assert crop_offsets(model) == {"score_pool4": 5.0, "score_pool3": 9.0, "upscore8": 30.0}
+    model = on_meta(FCN32s)
+    model.fc6 = nn.Conv2d(512, 4096, 7, padding=3, device="meta")  # a "same" fc6: 3 x 32 pixels less
+    assert crop_offsets(model) == {"upscore": 19.0 + 96}
+
+
+def test_maps_of_other_strides_do_not_line_up_and_missing_layers_are_named():
+    with pytest.raises(ValueError, match="strides 16 and 8 "):
+        Grid(8, 0).offset_in(Grid(16, 0))
+    model = on_meta(FCN32s)
+    del model.pool3
+    with pytest.raises(AttributeError, match="no layer 'pool3'"):
+        trace(model)
