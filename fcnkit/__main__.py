@@ -49,10 +49,10 @@ def read_cells(path: Path) -> list[tuple[int, str]]:
 
 
 def check(path: Path, data: Path | None, predictions: Path | None, out=sys.stdout) -> int:
-    import fcnkit
+    extracted = definitions(read_cells(path), path.name)
+    import fcnkit  # torch, once the file is known to be readable
     from . import checks, metrics, observe, train, vgg, viz
     from . import data as datasets
-    extracted = definitions(read_cells(path), path.name)
     print(f"fcnkit check {path.name}: {len(extracted.chunks)} definitions (training cells are not run, as in the "
           f"grader)", file=out)
     namespace = {"__name__": "submission"}
