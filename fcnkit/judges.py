@@ -52,9 +52,20 @@ class CheckFailed(AssertionError):
     """A check did not pass; the message tells the student what to fix."""
 
 
+REGISTER_HINT = "is it registered? a plain list hides layers from PyTorch: use nn.ModuleList or attributes"
+MISSING = ("no layer named", "found none")  # what a layer PyTorch does not see looks like
+
+
 def _fail_if(problems: list[str], what: str, unregistered=()) -> None:
     if problems:
-        raise CheckFailed(f"{what}: " + _unregistered(unregistered) + "; ".join(problems) + ".")
+        raise CheckFailed(f"{what}: " + _unregistered(unregistered) + _missing("; ".join(problems), unregistered) + ".")
+
+
+def _missing(text: str, unregistered) -> str:
+    """``text``, with the question to ask when a layer is missing and no unregistered one was seen."""
+    if unregistered or not any(m in text for m in MISSING):
+        return text
+    return f"{text[:-1]} ({REGISTER_HINT})." if text.endswith(".") else f"{text} ({REGISTER_HINT})"
 
 
 def _unregistered(names) -> str:
@@ -176,14 +187,13 @@ def judge_head(s: Structure, n_class: int = N_CLASS) -> str:
     return message
 
 
-def _upsampling_cause(s: Structure) -> str:
+def _upsampling_cause(kind: str, used: list[Layer]) -> str:
     """What is wrong with the upsamplings forward uses, when their kernels and strides are not the
     assignment's (the crops assume those)."""
-    used, _ = _in_use(s)
     got = sorted((l.kernel_size[0], l.stride[0]) for l in used if l.type == "ConvTranspose2d")
-    if got == sorted(UPSAMPLINGS[s.kind]):
+    if got == sorted(UPSAMPLINGS[kind]):
         return ""
-    want = ", ".join(f"kernel {k} stride {st}" for k, st in UPSAMPLINGS[s.kind])
+    want = ", ".join(f"kernel {k} stride {st}" for k, st in UPSAMPLINGS[kind])
     found = ", ".join(f"kernel {k} stride {st}" for k, st in got) or "none"
     return (f"check the upsamplings: forward uses {found}, expected {want} (a transposed convolution makes "
             f"(H - 1) * stride + kernel - 2 * padding pixels of H; the crops assume these)")
@@ -198,7 +208,8 @@ def judge_output_shape(s: Structure, n_class: int = N_CLASS, sizes=OUTPUT_SIZES)
     for (h, w), shape in zip(sizes, s.output_shapes, strict=True):
         if shape != [1, n_class, h, w]:
             problems.append(f"input 1x3x{h}x{w} gave {'x'.join(map(str, shape))}, expected 1x{n_class}x{h}x{w}")
-    hint = _first(cause, s.kind) or _upsampling_cause(s) or f"check the final crop (expected offset {FINAL_CROP[s.kind]})"
+    hint = (_first(cause, s.kind) or _upsampling_cause(s.kind, _in_use(s)[0])
+            or f"check the final crop (expected offset {FINAL_CROP[s.kind]})")
     if problems:
         raise CheckFailed(f"{name} output shape: " + "; ".join(problems) + f": {hint}.")
     how = "" if s.forward_device == "meta" else " (measured with real tensors: forward does not run on the meta device)"
@@ -268,7 +279,10 @@ def judge_equivalence(o: Outputs, reference: dict[str, StageValues]) -> str:
         raise CheckFailed(f"{name} cannot be compared with the reference: {_first(cause, o.kind)}.")
     first = _unregistered(o.unregistered) + (f"{_first(cause, o.kind)}; then " if cause else "")
     if o.error or o.output is None:
-        raise CheckFailed(first + (o.error or f"{name} produced no output."))
+        used = [layer for layer in o.layers if layer.name in o.called]
+        upsampling = _upsampling_cause(o.kind, used) if used and "ConvTranspose2d" in o.error else ""
+        raise CheckFailed(first + (_missing(o.error, o.unregistered) if o.error else f"{name} produced no output.")
+                          + (f" {upsampling[0].upper()}{upsampling[1:]}." if upsampling else ""))
     if o.repeat is not None:
         judge_determinism(o)
     matched: list[str] = []
