@@ -129,6 +129,12 @@ def _public_vgg() -> observe.PristineVGG:
     return observe.PristineVGG(PUBLIC_SEED)
 
 
+def _seeded_vgg():
+    """The seeded VGG-16 to copy from: one kept for every check where its weights are mapped
+    memory (4 MB), a fresh one each time elsewhere (550 MB, not kept in the student's kernel)."""
+    return _public_vgg().get() if observe.maps_repeated_weights() else None
+
+
 def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
     """What the grader's child observes for ``step`` (see :data:`STEPS`), observed here, at the
     public seed; raises CheckFailed when the model cannot be built."""
@@ -140,7 +146,7 @@ def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
         if step == "outputs":
             return observe.observe_outputs(fresh(), kind, PUBLIC_SEED, EQUIVALENCE_SIZE, n_class, repeat=False)
         if step == "copy_params":
-            return observe.observe_copy(namespace, kind, PUBLIC_SEED, n_class, vgg=_public_vgg().get())
+            return observe.observe_copy(namespace, kind, PUBLIC_SEED, n_class, vgg=_seeded_vgg())
     except ObservationError as err:
         raise CheckFailed(str(err)) from None
     raise ValueError(f"no student-side observation {step!r}")

@@ -346,6 +346,11 @@ def _libc():
     return libc
 
 
+def maps_repeated_weights() -> bool:
+    """Whether large seeded weights take the memory of one block (Linux), not their full size."""
+    return _libc() is not None
+
+
 def _repeated(block: torch.Tensor, shape: tuple[int, ...], aliased: bool = False) -> torch.Tensor | None:
     """A contiguous float32 tensor of ``shape`` whose values repeat ``block``: one memory file
     holding the block, mapped as many times as it takes, end to end (None where the system will
