@@ -75,6 +75,27 @@ MUTANTS = {
     "skip_added_before_upsampling": ("score_pool4 added at 1/32 (cropped to fit) instead of 1/16", "fcn8s_equivalence",
                                      [("upscore2 = self.upscore2(self.score(features[\"fc7\"]))  # 1/16",
                                        "h = self.score(features[\"fc7\"])\n        upscore2 = self.upscore2(h + self.score_pool4(features[\"pool4\"])[:, :, 5:5 + h.size(2), 5:5 + h.size(3)])")]),
+    "fcn8s_score_pool4_crop_4": ("score_pool4 cropped at offset 4 instead of 5", "fcn8s_equivalence",
+                                 [("[:, :, 5:5 + upscore2.size(2), 5:5 + upscore2.size(3)]",
+                                   "[:, :, 4:4 + upscore2.size(2), 4:4 + upscore2.size(3)]")]),
+    "fcn8s_score_pool4_crop_9": ("score_pool4 cropped at offset 9 instead of 5", "fcn8s_equivalence",
+                                 [("[:, :, 5:5 + upscore2.size(2), 5:5 + upscore2.size(3)]",
+                                   "[:, :, 9:9 + upscore2.size(2), 9:9 + upscore2.size(3)]")]),
+    "upsamplings_in_plain_list": ("FCN-8s keeps its upsamplings in a plain Python list (unregistered)", "fcn8s_head",
+                                  [("        self.upscore2 = nn.ConvTranspose2d(n_class, n_class, 4, stride=2, bias=False)\n"
+                                    "        self.upscore_pool4 = nn.ConvTranspose2d(n_class, n_class, 4, stride=2, bias=False)\n"
+                                    "        self.upscore8 = nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)\n",
+                                    "        self.upscores = [nn.ConvTranspose2d(n_class, n_class, 4, stride=2, bias=False),\n"
+                                    "                         nn.ConvTranspose2d(n_class, n_class, 4, stride=2, bias=False),\n"
+                                    "                         nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)]\n"),
+                                   ("self.upscore2(", "self.upscores[0]("), ("self.upscore_pool4(", "self.upscores[1]("),
+                                   ("self.upscore8(", "self.upscores[2](")]),
+    "no_ceil_mode_shared": ("ceil_mode forgotten for every pool, in the shared vgg16_layers", "fcn32s_vgg_layers",
+                            [("nn.MaxPool2d(2, stride=2, ceil_mode=True)", "nn.MaxPool2d(2, stride=2)")]),
+    "fcn32s_upscore_kernel_32": ("the 32x upsampling has kernel 32 instead of 64", "fcn32s_output_shape",
+                                 [("n_class, 64, stride=32, bias=False)", "n_class, 32, stride=32, bias=False)")]),
+    "init_weights_not_called": ("the constructors never call init_weights", "fcn32s_head",
+                                [("        init_weights(self)\n", "")]),
     "copy_params_forgets_fc7": ("own copy_params_from_vgg16 forgets fc7", "fcn32s_copy_params",
                                 [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        ### BEGIN SOLUTION\n        h = self.score(",
                                   OWN_COPY.format(fc7=""))]),

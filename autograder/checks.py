@@ -2,9 +2,11 @@
 the sandboxed child observed (fcnkit.records) and the run's :class:`Context`, and returns a short
 success message or raises CheckFailed with what to fix.
 
-The structural judgements are fcnkit's own (students run them in the notebook, with the same
-messages); the ones that need the reference (same outputs with the same weights, the mIoU of trained
-weights) live only here, in the grader's process, which never runs student code.
+The structural judgements are fcnkit's own (students run them in the notebook and with
+``python -m fcnkit check``, with the same messages); for the equivalence items the grader gives them
+the reference's activations for the seed it drew for the run (students compare with those of
+fcnkit's public seed). The mIoU judgements live only here, in the grader's process, which never
+runs student code.
 """
 from __future__ import annotations
 
@@ -16,39 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit import judges as student
-from fcnkit.judges import OUTPUT_SIZES, CheckFailed
+from fcnkit.judges import EQUIVALENCE_SIZE, OUTPUT_SIZES, CheckFailed, reference_stages  # noqa: F401
 from fcnkit.metrics import confusion, scores
 from fcnkit.records import CopyParams, Outputs, Predictions, Structure
-from fcnkit.spec import MODEL_CLASSES, N_CLASS, STAGES
-
-EQUIVALENCE_SIZE = (31, 47)  # the smallest inputs cost least; every catalogue mutant is still caught
-RELATIVE_TOLERANCE = 1e-4
+from fcnkit.spec import MODEL_CLASSES, N_CLASS
 
 # Test-split mIoU a trained submission must reach. Set from measured numbers: see docs/results.md
 # ("Grading thresholds") for the runs and the margin.
 MIOU_THRESHOLDS = {"fcn32s": 0.30, "fcn8s": 0.40}
 THRESHOLDS_ENV = "FCNKIT_MIOU_THRESHOLDS"
-
-# What to look at when a stage is the first to depart from the reference's activations.
-STAGE_HINTS = {
-    "pool3": "check conv1_1 ... conv3_3, the ReLU after each, and pool1 ... pool3 (2x2, stride 2, ceil_mode=True)",
-    "pool4": "check conv4_1 ... conv4_3, the ReLU after each, and pool4",
-    "pool5": "check conv5_1 ... conv5_3, the ReLU after each, and pool5",
-    "fc7 input": "check fc6 and the ReLU and dropout after it (dropout as an nn.Dropout module)",
-    "fc7": "check fc7",
-    "score input": "check the ReLU and dropout after fc7",
-    "score": "check score (a 1x1 convolution on fc7)",
-    "upscore2 input": "upscore2 should upsample the score of fc7 alone",
-    "upscore2": "check upscore2",
-    "score_pool4": "check score_pool4 (a 1x1 convolution on pool4)",
-    "sum after upscore2": "check the crop of score_pool4 (expected offset 5) and that it is added to upscore2",
-    "upscore_pool4": "check upscore_pool4",
-    "score_pool3": "check score_pool3 (a 1x1 convolution on pool3)",
-    "sum after upscore_pool4": "check the crop of score_pool3 (expected offset 9) and that it is added to upscore_pool4",
-    "upscore8": "upscore8 should upsample that sum",
-    "upscore": "check upscore",
-}
-FINAL_CROP = {"fcn32s": 19, "fcn8s": 31}
 
 
 def miou_thresholds() -> dict[str, float]:
@@ -113,34 +91,10 @@ def copy_params(c: CopyParams, ctx: Context) -> str:
     return student.judge_copy_params(c, ctx.expected_copy())
 
 
-def _dims(shape) -> str:
-    return "x".join(map(str, shape))
-
-
 def equivalence(o: Outputs, ctx: Context) -> str:
-    """Same activations as the reference, stage by stage, with the same (seeded) weights: catches
-    wrong crop offsets, a missing ReLU, a swapped skip, dropout active in eval mode... and names the
-    first stage that departs."""
-    if o.error or o.output is None:
-        raise CheckFailed(o.error or f"{MODEL_CLASSES[o.kind]} produced no output.")
-    if o.repeat is not None:
-        student.judge_determinism(o)
-    ref, name = ctx.reference_outputs(o.kind), MODEL_CLASSES[o.kind]
-    matched: list[str] = []
-    for stage, _, _ in STAGES[o.kind]:
-        got, want = (o.output, ref.output) if stage == "output" else (o.stages.get(stage), ref.stages.get(stage))
-        if got is None or want is None:
-            continue
-        hint = STAGE_HINTS.get(stage) or f"check the final crop (expected offset {FINAL_CROP[o.kind]})"
-        start = f"{name} departs from the reference with the same weights: " + (
-            f"it matches up to {matched[-1]}; " if matched else "")
-        if got.shape != want.shape:
-            raise CheckFailed(f"{start}{stage} is {_dims(got.shape)}, expected {_dims(want.shape)}: {hint}.")
-        diff = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
-        if not diff < RELATIVE_TOLERANCE:
-            raise CheckFailed(f"{start}{stage} differs by {diff:.2g} (relative): {hint}.")
-        matched.append(stage)
-    return f"matches the reference at every stage ({', '.join(matched)}) with the same weights"
+    """The reference's activations for the run's seed, every value of every stage (the notebook
+    compares with those of fcnkit's public seed)."""
+    return student.judge_equivalence(o, reference_stages(ctx.reference_outputs(o.kind)))
 
 
 def score_predictions(predictions, labels, n_class: int = N_CLASS) -> dict:
@@ -180,7 +134,8 @@ def observe_in_process(item, namespace: dict, ctx: Context, **kwargs):
         return observe.observe_copy(namespace, item.model, ctx.seed, ctx.n_class)
     model = notebook.build_model(item.model, namespace, ctx.n_class, default_init=item.observes == "predict")
     if item.observes == "structure":
-        return observe.observe_structure(model, item.model, OUTPUT_SIZES)
+        return observe.observe_structure(model, item.model, OUTPUT_SIZES, rebuild=lambda: notebook.build_model(
+            item.model, namespace, ctx.n_class, default_init=False))
     if item.observes == "outputs":
         return observe.observe_outputs(model, item.model, ctx.seed, EQUIVALENCE_SIZE, ctx.n_class, repeat=False)
     model = notebook.load_weights(model, kwargs["checkpoint"])

@@ -1,17 +1,65 @@
-"""The notebook's own checks: the student's model observed in the notebook's process and judged by
-the grader's functions (:mod:`fcnkit.judges`), so students see the grader's messages without its
-hidden checks."""
+"""The student-side checks: the student's model observed in the student's own process (the notebook,
+``python -m fcnkit check``) and judged by the grader's own functions (:mod:`fcnkit.judges`), so that
+all PASS here means every structural point there. The equivalence items compare with the reference's
+activations for :data:`~fcnkit.judges.PUBLIC_SEED`, shipped in fcnkit (``reference_stages.npz``,
+written by ``notebooks/build.py`` from the reference solution); the grader draws a fresh seed per
+run, so matching the public one without computing it earns nothing. The rubric's names, titles and
+points come from ``rubric.json``, written by the same build from the grader's rubric."""
 from __future__ import annotations
 
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 from torch import nn
 
 from . import observe
 from .data import N_CLASS
-from .judges import (OUTPUT_SIZES, CheckFailed, judge_copy_params, judge_determinism, judge_head,
-                     judge_output_shape, judge_vgg_layers)
+from .judges import (EQUIVALENCE_SIZE, OUTPUT_SIZES, PUBLIC_SEED, CheckFailed, StageValues, judge_copy_params,
+                     judge_equivalence, judge_head, judge_output_shape, judge_vgg_layers)
 from .observe import ObservationError
-from .predictions import report_miou
+from .predictions import PredictionsError, miou_verdict, report_miou, score_saved
 from .spec import MODEL_CLASSES
+
+HERE = Path(__file__).resolve().parent
+RUBRIC_FILE = HERE / "rubric.json"
+REFERENCE_FILE = HERE / "reference_stages.npz"
+
+
+@dataclass(frozen=True)
+class PublicItem:
+    """A rubric item as students see it (the grader's table, less its judgements)."""
+    name: str
+    model: str
+    points: int
+    title: str
+    observes: str  # "structure", "outputs", "copy_params" or "predict"
+    needs_weights: bool = False
+
+
+@functools.cache
+def rubric() -> tuple[PublicItem, ...]:
+    """The graded items, in the grader's order."""
+    return tuple(PublicItem(**item) for item in json.loads(RUBRIC_FILE.read_text(encoding="utf-8"))["items"])
+
+
+@functools.cache
+def reference_stages(kind: str) -> dict[str, StageValues]:
+    """The reference's activations for the public seed, at the equivalence check's input."""
+    with np.load(REFERENCE_FILE, allow_pickle=False) as stored:
+        return read_stages(stored, kind)
+
+
+def read_stages(stored, kind: str) -> dict[str, StageValues]:
+    """``{stage: StageValues}`` of ``kind`` from an opened reference_stages.npz."""
+    meta = json.loads(str(stored["meta"]))
+    if (meta["seed"], tuple(meta["size"])) != (PUBLIC_SEED, EQUIVALENCE_SIZE):
+        raise RuntimeError(f"{REFERENCE_FILE.name} was made for seed {meta['seed']}, size {meta['size']}; "
+                           f"rebuild it: python notebooks/build.py")
+    return {stage: StageValues(tuple(shape), scale, stored[f"{kind}/{stage}"])
+            for stage, (shape, scale) in meta["stages"][kind].items()}
 
 
 def expected_copy(seed: int) -> dict:
@@ -49,32 +97,127 @@ def build_model(kind: str, namespace: dict, n_class: int = N_CLASS, default_init
         raise CheckFailed(str(err)) from None
 
 
-def _student_check(part: str, kind: str, namespace: dict, n_class: int, **kwargs) -> str | None:
-    if part in ("vgg_layers", "head", "output_shape"):
-        structure = observe.observe_structure(build_model(kind, namespace, n_class, False), kind, OUTPUT_SIZES)
-        return {"vgg_layers": judge_vgg_layers, "head": judge_head, "output_shape": judge_output_shape}[part](
-            structure, n_class)
+STEPS = {"vgg_layers": "structure", "head": "structure", "output_shape": "structure", "equivalence": "outputs",
+         "copy_params": "copy_params", "miou": "predict"}
+JUDGES = {"vgg_layers": judge_vgg_layers, "head": judge_head, "output_shape": judge_output_shape}
+
+
+@functools.cache
+def _public_vgg() -> observe.PristineVGG:
+    return observe.PristineVGG(PUBLIC_SEED)
+
+
+def _seeded_vgg():
+    """The seeded VGG-16 to copy from: one kept for every check where its weights are mapped
+    memory (4 MB), a fresh one each time elsewhere (550 MB, not kept in the student's kernel)."""
+    return _public_vgg().get() if observe.maps_repeated_weights() else None
+
+
+def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
+    """What the grader's child observes for ``step`` (see :data:`STEPS`), observed here, at the
+    public seed; raises CheckFailed when the model cannot be built."""
+    def fresh():
+        return build_model(kind, namespace, n_class, default_init=False)
+    try:
+        if step == "structure":
+            return observe.observe_structure(fresh(), kind, OUTPUT_SIZES, rebuild=fresh)
+        if step == "outputs":
+            return observe.observe_outputs(fresh(), kind, PUBLIC_SEED, EQUIVALENCE_SIZE, n_class, repeat=False)
+        if step == "copy_params":
+            return observe.observe_copy(namespace, kind, PUBLIC_SEED, n_class, vgg=_seeded_vgg())
+    except ObservationError as err:
+        raise CheckFailed(str(err)) from None
+    raise ValueError(f"no student-side observation {step!r}")
+
+
+def judge(name: str, record, n_class: int = N_CLASS) -> str:
+    """The grader's verdict on ``record`` (from :func:`observe_step`) for rubric item ``name``."""
+    kind, _, part = name.partition("_")
     if part == "equivalence":
-        outputs = observe.observe_outputs(build_model(kind, namespace, n_class, False), kind, 0, (50, 60), n_class)
-        return judge_determinism(outputs) + "; the grader compares it with the reference"
+        return judge_equivalence(record, reference_stages(kind))
     if part == "copy_params":
-        try:
-            copied = observe.observe_copy(namespace, kind, 0, n_class)
-        except ObservationError as err:
-            raise CheckFailed(str(err)) from None
-        return judge_copy_params(copied, expected_copy(0))
-    return None  # a check of the grader's alone (e.g. one an instructor added to the rubric)
+        return judge_copy_params(record, expected_copy(PUBLIC_SEED))
+    return JUDGES[part](record, n_class)
 
 
-def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
-    """Run the student-side part of a rubric item (e.g. ``check("fcn8s_head", globals())``): prints
-    PASS with what was checked, or raises CheckFailed with what to fix. The grader runs the same
-    judgement on its own observation of the model, plus the checks that need the reference. (It
-    returns nothing, so that nbgrader reads no output value as partial credit.)"""
+def run_check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> str | None:
+    """The student-side check of rubric item ``name``: its success message, None for an item only
+    the grader checks; raises CheckFailed with the grader's message. The mIoU items take the folder
+    of the saved predictions and the dataset: ``predictions=..., data=...``."""
     kind, _, part = name.partition("_")
     if kind not in MODEL_CLASSES:
         raise KeyError(f"unknown check {name!r}; names look like fcn32s_head")
-    if part == "miou":  # PASS or BELOW THRESHOLD, printed: a run of the whole notebook goes on to FCN-8s
+    if part == "miou":
+        try:
+            result = score_saved(kwargs["predictions"], kind, kwargs["data"], n_class)
+        except PredictionsError as err:
+            raise CheckFailed(str(err)) from None
+        if not result.passed:
+            raise CheckFailed(f"BELOW THRESHOLD: {miou_verdict(result)}")
+        return miou_verdict(result)
+    if part not in STEPS:
+        return None  # a check of the grader's alone (e.g. one an instructor added to the rubric)
+    return judge(name, observe_step(STEPS[part], kind, namespace, n_class), n_class)
+
+
+def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
+    """Run the student-side check of a rubric item (e.g. ``check("fcn8s_head", globals())``): prints
+    PASS with what was checked, or raises CheckFailed with what to fix, the grader's verdict and
+    message. (It returns nothing, so that nbgrader reads no output value as partial credit.)"""
+    kind, _, part = name.partition("_")
+    if part == "miou" and kind in MODEL_CLASSES:  # printed, not raised: a run of the notebook goes on to FCN-8s
         return report_miou(kind, kwargs["predictions"], kwargs["data"], n_class)
-    message = _student_check(part, kind, namespace, n_class, **kwargs)
+    message = run_check(name, namespace, n_class, **kwargs)
     print(f"PASS {name}: {message}" if message else f"{name}: checked by the grader only (no student-side check)")
+
+
+@dataclass
+class Verdict:
+    name: str
+    status: str  # "PASS", "FAIL" or "NOT CHECKED"
+    message: str
+    points: int = 0
+
+
+def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=None) -> list[Verdict]:
+    """Every rubric item, as the grader judges it: each observation made once and shared by the
+    items judged from it (as in the grader). The mIoU items are checked when ``predictions`` (the
+    folder the notebook saves them to) and ``data`` (the dataset) are given and the files are there."""
+    verdicts, observed = [], {}
+    for item in rubric():
+        part = item.name.partition("_")[2]
+        try:
+            if item.needs_weights:
+                missing = _why_not_predictions(item, predictions, data)
+                if missing:
+                    verdicts.append(Verdict(item.name, "NOT CHECKED", missing, item.points))
+                    continue
+                message = run_check(item.name, namespace, n_class, predictions=predictions, data=data)
+            elif part not in STEPS:
+                verdicts.append(Verdict(item.name, "NOT CHECKED", "checked by the grader only", item.points))
+                continue
+            else:
+                key = (STEPS[part], item.model)
+                if key not in observed:
+                    try:
+                        observed[key] = observe_step(*key, namespace, n_class)
+                    except CheckFailed as err:
+                        observed[key] = err
+                if isinstance(observed[key], CheckFailed):
+                    raise observed[key]
+                message = judge(item.name, observed[key], n_class)
+        except CheckFailed as err:
+            verdicts.append(Verdict(item.name, "FAIL", str(err), item.points))
+        else:
+            verdicts.append(Verdict(item.name, "PASS", message, item.points))
+    return verdicts
+
+
+def _why_not_predictions(item: PublicItem, predictions, data) -> str:
+    files = f"{item.model}_predictions.npz and .json"
+    if predictions is None or not (Path(predictions) / f"{item.model}_predictions.npz").is_file():
+        return (f"no {files} in {predictions or 'outputs/'}: the notebook writes them when it trains "
+                f"{MODEL_CLASSES[item.model]}; the grader scores them")
+    if data is None or not Path(data).is_dir():
+        return f"{files} found, but no dataset to score them against (--data DIR or FCNKIT_DATA)"
+    return ""

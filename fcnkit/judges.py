@@ -1,28 +1,100 @@
-"""The verdicts that need no reference solution, with the messages the grader gives.
+"""The structural verdicts, with the messages the grader gives.
 
 Each ``judge_*`` function reads an observation record (:mod:`fcnkit.records`) and returns a short
 success message or raises :class:`CheckFailed` with what to fix. The grader calls them on what its
-sandboxed child observed (and adds the verdicts that need the reference); the notebook's test cells
-call them on an observation made in the notebook (:mod:`fcnkit.checks`). numpy only: the grader's
-own process never imports torch.
+sandboxed child observed, with the reference's activations for the seed it drew for the run; the
+notebook's test cells and ``python -m fcnkit check`` call them on an observation made in the
+student's own process, with the reference's activations for :data:`PUBLIC_SEED` shipped in fcnkit
+(:mod:`fcnkit.reference`). numpy only: the grader's own process never imports torch.
+
+When an earlier mistake makes a later check fail (conv1_1 without its padding of 100, pools without
+ceil_mode, layers PyTorch cannot see), the later check names that cause first, not the error torch
+raised because of it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .records import CopyParams, Outputs, Structure
-from .spec import MODEL_CLASSES, N_CLASS, UPSAMPLINGS, VGG_CHANNELS, VGG_CONV_NAMES, upsampling_weight
+from .records import CopyParams, Layer, Outputs, Structure
+from .spec import MODEL_CLASSES, N_CLASS, STAGES, UPSAMPLINGS, VGG_CHANNELS, VGG_CONV_NAMES, upsampling_weight
 
 OUTPUT_SIZES = ((17, 24), (96, 131), (250, 161))  # small, odd, even, non-square, large
+EQUIVALENCE_SIZE = (31, 47)  # the smallest inputs cost least; every catalogue mutant is still caught
+PUBLIC_SEED = 0  # the seed of the reference activations fcnkit ships; the grader draws a fresh one per run
+RELATIVE_TOLERANCE = 1e-4
+SAMPLES_PER_STAGE = 8192  # a larger stage is shipped as its values at these many positions
+
+# What to look at when a stage is the first to depart from the reference's activations.
+DEPARTURE_HINTS = {
+    "pool3": "check conv1_1 ... conv3_3, the ReLU after each, and pool1 ... pool3 (2x2, stride 2, ceil_mode=True)",
+    "pool4": "check conv4_1 ... conv4_3, the ReLU after each, and pool4",
+    "pool5": "check conv5_1 ... conv5_3, the ReLU after each, and pool5",
+    "fc7 input": "check fc6 and the ReLU and dropout after it (dropout as an nn.Dropout module)",
+    "fc7": "check fc7",
+    "score input": "check the ReLU and dropout after fc7",
+    "score": "check score (a 1x1 convolution on fc7)",
+    "upscore2 input": "upscore2 should upsample the score of fc7 alone",
+    "upscore2": "check upscore2",
+    "score_pool4": "check score_pool4 (a 1x1 convolution on pool4)",
+    "sum after upscore2": "check the crop of score_pool4 (expected offset 5) and that it is added to upscore2",
+    "upscore_pool4": "check upscore_pool4",
+    "score_pool3": "check score_pool3 (a 1x1 convolution on pool3)",
+    "sum after upscore_pool4": "check the crop of score_pool3 (expected offset 9) and that it is added to upscore_pool4",
+    "upscore8": "upscore8 should upsample that sum",
+    "upscore": "check upscore",
+}
+FINAL_CROP = {"fcn32s": 19, "fcn8s": 31}
 
 
 class CheckFailed(AssertionError):
     """A check did not pass; the message tells the student what to fix."""
 
 
-def _fail_if(problems: list[str], what: str) -> None:
+REGISTER_HINT = "is it registered? a plain list hides layers from PyTorch: use nn.ModuleList or attributes"
+MISSING = ("no layer named", "found none")  # what a layer PyTorch does not see looks like
+
+
+def _fail_if(problems: list[str], what: str, unregistered=()) -> None:
     if problems:
-        raise CheckFailed(f"{what}: " + "; ".join(problems) + ".")
+        raise CheckFailed(f"{what}: " + _unregistered(unregistered) + _missing("; ".join(problems), unregistered) + ".")
+
+
+def _missing(text: str, unregistered) -> str:
+    """``text``, with the question to ask when a layer is missing and no unregistered one was seen."""
+    if unregistered or not any(m in text for m in MISSING):
+        return text
+    return f"{text[:-1]} ({REGISTER_HINT})." if text.endswith(".") else f"{text} ({REGISTER_HINT})"
+
+
+def _unregistered(names) -> str:
+    """The cause to name first when some modules are kept where PyTorch does not see them."""
+    if not names:
+        return ""
+    listed = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+    return (f"{listed} {'is' if len(names) == 1 else 'are'} not registered: a plain list (or dict) hides layers "
+            f"from PyTorch (model.eval(), .to(), state_dict() and these checks skip them); use nn.ModuleList or "
+            f"attributes. ")
+
+
+def root_cause(layers: list[Layer], kind: str) -> str:
+    """The VGG-16 mistakes that make the later checks fail (forward raises on small inputs, every
+    size after pool1 is off), in words; "" when there are none."""
+    by_name = {layer.name: layer for layer in layers}
+    causes = []
+    conv = by_name.get("conv1_1")
+    if conv is not None and conv.type == "Conv2d" and conv.padding and conv.padding != [100, 100]:
+        causes.append(f"conv1_1 pads by {conv.padding[0]} instead of 100")
+    floor = [name for name in (f"pool{i}" for i in range(1, 6))
+             if name in by_name and by_name[name].type == "MaxPool2d" and not by_name[name].ceil_mode]
+    if floor:
+        causes.append(f"{', '.join(floor)} {'lacks' if len(floor) == 1 else 'lack'} ceil_mode=True")
+    return " and ".join(causes)
+
+
+def _first(cause: str, kind: str) -> str:
+    return f"{cause} ({kind}_vgg_layers reports it): fix that first" if cause else ""
 
 
 def _shape(layer) -> str:
@@ -51,6 +123,7 @@ def judge_vgg_layers(s: Structure, n_class: int = N_CLASS) -> str:
     problems: list[str] = []
     for name, (in_ch, out_ch) in zip(VGG_CONV_NAMES, VGG_CHANNELS):
         _expect(problems, layers.get(name), name, "Conv2d", in_ch, out_ch, 3, padding=100 if name == "conv1_1" else 1)
+    floor = []
     for i in range(1, 6):
         pool = layers.get(f"pool{i}")
         if pool is None or pool.type != "MaxPool2d":
@@ -58,8 +131,11 @@ def judge_vgg_layers(s: Structure, n_class: int = N_CLASS) -> str:
         elif not (pool.kernel_size == [2, 2] and pool.stride == [2, 2]):
             problems.append(f"pool{i} should have kernel_size=2, stride=2")
         elif not pool.ceil_mode:
-            problems.append(f"pool{i} needs ceil_mode=True (it keeps odd-sized maps aligned with the crops)")
-    _fail_if(problems, f"{MODEL_CLASSES[s.kind]} VGG-16 layers")
+            floor.append(f"pool{i}")
+    if floor:
+        problems.append(f"{', '.join(floor)} {'needs' if len(floor) == 1 else 'need'} ceil_mode=True (it keeps "
+                        f"odd-sized maps aligned with the crops)")
+    _fail_if(problems, f"{MODEL_CLASSES[s.kind]} VGG-16 layers", s.unregistered)
     return "all 13 conv layers and 5 pools match VGG-16 (conv1_1 padding 100, ceil-mode pools)"
 
 
@@ -87,7 +163,8 @@ def judge_head(s: Structure, n_class: int = N_CLASS) -> str:
     got = sorted((l.kernel_size[0], l.stride[0]) for l in ups)
     if got != sorted(UPSAMPLINGS[s.kind]):
         want = ", ".join(f"kernel {k} stride {st}" for k, st in UPSAMPLINGS[s.kind])
-        problems.append(f"expected ConvTranspose2d layers with {want}; found {got or 'none'}")
+        found = ", ".join(f"kernel {k} stride {st}" for k, st in got) or "none"
+        problems.append(f"expected ConvTranspose2d layers with {want} (kernel = 2 x stride); found {found}")
     for l in ups:
         if l.bias:
             problems.append(f"{l.name} must not have a bias (bias=False)")
@@ -95,10 +172,14 @@ def judge_head(s: Structure, n_class: int = N_CLASS) -> str:
             problems.append(f"{l.name} maps {l.in_channels} to {l.out_channels} channels; expected {n_class} to {n_class}")
         elif l.name not in s.upsampling_weights:
             problems.append(f"{l.name} is too large to check")
+        elif np.isnan(s.upsampling_weights[l.name]).all():  # the observation marks weights nothing wrote
+            problems.append(f"{l.name} keeps the weights it was created with: call init_weights(self) at the end of "
+                            f"__init__ (it sets every ConvTranspose2d to bilinear upsampling)")
         elif not np.allclose(s.upsampling_weights[l.name], upsampling_weight(n_class, n_class, l.kernel_size[0]),
                              atol=1e-6):
-            problems.append(f"{l.name} is not initialised to bilinear upsampling (use get_upsampling_weight)")
-    _fail_if(problems, f"{MODEL_CLASSES[s.kind]} head")
+            problems.append(f"{l.name} is not initialised to bilinear upsampling (init_weights copies "
+                            f"get_upsampling_weight(n_class, n_class, kernel_size) into it)")
+    _fail_if(problems, f"{MODEL_CLASSES[s.kind]} head", s.unregistered)
     message = "fc6, fc7, score layers and bilinear transposed convolutions are as specified"
     spare = [l.name for l in unused if l.type in ("Conv2d", "ConvTranspose2d")]
     if spare:
@@ -106,15 +187,31 @@ def judge_head(s: Structure, n_class: int = N_CLASS) -> str:
     return message
 
 
+def _upsampling_cause(kind: str, used: list[Layer]) -> str:
+    """What is wrong with the upsamplings forward uses, when their kernels and strides are not the
+    assignment's (the crops assume those)."""
+    got = sorted((l.kernel_size[0], l.stride[0]) for l in used if l.type == "ConvTranspose2d")
+    if got == sorted(UPSAMPLINGS[kind]):
+        return ""
+    want = ", ".join(f"kernel {k} stride {st}" for k, st in UPSAMPLINGS[kind])
+    found = ", ".join(f"kernel {k} stride {st}" for k, st in got) or "none"
+    return (f"check the upsamplings: forward uses {found}, expected {want} (a transposed convolution makes "
+            f"(H - 1) * stride + kernel - 2 * padding pixels of H; the crops assume these)")
+
+
 def judge_output_shape(s: Structure, n_class: int = N_CLASS, sizes=OUTPUT_SIZES) -> str:
-    name = MODEL_CLASSES[s.kind]
-    if s.forward_error:
-        raise CheckFailed(s.forward_error)
+    name, cause = MODEL_CLASSES[s.kind], root_cause(s.layers, s.kind)
+    if s.forward_error:  # the root cause instead of the error torch raised because of it
+        raise CheckFailed(f"{name}.forward fails because {_first(cause, s.kind)}." if cause else
+                          _unregistered(s.unregistered) + s.forward_error)
     problems = []
     for (h, w), shape in zip(sizes, s.output_shapes, strict=True):
         if shape != [1, n_class, h, w]:
             problems.append(f"input 1x3x{h}x{w} gave {'x'.join(map(str, shape))}, expected 1x{n_class}x{h}x{w}")
-    _fail_if(problems, f"{name} output shape (check the final crop)")
+    hint = (_first(cause, s.kind) or _upsampling_cause(s.kind, _in_use(s)[0])
+            or f"check the final crop (expected offset {FINAL_CROP[s.kind]})")
+    if problems:
+        raise CheckFailed(f"{name} output shape: " + "; ".join(problems) + f": {hint}.")
     how = "" if s.forward_device == "meta" else " (measured with real tensors: forward does not run on the meta device)"
     return f"output is N x {n_class} x H x W for inputs " + ", ".join(f"{h}x{w}" for h, w in sizes) + how
 
@@ -129,6 +226,80 @@ def judge_determinism(o: Outputs) -> str:
         raise CheckFailed(f"{name} gives different outputs for the same input in eval mode: dropout (or other "
                           f"randomness) is active; use nn.Dropout modules, or F.dropout(..., training=self.training).")
     return "the output does not change between calls in eval mode"
+
+
+def sample_positions(numel: int) -> np.ndarray | None:
+    """Where a stage of ``numel`` values is sampled: None (every value) up to SAMPLES_PER_STAGE,
+    else SAMPLES_PER_STAGE distinct positions spread over it (multiplicative hashing: no random
+    generator whose sequence could change between numpy versions)."""
+    if numel <= SAMPLES_PER_STAGE:
+        return None
+    return (np.arange(SAMPLES_PER_STAGE, dtype=np.int64) * 2654435761) % numel
+
+
+@dataclass
+class StageValues:
+    """The reference's activation at one stage: its shape, its largest magnitude (what differences
+    are relative to) and its values, every one or those at :func:`sample_positions`."""
+    shape: tuple[int, ...]
+    scale: float
+    values: np.ndarray  # flat float32
+
+    @classmethod
+    def of(cls, array: np.ndarray, sampled: bool) -> "StageValues":
+        flat = np.asarray(array, dtype=np.float32).reshape(-1)
+        positions = sample_positions(flat.size) if sampled else None
+        return cls(tuple(array.shape), float(np.abs(flat).max(initial=0.0)),
+                   flat if positions is None else flat[positions])
+
+    def difference(self, array: np.ndarray) -> float:
+        """The largest difference from ``array`` (of the same shape), relative to the scale."""
+        flat = np.asarray(array, dtype=np.float32).reshape(-1)
+        if self.values.size != flat.size:
+            flat = flat[sample_positions(flat.size)]
+        return float(np.abs(flat - self.values).max(initial=0.0) / max(self.scale, 1e-12))
+
+
+def reference_stages(o: Outputs) -> dict[str, StageValues]:
+    """Every value of every stage of the reference's observation (what the grader compares with)."""
+    return {stage: StageValues.of(o.output if stage == "output" else o.stages[stage], sampled=False)
+            for stage, _, _ in STAGES[o.kind] if (o.output if stage == "output" else o.stages.get(stage)) is not None}
+
+
+def _dims(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def judge_equivalence(o: Outputs, reference: dict[str, StageValues]) -> str:
+    """Same activations as the reference, stage by stage, with the same (seeded) weights: catches
+    wrong crop offsets, a missing ReLU, a swapped skip, dropout active in eval mode... and names the
+    first stage that departs."""
+    name, cause = MODEL_CLASSES[o.kind], root_cause(o.layers, o.kind)
+    if (o.error or o.output is None) and cause:  # the root cause instead of the error torch raised because of it
+        raise CheckFailed(f"{name} cannot be compared with the reference: {_first(cause, o.kind)}.")
+    first = _unregistered(o.unregistered) + (f"{_first(cause, o.kind)}; then " if cause else "")
+    if o.error or o.output is None:
+        used = [layer for layer in o.layers if layer.name in o.called]
+        upsampling = _upsampling_cause(o.kind, used) if used and "ConvTranspose2d" in o.error else ""
+        raise CheckFailed(first + (_missing(o.error, o.unregistered) if o.error else f"{name} produced no output.")
+                          + (f" {upsampling[0].upper()}{upsampling[1:]}." if upsampling else ""))
+    if o.repeat is not None:
+        judge_determinism(o)
+    matched: list[str] = []
+    for stage, _, _ in STAGES[o.kind]:
+        got, want = o.output if stage == "output" else o.stages.get(stage), reference.get(stage)
+        if got is None or want is None:
+            continue
+        hint = DEPARTURE_HINTS.get(stage) or f"check the final crop (expected offset {FINAL_CROP[o.kind]})"
+        start = f"{first}{name} departs from the reference with the same weights: " + (
+            f"it matches up to {matched[-1]}; " if matched else "")
+        if tuple(got.shape) != tuple(want.shape):
+            raise CheckFailed(f"{start}{stage} is {_dims(got.shape)}, expected {_dims(want.shape)}: {hint}.")
+        diff = want.difference(got)
+        if not diff < RELATIVE_TOLERANCE:
+            raise CheckFailed(f"{start}{stage} differs by {diff:.2g} (relative): {hint}.")
+        matched.append(stage)
+    return f"matches the reference at every stage ({', '.join(matched)}) with the same weights"
 
 
 def judge_copy_params(c: CopyParams, expected: dict) -> str:

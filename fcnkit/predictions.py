@@ -297,17 +297,22 @@ def score_saved(folder: str | os.PathLike, kind: str, root: str | os.PathLike, n
                        miou_thresholds()[kind])
 
 
+def miou_verdict(result: SavedScores) -> str:
+    """What the mIoU item's verdict says of ``result``, after ``PASS`` / ``BELOW THRESHOLD``: the
+    number, the threshold and, below it, what that costs."""
+    compare = ">=" if result.passed else "<"
+    line = (f"test mIoU {result.mean_iou:.3f} {compare} {result.threshold:.2f} (the threshold) on {result.n_images} "
+            f"test images, pixel accuracy {result.pixel_acc:.3f}")
+    if not result.passed:
+        line += ": the grader gives this item no points" + (
+            "" if result.smoke else "; train longer, or check the model and that it starts from ImageNet VGG-16")
+    return line + (f". This is {SMOKE_NOTE.format(n=result.n_images)}." if result.smoke else "")
+
+
 def report_miou(kind: str, folder: str | os.PathLike, root: str | os.PathLike, n_class: int = N_CLASS) -> None:
     """Print the mIoU item's verdict on the saved predictions: PASS or BELOW THRESHOLD, with the
     number and the threshold (the grader's hidden test gives the points). Prints rather than raises
     below the threshold, so that a run of the whole notebook goes on to FCN-8s; returns nothing, so
     that nbgrader reads no output value as partial credit."""
     result = score_saved(folder, kind, root, n_class)
-    compare = ">=" if result.passed else "<"
-    line = (f"{'PASS' if result.passed else 'BELOW THRESHOLD'} {kind}_miou: test mIoU {result.mean_iou:.3f} {compare} "
-            f"{result.threshold:.2f} (the threshold) on {result.n_images} test images, pixel accuracy "
-            f"{result.pixel_acc:.3f}")
-    if not result.passed:
-        line += ": the grader gives this item no points" + (
-            "" if result.smoke else "; train longer, or check the model and that it starts from ImageNet VGG-16")
-    print(line + (f". This is {SMOKE_NOTE.format(n=result.n_images)}." if result.smoke else ""))
+    print(f"{'PASS' if result.passed else 'BELOW THRESHOLD'} {kind}_miou: {miou_verdict(result)}")

@@ -55,6 +55,7 @@ class Structure:
     output_shapes: list[list[int]]
     forward_error: str = ""
     forward_device: str = "meta"  # "cpu" when forward could not run on the meta device
+    unregistered: list[str] = field(default_factory=list)  # modules kept where PyTorch does not see them
 
 
 @dataclass
@@ -68,6 +69,8 @@ class Outputs:
     output: np.ndarray | None = None
     repeat: np.ndarray | None = None
     error: str = ""
+    layers: list[Layer] = field(default_factory=list)  # the model's modules, as Structure lists them
+    unregistered: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -22,6 +22,12 @@ rewrites only what has one home elsewhere, finding the cells by their nbgrader `
   https URL; or a pinned name on a package index, ``NAME==VERSION``). Never a bare name: that installs
   whatever the index holds under it, perhaps somebody else's package.
 
+It also writes what the student package needs of the grader, generated so that it has one source:
+``fcnkit/rubric.json`` (the items' names, titles and points, from the rubric) and
+``fcnkit/reference_stages.npz`` (the reference's activations at every stage the equivalence items
+compare, for fcnkit's public seed and the checks' input: sampled values, no code), which the
+notebook's checks and ``python -m fcnkit check`` compare with. ``--check`` fails when either is stale.
+
 It also checks that each question's text states its answer cell's points, gives graded cells their
 ``grade_id`` as cell id, and drops outputs, execution counts and editor metadata, so that a diff of
 the source shows what an instructor changed.
@@ -31,6 +37,9 @@ from __future__ import annotations
 import argparse
 import filecmp
 import hashlib
+import io
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +67,11 @@ MODEL_NAMES = {"fcn32s": "FCN-32s", "fcn8s": "FCN-8s"}
 HIDDEN = "### BEGIN HIDDEN TESTS\nfrom autograder.checks import check_in_process\ncheck_in_process({args})\n### END HIDDEN TESTS"
 KEPT_METADATA = ("nbgrader", "tags")
 INSTALL_LINE = re.compile(r'^FCNKIT_INSTALL = "([^"\n]*)"', re.M)
+
+
+RUBRIC_JSON = REPO / "fcnkit" / "rubric.json"
+REFERENCE_STAGES = REPO / "fcnkit" / "reference_stages.npz"
+STAGES_TOLERANCE = 1e-5  # relative to a stage's scale: ten times finer than the check's own tolerance
 
 
 class BuildError(Exception):
@@ -169,6 +183,78 @@ def check_question_points(nb) -> None:
                              f"{_nbgrader(cell)['points']}: make them agree (the cell's points are what nbgrader uses)")
 
 
+def rubric_json() -> str:
+    """The public part of the rubric (no judgements), as fcnkit reads it."""
+    items = [{"name": i.name, "model": i.model, "points": i.points, "title": i.title, "observes": i.observes,
+              "needs_weights": i.needs_weights} for i in RUBRIC]
+    return json.dumps({"generated_by": "notebooks/build.py from autograder/rubric.py", "items": items}, indent=1) + "\n"
+
+
+def reference_stages() -> dict:
+    """``{"meta": json, "<kind>/<stage>": values}``: the reference's activations for fcnkit's public
+    seed, every stage the equivalence items compare (sampled where large)."""
+    import numpy as np
+    from autograder.reference.observed import reference_outputs
+    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, StageValues, reference_stages as all_stages
+    from fcnkit.spec import MODEL_CLASSES, N_CLASS
+    arrays, meta = {}, {"seed": PUBLIC_SEED, "size": list(EQUIVALENCE_SIZE), "n_class": N_CLASS, "stages": {}}
+    for kind in MODEL_CLASSES:
+        meta["stages"][kind] = {}
+        for stage, full in all_stages(reference_outputs(kind, PUBLIC_SEED, N_CLASS)).items():
+            sampled = StageValues.of(full.values.reshape(full.shape), sampled=True)
+            arrays[f"{kind}/{stage}"] = sampled.values
+            meta["stages"][kind][stage] = [list(sampled.shape), sampled.scale]
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def stages_differ(path: Path, arrays: dict) -> str:
+    """Why the stored reference stages are not ``arrays`` (beyond float noise); "" when they are."""
+    import numpy as np
+    if not path.is_file():
+        return "missing"
+    with np.load(path, allow_pickle=False) as stored:
+        if set(stored.files) != set(arrays):
+            return "other stages"
+        old, new = json.loads(str(stored["meta"])), json.loads(str(arrays["meta"]))
+        for kind, stages in new["stages"].items():
+            for stage, (shape, scale) in stages.items():
+                was_shape, was_scale = old["stages"].get(kind, {}).get(stage, (None, None))
+                if was_shape != shape or not abs(was_scale - scale) <= STAGES_TOLERANCE * scale:
+                    return f"{kind} {stage}: another shape or scale"
+                if not np.abs(stored[f"{kind}/{stage}"] - arrays[f"{kind}/{stage}"]).max() <= STAGES_TOLERANCE * scale:
+                    return f"{kind} {stage}: other values"
+        if {k: v for k, v in old.items() if k != "stages"} != {k: v for k, v in new.items() if k != "stages"}:
+            return "another seed, size or class count"
+    return ""
+
+
+def write_public_files(check: bool = False) -> list[Path]:
+    """Write fcnkit's rubric.json and reference_stages.npz where they are out of date (``check``:
+    only say which are); return those."""
+    import numpy as np
+    stale = []
+    if not RUBRIC_JSON.is_file() or RUBRIC_JSON.read_text(encoding="utf-8") != rubric_json():
+        stale.append(RUBRIC_JSON)
+        if not check:
+            write_whole(RUBRIC_JSON, rubric_json().encode())
+    arrays = reference_stages()
+    if stages_differ(REFERENCE_STAGES, arrays):
+        stale.append(REFERENCE_STAGES)
+        if not check:
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            write_whole(REFERENCE_STAGES, buffer.getvalue())
+    return stale
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` whole: a temporary file beside it, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def build(nb, install: str | None = None) -> list[str]:
     """Refresh the generated cells of ``nb`` in place (``install``: see :func:`install_spec`); return
     what was added."""
@@ -269,6 +355,7 @@ def main(argv=None) -> int:
                 built = generate_release(tmp / "course", tmp / "source.ipynb")
                 stale += [] if release.is_file() and filecmp.cmp(built / release.name, release, shallow=False) \
                     else [release]
+                stale += write_public_files(check=True)
                 for path in stale:
                     print(f"{path} is out of date: run python notebooks/build.py --release"
                           + (f" (it adds test cells for {', '.join(added)})" if added and path == source else ""))
@@ -278,6 +365,8 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"wrote {source}" + (f" (added test cells: {', '.join(added)})" if added else ""))
+        for path in write_public_files():
+            print(f"wrote {path}")
         if args.release:
             built = generate_release(tmp / "course", source)
             if release.parent.exists():

@@ -71,7 +71,7 @@ def test_the_childs_runtime_holds_no_solution(tmp_path):
     files = [p for p in runtime.folder.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"child.py", "confine.py", "observe.py", "records.py"}
     for path in files:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8", "replace")  # the reference activations are binary
         assert not [m for m in SOLUTION_MARKERS if m in text], path
     assert str(REPO) not in runtime.sys_path and not any(p.startswith(str(REPO / "autograder")) for p in runtime.read)
 

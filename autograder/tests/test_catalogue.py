@@ -1,8 +1,13 @@
 """The reference gets full marks; every known-buggy submission loses points on the check named for
 its bug; correct variants (other names, their own copy_params, an unused leftover layer) get full
 marks. Observed in this process (the catalogue is trusted code) and judged by the grader's checks;
-test_grading.py and test_hostile.py go through the sandboxed child."""
+test_grading.py and test_hostile.py go through the sandboxed child.
+
+Parity: the student-side checks (the notebook's ``check(...)`` and ``python -m fcnkit check``, at
+fcnkit's public seed, against the shipped reference activations) fail exactly the items the grader
+deducts (at another seed), with the grader's message."""
 import functools
+import re
 import subprocess
 import sys
 import tempfile
@@ -15,7 +20,7 @@ from autograder import checks
 from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
 from autograder.extract import extract
 from autograder.rubric import ITEMS, RUBRIC
-from fcnkit.checks import CheckFailed
+from fcnkit.checks import CheckFailed, check_all
 from fcnkit.observe import ObservationError, run_definitions
 
 STRUCTURAL = [i.name for i in RUBRIC if not i.needs_weights]
@@ -92,6 +97,8 @@ FIRST_DEPARTURE = {
     "fcn8s_missing_pool3_skip": "it matches up to score_pool3; sum after upscore_pool4 differs",
     "missing_relu_fc7": "it matches up to fc7; score input differs",
     "skip_added_before_upsampling": "it matches up to score; upscore2 input differs",
+    "fcn8s_score_pool4_crop_4": "it matches up to score_pool4; sum after upscore2 differs",
+    "fcn8s_score_pool4_crop_9": "it matches up to score_pool4; sum after upscore2 differs",
 }
 
 
@@ -145,3 +152,67 @@ def test_a_check_of_the_grader_alone_does_not_stop_the_notebook(capsys):
     from fcnkit.checks import check
     check("fcn32s_something_new", load("reference"))
     assert "fcn32s_something_new: checked by the grader only" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------- the student side
+@functools.cache
+def student_verdicts(name: str) -> dict:
+    """``{item: (passed, message)}`` of the student-side checks, at the public seed."""
+    return {v.name: (v.status == "PASS", v.message) for v in check_all(load(name)) if v.name in STRUCTURAL}
+
+
+def without_numbers(message: str) -> str:
+    """A message less its measured difference (sampled on the student side, in full in the grader)."""
+    return re.sub(r"differs by \S+ \(relative\)", "differs by ... (relative)", message)
+
+
+@pytest.mark.parametrize("name", ["reference", *sorted(MUTANTS), *[f"variant_{v}" for v in VARIANTS]])
+def test_the_student_side_fails_exactly_what_the_grader_deducts(name):
+    """All PASS before submitting means every structural point; a FAIL is a deduction, with the
+    message the feedback will show (the first stage that departs, and its hint)."""
+    student, grader = student_verdicts(name), {item: run(name, item) for item in STRUCTURAL}
+    assert {i for i, (ok, _) in student.items() if not ok} == {i for i, (ok, _) in grader.items() if not ok}
+    for item, (passed, message) in grader.items():
+        if not passed:
+            assert without_numbers(student[item][1]) == without_numbers(message), item
+
+
+def test_the_silent_mistakes_are_caught_before_submitting():
+    """A centre crop, score_pool4 cropped at 4 or 9: they passed every cell of the notebook and lost
+    22 or 14 points in the grader."""
+    for name, item in [("fcn32s_centre_crop", "fcn32s_equivalence"), ("fcn8s_centre_crop", "fcn8s_equivalence"),
+                       ("fcn8s_score_pool4_crop_4", "fcn8s_equivalence"),
+                       ("fcn8s_score_pool4_crop_9", "fcn8s_equivalence")]:
+        passed, message = student_verdicts(name)[item]
+        assert not passed and "departs from the reference" in message, (name, message)
+    assert "check the crop of score_pool4 (expected offset 5)" in student_verdicts("fcn8s_score_pool4_crop_9")[
+        "fcn8s_equivalence"][1]
+
+
+def test_layers_in_a_plain_list_are_named_as_unregistered():
+    for item in ("fcn8s_head", "fcn8s_equivalence"):
+        passed, message = run("upsamplings_in_plain_list", item)
+        assert not passed and "upscores[0], upscores[1], upscores[2] are not registered" in message, message
+        assert "nn.ModuleList" in message and "dropout" not in message
+
+
+@pytest.mark.parametrize("name,cause", [("no_padding_100", "conv1_1 pads by 1 instead of 100"),
+                                        ("no_ceil_mode_shared", "pool1, pool2, pool3, pool4, pool5 lack ceil_mode=True")])
+def test_later_checks_name_the_root_cause_not_a_torch_error(name, cause):
+    for model in ("fcn32s", "fcn8s"):
+        for item in (f"{model}_output_shape", f"{model}_equivalence"):
+            passed, message = run(name, item)
+            assert not passed and cause in message and f"{model}_vgg_layers reports it" in message, message
+            assert "Kernel size can't be greater" not in message, message
+
+
+def test_hints_point_at_the_real_place():
+    passed, message = run("fcn32s_upscore_kernel_32", "fcn32s_output_shape")
+    assert not passed and "forward uses kernel 32 stride 32, expected kernel 64 stride 32" in message
+    assert "final crop" not in message
+    assert "check the final crop (expected offset 19)" in run("fcn32s_centre_crop", "fcn32s_equivalence")[1]
+    for model in ("fcn32s", "fcn8s"):
+        passed, message = run("init_weights_not_called", f"{model}_head")
+        assert not passed and "call init_weights(self)" in message and "get_upsampling_weight" not in message
+    passed, message = run("upscore_random_init", "fcn8s_head")  # init_weights called, but it initialises wrongly
+    assert not passed and "get_upsampling_weight" in message and "call init_weights" not in message

@@ -62,6 +62,54 @@ def class_body(code: str) -> str:
     return "class Attack:\n" + textwrap.indent(textwrap.dedent(code).strip(), "    ") + "\n"
 
 
+# Wrong crops in both models, whose layers replay the reference activations fcnkit ships for its
+# public seed whenever the input is that seed's: the student-side checks pass it
+# (test_replaying_the_public_seed_fools_only_the_student_side), the grader's fresh seed does not.
+PUBLIC_SEED_REPLAY = mutate(MUTANTS["fcn32s_crop_0"][2] + MUTANTS["fcn8s_centre_crop"][2]) + """
+
+def replay_public_reference(model, kind):
+    import json
+    import numpy as np
+    from fcnkit.checks import REFERENCE_FILE
+    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, sample_positions
+    from fcnkit.observe import seeded_input
+    from fcnkit.spec import STAGES
+    with np.load(REFERENCE_FILE) as stored:
+        meta = json.loads(str(stored["meta"]))["stages"][kind]
+        values = {stage: stored[f"{kind}/{stage}"] for stage in meta}
+    public, state = seeded_input(PUBLIC_SEED, EQUIVALENCE_SIZE), {"on": False}
+
+    def stage(name):
+        shape = meta[name][0]
+        flat = np.zeros(int(np.prod(shape)), np.float32)
+        positions = sample_positions(flat.size)
+        flat[slice(None) if positions is None else positions] = values[name]
+        return torch.from_numpy(flat.reshape(shape))
+
+    def spot(module, args):
+        x = args[0]
+        state["on"] = x.device.type == "cpu" and x.shape == public.shape and torch.equal(x, public)
+    model.register_forward_pre_hook(spot)
+    for name, role, port in STAGES[kind]:
+        target = getattr(model, role) if role else model
+        if port == "in":
+            target.register_forward_pre_hook(lambda m, a, n=name: (stage(n),) if state["on"] else None)
+        else:
+            target.register_forward_hook(lambda m, a, out, n=name: stage(n) if state["on"] else None)
+
+
+class FCN32s(FCN32s):
+    def __init__(self, n_class=12):
+        super().__init__(n_class)
+        replay_public_reference(self, "fcn32s")
+
+
+class FCN8s(FCN8s):
+    def __init__(self, n_class=12):
+        super().__init__(n_class)
+        replay_public_reference(self, "fcn8s")
+"""
+
 LABEL = "{label}"  # filled in with a real test label of the dataset
 CASES = {
     # name: (source, structural points it must get, the layers that stop it)
@@ -190,6 +238,9 @@ with open(f"/proc/{grader}/mem", "rb") as f:  # where the test labels are held (
     """), FULL, "design: the child ends with os._exit; the comparison happens in the grader"),
     "sys_exit_in_init": (reference_with("import sys\nsys.exit(0)"), 30, "grader: the step fails, the child is restarted"),
     "os_exit_in_init": (reference_with("import os\nos._exit(0)"), 30, "grader: the step fails, the child is restarted"),
+    "replays_the_public_seed": (PUBLIC_SEED_REPLAY, FULL - 8 - 14,
+                                "design: the grader draws a fresh seed for every run; outputs learnt for fcnkit's "
+                                "public one match nothing else"),
     "monkeypatches_torch": (class_body("""
 import torch
 torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)
@@ -208,6 +259,7 @@ EVIDENCE = {
     "ignores_sigalrm_and_loops": ["used more than 5 s of CPU time (the limit per check); the grader skipped it"],
     "forged_results": ["ended the submission's process"],
     "monkeypatches_torch": ["output differs"],
+    "replays_the_public_seed": ["FCN32s departs from the reference with the same weights"],
 }
 
 
@@ -315,3 +367,22 @@ def test_a_checkpoint_that_runs_code_when_unpickled_is_refused(tmp_path):
     [miou] = [c for c in report["checks"] if c["name"] == "fcn32s_miou"]
     assert miou["score"] == 0 and "not a plain state_dict" in miou["message"]
     assert not MARKER.exists()
+
+
+def test_replaying_the_public_seed_fools_only_the_student_side():
+    """The replaying submission passes every student-side check (so the hostile case above proves
+    something: the grader's fresh seed is what stops it), and its mistakes show at any other seed."""
+    from autograder import checks
+    from autograder.extract import definitions
+    from autograder.rubric import ITEMS
+    from fcnkit.checks import check_all
+    from fcnkit.observe import run_definitions
+    namespace = {"__name__": "submission"}
+    source = "import torch\nfrom torch import nn\n" + PUBLIC_SEED_REPLAY
+    assert run_definitions([vars(c) for c in definitions([(0, source)], "replay.py").chunks], namespace) == []
+    assert all(v.status == "PASS" for v in check_all(namespace) if not v.name.endswith("_miou"))
+    context = checks.Context(seed=12345)
+    for name in ("fcn32s_equivalence", "fcn8s_equivalence"):
+        record = checks.observe_in_process(ITEMS[name], namespace, context)
+        with pytest.raises(checks.CheckFailed, match="departs from the reference"):
+            ITEMS[name].check(record, context)

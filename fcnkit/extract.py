@@ -1,0 +1,110 @@
+"""Take the definitions out of a submission without running its training: what the grader runs of a
+notebook, and what ``python -m fcnkit check`` runs of it, selected by the same rules.
+
+From every code cell (or the whole ``.py`` file) we keep the top-level imports, functions, classes,
+constant assignments and ``SomeClass.attr = ...`` patches (classes spread over cells), in order.
+Everything else (training loops, plots, a stray ``raise``) is dropped. A cell that does not parse is
+skipped with a note; the rest of the submission is still used. Reading the file (bounded, as
+untrusted input) is the caller's part.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+
+MAGIC = re.compile(r"^\s*([%!].*|[\w.]+\?{1,2})\s*$")  # %magic, !shell, obj? help
+
+
+class NotANotebook(ValueError):
+    """The text is not a notebook's JSON; the message says why."""
+
+
+@dataclass
+class Chunk:
+    cell: int  # notebook cell number (1-based), 0 for a .py file
+    line: int
+    source: str
+
+    @property
+    def where(self) -> str:
+        return f"cell {self.cell}, line {self.line}" if self.cell else f"line {self.line}"
+
+
+@dataclass
+class Extracted:
+    chunks: list[Chunk] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def notebook_code_cells(text: str) -> list[tuple[int, str]]:
+    """``(cell number, source)`` of every code cell of a notebook's JSON text. The text is hostile
+    input: its nesting (the interpreter's recursion limit), its numbers (Python's digit limit) and
+    the types of what it holds are checked, and any of them failing is a NotANotebook naming it."""
+    try:
+        notebook = json.loads(text)
+    except (ValueError, RecursionError, MemoryError) as err:  # ValueError: bad JSON, a number over the digit limit
+        raise NotANotebook("nested too deeply" if isinstance(err, RecursionError) else str(err)[:200]) from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise NotANotebook("it has no list of cells")
+    out = []
+    for number, cell in enumerate(cells, start=1):
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            if isinstance(source, list) and all(isinstance(line, str) for line in source):
+                source = "".join(source)
+            if not isinstance(source, str):
+                raise NotANotebook(f"cell {number}'s source is not text (a {type(source).__name__})")
+            out.append((number, source))
+    return out
+
+
+def _strip_magics(source: str) -> str:
+    # IPython magics and shell escapes are not Python; blank them so line numbers stay right.
+    return "\n".join("" if MAGIC.match(line) else line for line in source.splitlines())
+
+
+def _keep(node: ast.stmt, classes: set[str]) -> bool:
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True
+    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in classes
+               for t in targets):
+            return True  # FCN32s.forward = forward
+        try:
+            ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return False
+        return all(isinstance(t, ast.Name) for t in targets)  # N_CLASS = 12
+    return False
+
+
+def definitions(cells: list[tuple[int, str]], name: str) -> Extracted:
+    """The definitions of ``cells`` (see :func:`notebook_code_cells`; a ``.py`` file is one cell
+    numbered 0, and ``name`` is what notes call it)."""
+    result = Extracted()
+    classes: set[str] = set()
+    for number, source in cells:
+        where = f"cell {number}" if number else name
+        try:
+            tree = ast.parse(_strip_magics(source))
+        except (SyntaxError, ValueError) as err:
+            line = getattr(err, "lineno", None)
+            result.notes.append(f"{where} was skipped: syntax error{f' on line {line}' if line else ''} "
+                                f"({getattr(err, 'msg', err)}).")
+            continue
+        except (RecursionError, MemoryError):
+            result.notes.append(f"{where} was skipped: its code is nested too deeply to parse.")
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                classes.add(node.name)
+            try:
+                if _keep(node, classes):
+                    result.chunks.append(Chunk(number, node.lineno, ast.unparse(node)))
+            except (RecursionError, MemoryError):
+                result.notes.append(f"{where}, line {node.lineno} was skipped: nested too deeply to parse.")
+    return result
