@@ -109,7 +109,8 @@ def open_regular(path: Path) -> int:
     files, or the labels), devices and pipes (which could block or never end)."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # not on Windows
+                     | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise UnreadableFile(f"{path.name} is missing.") from None
     except OSError as err:
