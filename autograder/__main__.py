@@ -102,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
                             description="Grade ROOT/submission, write ROOT/results/results.json (Gradescope's "
                                         "layout; ROOT is /autograder there).")
     r.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
+    from .canvas import add_export_parser  # issue 23: python -m autograder export canvas ...
+    add_export_parser(commands)
     return parser
 
 
@@ -153,6 +155,8 @@ def summarize(out: Path) -> int:
     write_csv(reports, out / "grades.csv")
     print(score_table(reports))
     print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
+    from .overview import class_pages  # issue 23: integrity flags across the shards, and the overview
+    print(f"class overview: {class_pages(out, reports)}")
     return 0
 
 
@@ -165,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         return answers(args)
     if args.command == "gradescope-bundle":
         return gradescope_bundle(args.out, args.data)
+    if args.command == "export":  # issue 23
+        from .canvas import export_main
+        return export_main(args)
     if args.command == "gradescope-run":
         from .gradescope import run
         print(json.dumps(run(args.root), indent=1))
@@ -268,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
+    from .overview import class_pages  # issue 23: integrity flags and the class overview, after the reports
+    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, {'grading time': f'{graded - started:.1f} s', 'jobs': str(jobs), 'shard': args.shard or 'all'})}")
     if args.timings:
         args.timings.write_text(json.dumps({
             "start": started - began, "grading": graded - started, "reporting": time.perf_counter() - graded,

@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+from .integrity import feedback_section  # issue 23: the page's integrity note (filled in by overview.class_pages)
 from .rubric import FLAGGED, NOT_GRADED, RUBRIC
 
 
@@ -125,5 +126,6 @@ tr.failed td:nth-child(3){{color:#b00}}tr.not-graded td{{color:#777}}tr.flagged 
 <p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if manual else ' (the written answers are graded by hand)'}.</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{rows}</table>
 {written}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{figures}
+{feedback_section(report)}
 </body></html>
 """
