@@ -10,7 +10,6 @@ read again only when its sketch already says the two agree beyond what independe
 from __future__ import annotations
 
 import ast
-import copy
 import hashlib
 import html
 import itertools
@@ -74,38 +73,54 @@ def image_hashes(maps: dict[str, np.ndarray], ids: list[str]) -> list[str]:
 MIN_UNIT_NODES = 12
 
 
-def _normalised(node: ast.AST) -> ast.AST:
-    """A copy with docstrings removed and every identifier renamed by order of first appearance
-    (variables, arguments, functions, classes, attributes), so renaming and reformatting change
-    nothing; constants and structure stay."""
-    node = copy.deepcopy(node)
-    names: dict[str, str] = {}
+IDENTIFIERS = {"id", "arg", "name", "attr"}  # Name.id, arg.arg, def / class / except names, Attribute.attr
+SKIPPED = {"ctx", "type_comment", "annotation", "returns", "type_params"}  # no part of what the code does
 
-    def rename(name: str) -> str:
-        return names.setdefault(name, f"v{len(names)}")
-    for sub in ast.walk(node):
-        body = getattr(sub, "body", None)
-        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and body \
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
-            sub.body = body[1:] or [ast.Pass()]
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            sub.id = rename(sub.id)
-        elif isinstance(sub, ast.arg):
-            sub.arg, sub.annotation = rename(sub.arg), None
-        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            sub.name = rename(sub.name)
-            if not isinstance(sub, ast.ClassDef):
-                sub.returns = None
-        elif isinstance(sub, ast.Attribute):
-            sub.attr = rename(sub.attr)
-    return node
+
+def _docstring(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def normal_form(node: ast.AST) -> tuple[str, int]:
+    """(text, size in nodes) of a piece of code with docstrings, comments, annotations and formatting
+    left out and every identifier renamed by order of first appearance (variables, arguments,
+    functions, classes, attributes), so renaming and reformatting change nothing; constants and
+    structure stay. Made in one walk, without copying the tree."""
+    names: dict[str, str] = {}
+    out: list[str] = []
+    size = 0
+
+    def walk(value, field_name: str = "") -> None:
+        nonlocal size
+        if isinstance(value, ast.AST):
+            size += 1
+            out.append(type(value).__name__ + "(")
+            for name, child in ast.iter_fields(value):
+                if name in SKIPPED:
+                    continue
+                if name == "body" and isinstance(value, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                        and child and _docstring(child[0]):
+                    child = child[1:]
+                walk(child, name)
+                out.append(",")
+            out.append(")")
+        elif isinstance(value, list):
+            out.append("[")
+            for child in value:
+                walk(child, field_name)
+                out.append(",")
+            out.append("]")
+        elif isinstance(value, str) and field_name in IDENTIFIERS:
+            out.append(names.setdefault(value, f"v{len(names)}"))
+        else:
+            out.append(repr(value))
+    walk(node)
+    return "".join(out), size
 
 
 def code_units(cells: list[str]) -> dict[str, int]:
     """``{hash: size}`` of a submission's code: every function and method (at any depth) and every
-    other top-level statement but imports, each normalised (:func:`_normalised`)."""
+    other top-level statement but imports, each in its normal form (:func:`normal_form`)."""
     units = {}
     for source in cells:
         try:
@@ -117,10 +132,9 @@ def code_units(cells: list[str]) -> dict[str, int]:
                                                              ast.AsyncFunctionDef, ast.ClassDef))]
         for node in nodes:
             try:
-                dumped = ast.dump(_normalised(node), annotate_fields=False)
+                dumped, size = normal_form(node)
             except RecursionError:
                 continue
-            size = sum(1 for _ in ast.walk(node))
             if size >= MIN_UNIT_NODES:
                 units[hashlib.sha256(dumped.encode()).hexdigest()[:16]] = size
     return units
