@@ -4,34 +4,25 @@ sketch autograder.integrity compares). The integrity threshold is set far above 
 
     python bench/integrity_honest.py [--out runs/integrity_honest]
 
-Trains on FCNKIT_DATA (default ../shared/data/cmp_facade, else the bundled sample) with the VGG-16
+Trains on FCNKIT_DATA (default ../shared/data/cmp_facade) with the VGG-16
 conv weights of FCNKIT_VGG16_WEIGHTS (default ../shared/weights/vgg16_features_tvnorm.pth); only the
 score layer learns (the probe recipe of bench/pretraining_cpu.py), fc6 / fc7 random per seed.
 About 6 minutes on 2 CPU cores.
 """
 import argparse
-import dataclasses
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from autograder.integrity import sketch, sketch_agreement
-from autograder.reference.train import RECIPES, build, train_reference
+from autograder.reference.train import build, train_reference
 from fcnkit.data import cmp_splits, eval_split
 from fcnkit.predictions import read_predictions, save_predictions
-from fcnkit.splits import SAMPLE_ROOT
 from fcnkit.train import load_checkpoint
+from pretraining_cpu import DATA, RECIPE, REPO, WEIGHTS  # the same probe recipe, data and weights
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FCNKIT_SHARED", REPO.parent / "shared"))
-DATA = os.environ.get("FCNKIT_DATA") or (str(SHARED / "data" / "cmp_facade") if (SHARED / "data" / "cmp_facade").is_dir()
-                                         else str(SAMPLE_ROOT))
-WEIGHTS = os.environ.get("FCNKIT_VGG16_WEIGHTS", str(SHARED / "weights" / "vgg16_features_tvnorm.pth"))
 SETTINGS = dict(model="fcn32s", epochs=2, max_steps=30, limit=60, scale=0.25, device="cpu")
-RECIPE = dataclasses.replace(RECIPES["improved"], name="score-probe-cpu", lr=1e-3, head_lr=1e-3, crop=96,
-                             schedule="constant", trainable=("score",), amp=False)
 
 
 def main() -> None:

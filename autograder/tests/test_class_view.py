@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from autograder.__main__ import main
-from autograder.catalogue import REFERENCE, sources, write_submissions
+from autograder.catalogue import REFERENCE
 from autograder.rubric import RUBRIC
+from autograder.tests.test_frontends import catalogue  # noqa: F401 (a fixture: every catalogue submission as a folder)
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
 from fcnkit.splits import SAMPLE_ROOT, cmp_splits, load_label
 
@@ -46,12 +47,9 @@ def hand_in(folder: Path, maps: dict, sha: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> Path:
-    flat, klass = tmp_path_factory.mktemp("flat"), tmp_path_factory.mktemp("class")
-    write_submissions(flat, list(sources()))
-    for path in sorted(flat.iterdir()):
-        (klass / path.stem / "fcn_segmentation").mkdir(parents=True)
-        shutil.copy(path, klass / path.stem / "fcn_segmentation" / "fcn_segmentation.py")
+def graded(catalogue, tmp_path_factory) -> Path:
+    klass = tmp_path_factory.mktemp("class") / "class"
+    shutil.copytree(catalogue, klass)
     original = noisy_labels(0.4, seed=0)
     rng = np.random.default_rng(9)
     near = {k: np.where(rng.random(m.shape) < 0.01, (m + 1) % 12, m).astype(np.uint8) for k, m in original.items()}
