@@ -73,7 +73,7 @@ def image_hashes(maps: dict[str, np.ndarray], ids: list[str]) -> list[str]:
 MIN_UNIT_NODES = 12
 
 
-IDENTIFIERS = {"id", "arg", "name", "attr"}  # Name.id, arg.arg, def / class / except names, Attribute.attr
+IDENTIFIERS = {"id", "arg", "name"}  # Name.id, arg.arg, def / class / except names; and Attribute.attr, apart
 SKIPPED = {"ctx", "type_comment", "annotation", "returns", "type_params"}  # no part of what the code does
 
 
@@ -87,6 +87,7 @@ def normal_form(node: ast.AST) -> tuple[str, int]:
     functions, classes, attributes), so renaming and reformatting change nothing; constants and
     structure stay. Made in one walk, without copying the tree."""
     names: dict[str, str] = {}
+    attributes: dict[str, str] = {}  # a layer self.score_pool4 and a variable score_pool4 are renamed apart
     out: list[str] = []
     size = 0
 
@@ -112,6 +113,8 @@ def normal_form(node: ast.AST) -> tuple[str, int]:
             out.append("]")
         elif isinstance(value, str) and field_name in IDENTIFIERS:
             out.append(names.setdefault(value, f"v{len(names)}"))
+        elif isinstance(value, str) and field_name == "attr":
+            out.append(attributes.setdefault(value, f"a{len(attributes)}"))
         else:
             out.append(repr(value))
     walk(node)

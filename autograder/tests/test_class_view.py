@@ -2,6 +2,7 @@
 student's folder) plus four students with submitted predictions: the overview's per-item counts are
 grades.csv's, the page loads in headless Chromium without an error, and integrity flags name the
 students whose predictions or recorded weights are the same, and only them."""
+import ast
 import csv
 import dataclasses
 import json
@@ -14,6 +15,7 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.catalogue import REFERENCE
+from autograder.integrity import TEMPLATE, flag_class
 from autograder.rubric import RUBRIC
 from autograder.tests.test_frontends import catalogue  # noqa: F401 (a fixture: every catalogue submission as a folder)
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
@@ -161,3 +163,39 @@ def test_summarize_recomputes_the_flags_of_a_sharded_class(graded, tmp_path):
     assert set(flags(shard, "zz_copier", "predictions")) == {"zz_original", "zz_near_copy"}
     assert "with <b>zz_original</b>" in (shard / "feedback" / "zz_copier.html").read_text(encoding="utf-8")
     assert (shard / "index.html").read_text(encoding="utf-8").count("<li><b>submitted predictions</b>") == 3 * 2
+
+
+class Rename(ast.NodeTransformer):
+    """What a copier does: other names for the variables, arguments and layers."""
+    def visit_Name(self, node):
+        node.id = f"my_{node.id}" if node.id in {"h", "x", "fcn"} else node.id
+        return node
+
+    def visit_arg(self, node):
+        node.arg = f"my_{node.arg}" if node.arg in {"x", "fcn"} else node.arg
+        return node
+
+    def visit_Attribute(self, node):
+        self.generic_visit(node)
+        node.attr = node.attr.replace("score_pool", "skip")
+        return node
+
+
+def test_renamed_and_reformatted_code_is_the_same_code_and_the_templates_is_nobodys(tmp_path):
+    renamed = ast.unparse(Rename().visit(ast.parse(REFERENCE)))  # other names, no comments, other layout
+    assert renamed != REFERENCE and "my_h" in renamed and "skip4" in renamed
+    files = {"author": REFERENCE, "copier": renamed}
+    reports = []
+    for student, source in files.items():
+        (tmp_path / student).mkdir()
+        (tmp_path / student / "fcn_segmentation.py").write_text(source)
+        reports.append({"student": student, "submission": str(tmp_path / student / "fcn_segmentation.py")})
+    for student in ("untouched_1", "untouched_2"):  # the release as handed out: only the template's code
+        (tmp_path / student).mkdir()
+        shutil.copy(TEMPLATE, tmp_path / student / "fcn_segmentation.ipynb")
+        reports.append({"student": student, "submission": str(tmp_path / student / "fcn_segmentation.ipynb")})
+    flag_class(reports)
+    flagged = {r["student"]: [(f["kind"], f["other"]) for f in r["integrity"]] for r in reports}
+    assert flagged == {"author": [("code", "copier")], "copier": [("code", "author")], "untouched_1": [],
+                       "untouched_2": []}
+    assert "100% of" in reports[0]["integrity"][0]["evidence"]
