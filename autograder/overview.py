@@ -72,6 +72,25 @@ def item_counts(reports: list[dict]) -> dict[str, Counter]:
     return counts
 
 
+def integrity_groups(reports: list[dict]) -> list[tuple[str, list[str], list[tuple[str, str, str]]]]:
+    """The integrity flags as groups: per kind, the students linked by flagged pairs (a class
+    where seven hand in one notebook has one group of seven, not 21 lines), with their pairs."""
+    pairs: dict[str, set] = {}
+    for r in reports:
+        for f in r.get("integrity") or []:
+            pairs.setdefault(f["kind"], set()).add((*sorted((r["student"], f["other"])), f["evidence"]))
+    groups = []
+    for kind, found in sorted(pairs.items()):
+        group_of: dict[str, set] = {}
+        for a, b, _ in found:
+            merged = group_of.get(a, {a}) | group_of.get(b, {b})
+            for student in merged:
+                group_of[student] = merged
+        for group in {frozenset(g) for g in group_of.values()}:
+            groups.append((kind, sorted(group), sorted(p for p in found if p[0] in group)))
+    return sorted(groups, key=lambda g: (g[0], -len(g[1]), g[1]))
+
+
 def histogram_svg(scores: list[float], max_score: float, bin_width: float = 5, width: int = 640,
                   height: int = 220) -> str:
     """Inline SVG bar chart of scores in bins of ``bin_width`` points (the last bin holds full marks)."""
@@ -145,12 +164,11 @@ def overview_html(reports: list[dict], facts: dict[str, str] | None = None) -> s
         f"<li>{len(students)} students: {e(message.removeprefix('not graded: '))} "
         f"<details><summary>who</summary>{', '.join(_link(s) for s in sorted(students))}</details></li>"
         for message, students in sorted(pending.items(), key=lambda kv: -len(kv[1])))
-    pairs = {}
-    for r in reports:
-        for f in r.get("integrity") or []:
-            pairs.setdefault((f["kind"], *sorted((r["student"], f["other"])), f["evidence"]), None)
-    integrity = "".join(f"<li><b>{e(KINDS.get(kind, kind))}</b>: {_link(a)} and {_link(b)}: {e(evidence)}</li>"
-                        for kind, a, b, evidence in sorted(pairs))
+    integrity = "".join(
+        f"<li><b>{e(KINDS.get(kind, kind))}</b>: {', '.join(_link(s) for s in group)} ({len(group)} students)"
+        f"<details><summary>evidence, pair by pair ({len(pairs)})</summary><ul>"
+        + "".join(f"<li class='pair {kind}'>{_link(a)} and {_link(b)}: {e(evidence)}</li>" for a, b, evidence in pairs)
+        + "</ul></details></li>" for kind, group, pairs in integrity_groups(reports))
     seeds = sorted({str(r.get("seed")) for r in reports})
     layers = sorted({", ".join(r.get("isolation", {}).get("layers", [])) or "unknown" for r in reports})
     all_facts = {"students": str(n), "seed": ", ".join(seeds), "isolation layers": "; ".join(layers),

@@ -129,7 +129,12 @@ def test_identical_predictions_flag_both_students_naming_each_other(graded):
         page = (graded / "feedback" / f"{student}.html").read_text(encoding="utf-8")
         assert f"with <b>{other}</b>" in page and "not a penalty" in page
     overview = (graded / "index.html").read_text(encoding="utf-8")
-    assert "feedback/zz_copier.html'>zz_copier</a> and <a href='feedback/zz_original.html'" in overview
+    assert "<li class='pair predictions'><a href='feedback/zz_copier.html'>zz_copier</a> and <a href='feedback/" \
+           "zz_original.html'>zz_original</a>: FCN8s test predictions: 8 of 8 maps identical" in overview
+    # one group of the three, not three lines
+    assert "submitted predictions</b>: <a href='feedback/zz_copier.html'>zz_copier</a>, <a href='feedback/" \
+           "zz_near_copy.html'>zz_near_copy</a>, <a href='feedback/zz_original.html'>zz_original</a> (3 students)" \
+           in overview
     # never a penalty: the copier's score is the original's
     rows = {r["student"]: r for r in grades(graded)}
     assert rows["zz_copier"]["score"] == rows["zz_original"]["score"]
@@ -162,7 +167,7 @@ def test_summarize_recomputes_the_flags_of_a_sharded_class(graded, tmp_path):
     assert main(["summarize", str(shard)]) == 0
     assert set(flags(shard, "zz_copier", "predictions")) == {"zz_original", "zz_near_copy"}
     assert "with <b>zz_original</b>" in (shard / "feedback" / "zz_copier.html").read_text(encoding="utf-8")
-    assert (shard / "index.html").read_text(encoding="utf-8").count("<li><b>submitted predictions</b>") == 3 * 2
+    assert (shard / "index.html").read_text(encoding="utf-8").count("<li class='pair predictions'>") == 3 * 2
 
 
 class Rename(ast.NodeTransformer):
