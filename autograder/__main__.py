@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
     from .overview import class_pages  # issue 23: integrity flags and the class overview, after the reports
-    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, {'grading time': f'{graded - started:.1f} s', 'jobs': str(jobs), 'shard': args.shard or 'all'})}")
+    facts = {"grading time": f"{graded - started:.1f} s", "jobs": str(jobs), "shard": args.shard or "all"}
+    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)}")
     if args.timings:
         args.timings.write_text(json.dumps({
             "start": started - began, "grading": graded - started, "reporting": time.perf_counter() - graded,
