@@ -160,8 +160,8 @@ def template_units(template: Path | None = TEMPLATE) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------------- the class
-# Two independent trainings agree on far fewer pixels than this (docs/results.md, "Integrity flags":
-# two seeds of the same short CPU training agree on about 84% of the test pixels).
+# Two independent trainings agree on far fewer pixels than this (docs/results.md, "Integrity flags",
+# bench/integrity_honest.py: two seeds of the same short CPU training).
 PREDICTIONS_AGREEMENT = 0.97
 CODE_SIMILARITY = 0.9  # share of the written code (in AST nodes) two students have in common
 SHA256 = re.compile(r"[0-9a-f]{64}")
