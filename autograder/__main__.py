@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
                             description="Grade ROOT/submission, write ROOT/results/results.json (Gradescope's "
                                         "layout; ROOT is /autograder there).")
     r.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
+    from .canvas import add_export_parser  # python -m autograder export canvas ...
+    add_export_parser(commands)
     return parser
 
 
@@ -175,8 +177,9 @@ def summarize(out: Path) -> int:
         print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
                                                                           sorted(missing.items()))
               + ". Rerun the grade command (it resumes) to grade them.")
-        return 1
-    return 0
+    from .overview import class_pages  # integrity flags across the shards, and the overview
+    print(f"class overview: {class_pages(out, reports)}")
+    return 1 if missing else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         return answers(args)
     if args.command == "gradescope-bundle":
         return gradescope_bundle(args.out, args.data)
+    if args.command == "export":
+        from .canvas import export_main
+        return export_main(args)
     if args.command == "gradescope-run":
         from .grade import GraderError
         from .gradescope import run
@@ -357,6 +363,9 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
+    from .overview import class_pages  # integrity flags and the class overview, after the reports
+    facts = {"grading time": f"{graded - started:.1f} s", "jobs": str(jobs), "shard": args.shard or "all"}
+    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)}")
     if args.timings:
         atomic.write_text(args.timings, json.dumps({
             "start": started - began, "grading": graded - started, "reporting": time.perf_counter() - graded,

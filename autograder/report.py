@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import atomic
 from .checks import miou_thresholds
+from .integrity import feedback_section  # the page's integrity note (filled in by overview.class_pages)
 from .rubric import FLAGGED, NOT_GRADED, RUBRIC
 
 
@@ -130,5 +131,6 @@ tr.failed td:nth-child(3){{color:#b00}}tr.not-graded td{{color:#777}}tr.flagged 
 <p>Automatic score: <b>{report['score']} / {report.get('graded_max_score', report['max_score'])}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if manual else ' (the written answers are graded by hand)'}.</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{rows}</table>
 {written}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{figures}
+{feedback_section(report)}
 </body></html>
 """

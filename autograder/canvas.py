@@ -1,0 +1,193 @@
+"""Grades into an LMS: the CSV that Canvas's gradebook import takes (Grades > Import), made from a
+reports folder and the roster Canvas exports (Grades > Export).
+
+    python -m autograder export canvas grading-reports --roster canvas-export.csv --out canvas-import.csv
+
+The file has the roster's identifying columns (Student, ID, SIS User ID, SIS Login ID, Section), its
+"Points Possible" row, and one column for the assignment (an existing one, "Name (12345)", or a new
+one by name). Students are matched on SIS Login ID (``--match`` names another roster column); graded
+students missing from the roster and roster students without a report are listed on stderr and in
+a file beside the output, never dropped silently. The score is the total, written answers included
+once they are imported (``python -m autograder answers --import``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomic import text_cell, write_text
+
+IDENTITY = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+POINTS_POSSIBLE = "Points Possible"
+DEFAULT_ASSIGNMENT = "FCN segmentation"
+
+
+class ExportError(ValueError):
+    """A roster or reports folder that cannot be exported; the message names the file and the fix."""
+
+
+@dataclass
+class Export:
+    """What an export wrote, and whom it could not match."""
+    column: str  # the assignment's column
+    points_possible: float
+    rows: int
+    not_in_roster: list[str] = field(default_factory=list)  # graded students the roster lacks
+    without_report: list[str] = field(default_factory=list)  # roster students with no report
+    notes: list[str] = field(default_factory=list)
+
+
+def read_roster(path: Path) -> tuple[list[str], list[dict], dict | None]:
+    """(header, students, the Points Possible row or None) of a Canvas gradebook export."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # Canvas's export may begin with a byte-order mark
+    except (OSError, UnicodeDecodeError) as err:
+        raise ExportError(f"{path}: cannot be read as UTF-8 text ({err}); give the CSV of Canvas's Grades > "
+                          f"Export.") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = list(csv.reader(io.StringIO(text)))[0] if text.strip() else []
+    missing = [c for c in IDENTITY if c not in header]
+    if missing:
+        raise ExportError(f"{path}: no {', '.join(repr(c) for c in missing)} column; this is not a Canvas gradebook "
+                          f"export (Grades > Export > Export Entire Gradebook).")
+    points = next((r for r in rows if (r["Student"] or "").strip() == POINTS_POSSIBLE), None)
+    students = [r for r in rows if (r["Student"] or "").strip() != POINTS_POSSIBLE and any((r[c] or "").strip()
+                                                                                            for c in IDENTITY)]
+    return header, students, points
+
+
+def read_reports(folder: Path) -> list[dict]:
+    reports = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ExportError(f"{path}: not a report ({err}).") from None
+        if isinstance(report, dict) and "student" in report and "score" in report:
+            reports.append(report)
+    if not reports:
+        raise ExportError(f"{folder}: no <student>.json reports; run python -m autograder grade ... --out {folder} "
+                          f"first.")
+    return reports
+
+
+def assignment_column(header: list[str], name: str) -> str:
+    """The roster's column for the assignment: ``name`` itself, or the one column ``name (id)``;
+    else ``name``, which Canvas imports as a new assignment."""
+    if name in header:
+        return name
+    matches = [c for c in header if re.fullmatch(re.escape(name) + r" \(\d+\)", c)]
+    if len(matches) > 1:
+        raise ExportError(f"the roster has several columns for {name!r} ({', '.join(matches)}); give one with "
+                          f"--assignment.")
+    return matches[0] if matches else name
+
+
+def total(report: dict) -> float:
+    """The automatic score plus the written answers' scores once imported."""
+    return float(report.get("total", report["score"]) if report.get("manual") else report["score"])
+
+
+def points_possible(reports: list[dict]) -> float:
+    manual = max((sum(m["max_score"] for m in r.get("manual", {}).values()) for r in reports), default=0)
+    return float(max(r["max_score"] for r in reports) + manual)
+
+
+def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS Login ID",
+                  assignment: str = DEFAULT_ASSIGNMENT) -> Export:
+    """Write Canvas's gradebook import CSV (UTF-8, whole: temp + rename) and a list of whom it
+    could not match (``out`` with ``-unmatched.csv``).
+
+    Args:
+        reports_dir: the reports folder of ``python -m autograder grade`` (``<student>.json``).
+        roster: the CSV of Canvas's Grades > Export.
+        out: the CSV to write, for Canvas's Grades > Import.
+        match: the roster column holding the grader's student ids (nbgrader's are usually logins).
+        assignment: the assignment's column, ``Name (12345)`` as in the roster, or a new name.
+    """
+    header, students, points_row = read_roster(roster)
+    if match not in header:
+        raise ExportError(f"{roster}: no {match!r} column to match students on; choose one of "
+                          f"{', '.join(header[:8])} with --match.")
+    reports = {r["student"]: r for r in read_reports(reports_dir)}
+    column = assignment_column(header, assignment)
+    possible = points_possible(list(reports.values()))
+    by_key: dict[str, dict] = {}
+    for row in students:
+        key = (row[match] or "").strip()
+        if key:
+            by_key.setdefault(key.casefold(), row)
+    found = {s.casefold(): s for s in reports}
+    result = Export(column, possible, 0)
+    result.not_in_roster = sorted(s for s in reports if s.casefold() not in by_key)
+    result.without_report = sorted((row["Student"] or row[match] or "?").strip() for row in students
+                                   if (row[match] or "").strip().casefold() not in found)
+    if not any(r.get("manual") for r in reports.values()):
+        result.notes.append("the written answers are not imported yet: the column holds the automatic score only "
+                            "(python -m autograder answers --import ...)")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([*IDENTITY, column])
+    writer.writerow([text_cell((points_row or {}).get(c) or "") if c != "Student" else POINTS_POSSIBLE
+                     for c in IDENTITY] + [f"{possible:g}"])
+    for row in students:
+        student = found.get((row[match] or "").strip().casefold())
+        if student is None:
+            continue
+        writer.writerow([text_cell((row[c] or "").strip()) for c in IDENTITY] + [f"{total(reports[student]):g}"])
+        result.rows += 1
+    write_text(Path(out), buffer.getvalue())
+    unmatched = io.StringIO()
+    listing = csv.writer(unmatched, lineterminator="\n")
+    listing.writerow(["problem", "student"])
+    listing.writerows(("graded, not in the roster", text_cell(s)) for s in result.not_in_roster)
+    listing.writerows(("in the roster, no report", text_cell(s)) for s in result.without_report)
+    write_text(unmatched_path(out), unmatched.getvalue())
+    return result
+
+
+def unmatched_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).stem + "-unmatched.csv")
+
+
+def add_export_parser(commands) -> None:
+    """``python -m autograder export canvas ...`` (called by the CLI's parser)."""
+    e = commands.add_parser("export", help="grades into an LMS (Canvas's gradebook import CSV)",
+                            description="Write the grades in the format an LMS imports.")
+    lms = e.add_subparsers(dest="lms", required=True)
+    c = lms.add_parser("canvas", help="the CSV of Canvas's Grades > Import",
+                       description="Write the CSV that Canvas's gradebook import takes, from a reports folder and "
+                                   "the roster Canvas exports (Grades > Export).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("reports", type=Path, help="the reports folder of python -m autograder grade")
+    c.add_argument("--roster", type=Path, required=True, help="the CSV of Canvas's Grades > Export")
+    c.add_argument("--out", type=Path, required=True, help="the CSV to write, for Canvas's Grades > Import")
+    c.add_argument("--match", default="SIS Login ID", help="the roster column that holds the grader's student ids")
+    c.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
+                   help="the assignment's column: 'Name (12345)' as in the roster, or a name (one column 'Name (id)' "
+                        "in the roster is used; otherwise Canvas creates a new assignment)")
+
+
+def export_main(args) -> int:
+    try:
+        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {result.rows} students, column {result.column!r} out of {result.points_possible:g} "
+          f"points; import it in Canvas: Grades > Import")
+    for note in result.notes:
+        print(f"note: {note}")
+    for what, names in (("graded but not in the roster", result.not_in_roster),
+                        ("in the roster without a report", result.without_report)):
+        if names:
+            print(f"{len(names)} {what}: {', '.join(names)}", file=sys.stderr)
+    if result.not_in_roster or result.without_report:
+        print(f"listed in {unmatched_path(args.out)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,313 @@
+"""Integrity flags, for a person to review and never a penalty: students whose submitted
+predictions are the same or nearly so, who record the same weights' SHA-256, or whose own code
+(the cells students write, the template's given code left out) is the same after normalising names
+and formatting.
+
+Cheap for a class: each student's predictions become per-image hashes and a small sketch (the same
+few pixels of every test map); pairs are compared on sketches only, and the pixels of a pair are
+read again only when its sketch already says the two agree beyond what independent trainings do.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import html
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fcnkit.extract import _strip_magics
+from fcnkit.predictions import PredictionsError, read_predictions
+from fcnkit.spec import MODEL_CLASSES
+
+from .atomic import write_text
+from .extract import SubmissionError, code_cells
+from .trained import find_predictions
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
+
+SKETCH_PIXELS = 64  # per image: the sketch of 76 test maps is 4,864 bytes
+MISSING = 255  # a sketch value no class takes (12 classes): the image is not in the predictions
+
+
+def _positions(n: int = SKETCH_PIXELS, seed: int = 0) -> np.ndarray:
+    """Fractional (y, x) positions, the same for every student and image."""
+    return np.random.default_rng(seed).random((2, n))
+
+
+POSITIONS = _positions()
+
+
+def sketch(maps: dict[str, np.ndarray], ids: list[str]) -> np.ndarray:
+    """The class of SKETCH_PIXELS fixed (fractional) positions of each map, image after image."""
+    out = np.full((len(ids), SKETCH_PIXELS), MISSING, np.uint8)
+    for row, image_id in enumerate(ids):
+        m = maps.get(image_id)
+        if m is not None and m.ndim == 2 and m.size:
+            ys = (POSITIONS[0] * m.shape[0]).astype(np.intp)
+            xs = (POSITIONS[1] * m.shape[1]).astype(np.intp)
+            out[row] = m[ys, xs]
+    return out.ravel()
+
+
+def sketch_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the sketch's pixels (present in both) on which two students' maps agree."""
+    present = (a != MISSING) & (b != MISSING)
+    return float((a == b)[present].mean()) if present.any() else 0.0
+
+
+def image_hashes(maps: dict[str, np.ndarray], ids: list[str]) -> list[str]:
+    """A short SHA-256 of each map (shape and pixels), '' where the image is missing."""
+    out = []
+    for image_id in ids:
+        m = maps.get(image_id)
+        out.append("" if m is None else hashlib.sha256(repr(m.shape).encode() + m.tobytes()).hexdigest()[:16])
+    return out
+
+
+# ----------------------------------------------------------------------------------- code students write
+# Units smaller than this (in AST nodes) are left out: `return h`, `super().__init__()` are everyone's.
+MIN_UNIT_NODES = 12
+
+
+IDENTIFIERS = {"id", "arg", "name"}  # Name.id, arg.arg, def / class / except names; and Attribute.attr, apart
+SKIPPED = {"ctx", "type_comment", "annotation", "returns", "type_params"}  # no part of what the code does
+
+
+def _docstring(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def normal_form(node: ast.AST) -> tuple[str, int]:
+    """(text, size in nodes) of a piece of code with docstrings, comments, annotations and formatting
+    left out and every identifier renamed by order of first appearance (variables, arguments,
+    functions, classes, attributes), so renaming and reformatting change nothing; constants and
+    structure stay. Made in one walk, without copying the tree."""
+    names: dict[str, str] = {}
+    attributes: dict[str, str] = {}  # a layer self.score_pool4 and a variable score_pool4 are renamed apart
+    out: list[str] = []
+    size = 0
+
+    def walk(value, field_name: str = "") -> None:
+        nonlocal size
+        if isinstance(value, ast.AST):
+            size += 1
+            out.append(type(value).__name__ + "(")
+            for name, child in ast.iter_fields(value):
+                if name in SKIPPED:
+                    continue
+                if name == "body" and isinstance(value, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                        and child and _docstring(child[0]):
+                    child = child[1:]
+                walk(child, name)
+                out.append(",")
+            out.append(")")
+        elif isinstance(value, list):
+            out.append("[")
+            for child in value:
+                walk(child, field_name)
+                out.append(",")
+            out.append("]")
+        elif isinstance(value, str) and field_name in IDENTIFIERS:
+            out.append(names.setdefault(value, f"v{len(names)}"))
+        elif isinstance(value, str) and field_name == "attr":
+            out.append(attributes.setdefault(value, f"a{len(attributes)}"))
+        else:
+            out.append(repr(value))
+    walk(node)
+    return "".join(out), size
+
+
+def code_units(cells: list[str]) -> dict[str, int]:
+    """``{hash: size}`` of a submission's code: every function and method (at any depth) and every
+    other top-level statement but imports, each in its normal form (:func:`normal_form`)."""
+    units = {}
+    for source in cells:
+        try:
+            tree = ast.parse(_strip_magics(source))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        nodes += [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
+                                                             ast.AsyncFunctionDef, ast.ClassDef))]
+        for node in nodes:
+            try:
+                dumped, size = normal_form(node)
+            except RecursionError:
+                continue
+            if size >= MIN_UNIT_NODES:
+                units[hashlib.sha256(dumped.encode()).hexdigest()[:16]] = size
+    return units
+
+
+def written_code(submission: Path, template: dict[str, int]) -> dict[str, int]:
+    """The units of a submission that the template does not give."""
+    try:
+        cells = [source for _, source in code_cells(Path(submission))]
+    except SubmissionError:
+        return {}
+    return {h: size for h, size in code_units(cells).items() if h not in template}
+
+
+def template_units(template: Path | None = TEMPLATE) -> dict[str, int]:
+    """The units of the notebook students start from (the release: no solutions in it)."""
+    if template is None or not Path(template).is_file():
+        return {}
+    return code_units([source for _, source in code_cells(Path(template))])
+
+
+# ----------------------------------------------------------------------------------- the class
+# Two independent trainings agree on far fewer pixels than this (docs/results.md, "Integrity flags",
+# bench/integrity_honest.py: two seeds of the same short CPU training).
+PREDICTIONS_AGREEMENT = 0.97
+CODE_SIMILARITY = 0.9  # share of the written code (in AST nodes) two students have in common
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class Student:
+    """What a student's flags are computed from: per model, the predictions' hashes and sketch and
+    the recorded weights' SHA-256; their written code's units."""
+    name: str
+    hashes: dict[str, list[str]] = field(default_factory=dict)
+    sketches: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: dict[str, str] = field(default_factory=dict)
+    code: dict[str, int] = field(default_factory=dict)
+
+
+def student_evidence(report: dict, ids: list[str] | None, template: dict[str, int],
+                     checkpoints: Path | None = None) -> Student:
+    """Read one student's predictions (bounded, fcnkit.predictions) and code. ``ids``: the test
+    split's image ids (default: those the student's own predictions list)."""
+    student = Student(report["student"])
+    submission = Path(report["submission"])
+    for kind in MODEL_CLASSES:
+        folder = find_predictions(submission, kind, student.name, checkpoints) if submission.exists() else None
+        if folder is None or folder.is_symlink():
+            continue
+        try:
+            meta, maps = read_predictions(folder, kind)
+        except PredictionsError:
+            continue  # the mIoU item already flags what cannot be read
+        order = ids or meta.image_ids
+        student.hashes[kind], student.sketches[kind] = image_hashes(maps, order), sketch(maps, order)
+        if SHA256.fullmatch(meta.weights_sha256):
+            student.weights[kind] = meta.weights_sha256
+    if submission.is_file() and template:  # without the template every student shares its given code
+        student.code = written_code(submission, template)
+    return student
+
+
+def _flag(flags: dict, a: str, b: str, kind: str, evidence: str) -> None:
+    flags.setdefault(a, []).append({"kind": kind, "other": b, "evidence": evidence})
+    flags.setdefault(b, []).append({"kind": kind, "other": a, "evidence": evidence})
+
+
+def compare(students: list[Student]) -> dict[str, list[dict]]:
+    """The flags of a class: ``{student: [{"kind", "other", "evidence"}, ...]}``, each pair on both
+    students. Predictions: sketches compared pair by pair (vectorised, one student against all
+    later ones); weights and code: grouped by hash, so only students sharing one are paired."""
+    flags: dict[str, list[dict]] = {}
+    for kind, title in MODEL_CLASSES.items():
+        have = [s for s in students if kind in s.sketches]
+        if len(have) < 2 or len({len(s.sketches[kind]) for s in have}) != 1:
+            continue
+        matrix = np.stack([s.sketches[kind] for s in have])
+        present = matrix != MISSING
+        for i in range(len(have) - 1):
+            both = present[i] & present[i + 1:]
+            agree = ((matrix[i + 1:] == matrix[i]) & both).sum(1) / np.maximum(both.sum(1), 1)
+            for j in np.flatnonzero(agree >= PREDICTIONS_AGREEMENT) + i + 1:
+                a, b = have[i], have[j]
+                same = sum(x == y != "" for x, y in zip(a.hashes[kind], b.hashes[kind]))
+                _flag(flags, a.name, b.name, "predictions",
+                      f"{title} test predictions: {same} of {len(a.hashes[kind])} maps identical, "
+                      f"{agree[j - i - 1]:.1%} of {int(both[j - i - 1].sum())} sampled pixels agree "
+                      f"(independent trainings agree on far fewer; threshold {PREDICTIONS_AGREEMENT:.0%})")
+    by_sha: dict[str, list[tuple[str, str]]] = {}
+    for s in students:
+        for kind, digest in s.weights.items():
+            by_sha.setdefault(digest, []).append((s.name, kind))
+    for digest, owners in by_sha.items():
+        for (a, kind_a), (b, kind_b) in itertools.combinations(owners, 2):
+            if a != b:
+                _flag(flags, a, b, "weights", f"the same weights' SHA-256 ({digest[:16]}...) recorded in "
+                                              f"{MODEL_CLASSES[kind_a]} and {MODEL_CLASSES[kind_b]} predictions")
+    by_unit: dict[str, list[int]] = {}
+    for index, s in enumerate(students):
+        for unit in s.code:
+            by_unit.setdefault(unit, []).append(index)
+    pairs = {pair for owners in by_unit.values() for pair in itertools.combinations(owners, 2)}
+    for i, j in sorted(pairs):
+        a, b = students[i], students[j]
+        shared = sum(size for unit, size in a.code.items() if unit in b.code)
+        union = sum(a.code.values()) + sum(b.code.values()) - shared
+        if union and shared / union >= CODE_SIMILARITY:
+            _flag(flags, a.name, b.name, "code",
+                  f"the same code in the cells students write, after normalising names and formatting: "
+                  f"{shared / union:.0%} of {union} syntax nodes in common ({sum(u in b.code for u in a.code)} of "
+                  f"{len(a.code)} functions and statements)")
+    return flags
+
+
+def flag_class(reports: list[dict], checkpoints: Path | None = None, labels_ids: list[str] | None = None,
+               template: Path | None = TEMPLATE) -> dict[str, list[dict]]:
+    """Compute the flags of a class and put them into each report (``report["integrity"]``, a list,
+    empty when nothing is flagged). Never changes a score.
+
+    Args:
+        reports: the class's reports (``<student>.json``), each with its ``submission`` path.
+        checkpoints: the run's ``--checkpoints`` folder, where predictions may also be.
+        labels_ids: the test split's image ids (default: each student's own list).
+        template: the notebook students start from, whose code is left out.
+    """
+    given = template_units(template)
+    students = []
+    for report in reports:
+        try:
+            students.append(student_evidence(report, labels_ids, given, checkpoints))
+        except Exception:  # a submission that cannot be read gives no evidence; it never stops the run
+            students.append(Student(report["student"]))
+    flags = compare(students)
+    for report in reports:
+        report["integrity"] = flags.get(report["student"], [])
+    return flags
+
+
+# ----------------------------------------------------------------------------------- pages
+BEGIN, END = "<!-- integrity -->", "<!-- /integrity -->"
+KINDS = {"predictions": "submitted predictions", "weights": "recorded weights", "code": "code"}
+
+
+def feedback_section(report: dict) -> str:
+    """The feedback page's integrity note (between markers, so :func:`update_feedback_page` can
+    replace it after a sharded run's summary); empty markers when nothing is flagged."""
+    flags = report.get("integrity") or []
+    if not flags:
+        return BEGIN + END
+    e = html.escape
+    items = "".join(f"<li><b>{e(KINDS.get(f['kind'], f['kind']))}</b>, with <b>{e(f['other'])}</b>: "
+                    f"{e(f['evidence'])}</li>" for f in flags)
+    return (f"{BEGIN}<h2>For review</h2><p>The grader noticed similarities that a person will look at. This is not a "
+            f"penalty and changes no score.</p><ul class='integrity'>{items}</ul>{END}")
+
+
+def update_feedback_page(page: Path, report: dict) -> bool:
+    """Replace the integrity note of an existing feedback page (written whole: temp + rename).
+    Returns whether the page changed."""
+    if not page.is_file():
+        return False
+    text = page.read_text(encoding="utf-8")
+    section = feedback_section(report)
+    if BEGIN in text and END in text:
+        start, stop = text.index(BEGIN), text.index(END) + len(END)
+        new = text[:start] + section + text[stop:]
+    else:
+        new = text.replace("</body>", section + "\n</body>", 1)
+    if new == text:
+        return False
+    write_text(page, new)
+    return True
