@@ -1,0 +1,186 @@
+"""What grading finds, typed: a check's :class:`Status` and :class:`CheckResult`, a submission's
+:class:`Report`, and their one JSON form.
+
+The grading pipeline makes these; everything after it (the score table, grades.csv, the feedback
+pages, the overview, Gradescope's results, Canvas's export, ``summarize``, ``answers --import``)
+reads them, and reads ``<student>.json`` back only through :func:`read_report`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+MAX_REPORT_BYTES = 64 * 2**20  # a report is a few KB; anything near this was not written by the grader
+
+
+class Status(str, Enum):
+    """A check's outcome. The value is what the JSON, grades.csv's ``review`` column and the pages say."""
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_GRADED = "not graded"  # the run did not grade it (no trained results given, or the grader failed)
+    FLAGGED = "flagged"  # not credited, for a person to review (e.g. implausible submitted predictions)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One rubric item's result for one submission."""
+    name: str
+    title: str
+    model: str  # "fcn32s" or "fcn8s"
+    max_score: int
+    score: int
+    status: Status
+    message: str
+
+    @property
+    def graded(self) -> bool:
+        return self.status is not Status.NOT_GRADED
+
+    def to_json(self) -> dict:
+        return {"max_score": self.max_score, "message": self.message, "model": self.model, "name": self.name,
+                "score": self.score, "status": self.status.value, "title": self.title}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CheckResult":
+        return cls(name=data["name"], title=data["title"], model=data["model"], max_score=data["max_score"],
+                   score=data["score"], status=Status(data["status"]), message=data["message"])
+
+
+@dataclass(frozen=True)
+class IntegrityFlag:
+    """Evidence that this submission shares results or code with another one's: for review, never a score."""
+    kind: str  # "predictions", "weights" or "code"
+    other: str  # the other student
+    evidence: str
+
+
+@dataclass(frozen=True)
+class ManualScore:
+    """A written answer's score, imported from the answers pages' CSV."""
+    title: str
+    score: float
+    max_score: float
+    comment: str = ""
+
+
+@dataclass
+class Report:
+    """Everything the grader says about one submission.
+
+    ``score``, ``max_score``, ``graded_max_score`` and ``total`` are computed from the checks (and the
+    imported written answers); the fields after ``manual`` depend on the run (timings, the traceback
+    of a grader error, the first predicted maps for the feedback page) and never reach the JSON.
+    """
+    student: str
+    submission: str
+    seed: int | None = None
+    isolation: dict = field(default_factory=dict)  # {"layers": [...], "missing": {layer: why}}
+    checks: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    not_graded: str | None = None  # why the grader could not grade this submission at all
+    metrics: dict[str, dict] | None = None  # model: fcnkit.metrics.scores of its submitted predictions
+    integrity: list[IntegrityFlag] | None = None  # None: the class's flags were not computed
+    manual: dict[str, ManualScore] | None = None  # question id: its score, once imported
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    traceback: str = ""
+    first_predictions: dict[str, list] = field(default_factory=dict)  # model: up to 3 predicted maps
+
+    _IN_JSON = ("student", "submission", "seed", "isolation", "checks", "notes", "not_graded", "metrics",
+                "integrity", "manual")
+
+    @property
+    def score(self) -> int:
+        return sum(c.score for c in self.checks)
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.max_score for c in self.checks)
+
+    @property
+    def graded_max_score(self) -> int:
+        return sum(c.max_score for c in self.checks if c.graded)
+
+    @property
+    def total(self) -> float:
+        """The automatic score plus the written answers' scores once imported."""
+        return self.score + sum(m.score for m in (self.manual or {}).values())
+
+    def with_status(self, *statuses: Status) -> list[CheckResult]:
+        return [c for c in self.checks if c.status in statuses]
+
+    def to_json(self) -> dict:
+        data = {"student": self.student, "submission": self.submission, "seed": self.seed,
+                "isolation": self.isolation, "checks": [c.to_json() for c in self.checks], "notes": self.notes,
+                "score": self.score, "max_score": self.max_score, "graded_max_score": self.graded_max_score}
+        if self.not_graded is not None:
+            data["not_graded"] = self.not_graded
+        if self.metrics is not None:
+            data["metrics"] = self.metrics
+        if self.integrity is not None:
+            data["integrity"] = [vars(f) for f in self.integrity]
+        if self.manual is not None:
+            data["manual"] = {q: vars(m) for q, m in self.manual.items()}
+            data["total"] = self.total
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Report":
+        """The report :meth:`to_json` wrote (KeyError, TypeError or ValueError for anything else)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a report is a JSON object, not {type(data).__name__}")
+        report = cls(**{k: v for k, v in data.items() if k in cls._IN_JSON})
+        report.checks = [CheckResult.from_json(c) for c in data["checks"]]
+        if report.integrity is not None:
+            report.integrity = [IntegrityFlag(**f) for f in report.integrity]
+        if report.manual is not None:
+            report.manual = {q: ManualScore(**m) for q, m in report.manual.items()}
+        if not isinstance(report.student, str):
+            raise TypeError("the report's student is not a string")
+        return report
+
+
+def dumps(reports: "Report | list[Report]") -> str:
+    """The JSON text of one report (an object) or several (an array), as every report file is written."""
+    data = reports.to_json() if isinstance(reports, Report) else [r.to_json() for r in reports]
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+class ReportError(ValueError):
+    """A file that is not a report the grader wrote (missing, partly written, or something else)."""
+
+
+def read_report(path: Path) -> Report:
+    """The report in ``path``; ReportError naming the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_REPORT_BYTES + 1)
+        if len(raw) > MAX_REPORT_BYTES:
+            raise ValueError(f"over {MAX_REPORT_BYTES // 2**20} MB")
+        return Report.from_json(json.loads(raw.decode("utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as err:
+        reason = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+        raise ReportError(f"{path}: not a whole report ({reason})") from None
+
+
+def read_reports(folder: Path) -> tuple[list[Report], list[str]]:
+    """The reports ``<student>.json`` in ``folder``, sorted by file name, and a line for each file
+    skipped because it is not one (the grader's other JSON files, e.g. ``anonymous.json``, are not read)."""
+    reports, skipped = [], []
+    for path in sorted(Path(folder).glob("*.json")):
+        if path.name in NOT_REPORTS:
+            continue
+        try:
+            reports.append(read_report(path))
+        except ReportError as err:
+            skipped.append(str(err))
+    return reports, skipped
+
+
+NOT_REPORTS = {"anonymous.json", "results.json"}  # other files the grader may write beside the reports
