@@ -170,17 +170,13 @@ def read_report(path: Path) -> Report:
 
 
 def read_reports(folder: Path) -> tuple[list[Report], list[str]]:
-    """The reports ``<student>.json`` in ``folder``, sorted by file name, and a line for each file
-    skipped because it is not one (the grader's other JSON files, e.g. ``anonymous.json``, are not read)."""
+    """The reports ``<student>.json`` in ``folder``, sorted by file name, and a line for each JSON
+    file skipped because it is not a whole report (the caller says whether that matters)."""
     reports, skipped = [], []
     for path in sorted(Path(folder).glob("*.json")):
-        if path.name in NOT_REPORTS:
-            continue
         try:
             reports.append(read_report(path))
         except ReportError as err:
             skipped.append(str(err))
     return reports, skipped
 
-
-NOT_REPORTS = {"anonymous.json", "results.json"}  # other files the grader may write beside the reports
