@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder.catalogue import REFERENCE, mutate, MUTANTS
-from autograder.sandbox import LAYERS
+from autograder.isolation import LAYERS
 from fcnkit.data import SAMPLE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def replay_public_reference(model, kind):
     import numpy as np
     from fcnkit.checks import REFERENCE_FILE
     from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, sample_positions
-    from fcnkit.observe import seeded_input
+    from fcnkit.seeded import seeded_input
     from fcnkit.spec import STAGES
     with np.load(REFERENCE_FILE) as stored:
         meta = json.loads(str(stored["meta"]))["stages"][kind]
@@ -376,7 +376,7 @@ def test_replaying_the_public_seed_fools_only_the_student_side():
     from autograder.extract import definitions
     from autograder.rubric import ITEMS
     from fcnkit.checks import check_all
-    from fcnkit.observe import run_definitions
+    from fcnkit.extract import run_definitions
     namespace = {"__name__": "submission"}
     source = "import torch\nfrom torch import nn\n" + PUBLIC_SEED_REPLAY
     assert run_definitions([vars(c) for c in definitions([(0, source)], "replay.py").chunks], namespace) == []
