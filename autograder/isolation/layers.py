@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import confine
+from .confine import landlock_abi
 
 LAYERS = ("namespaces", "landlock", "seccomp", "unprivileged-user", "rlimits")
 NOBODY = 65534
@@ -140,7 +140,7 @@ def unavailable(want=LAYERS) -> dict[str, str]:
     missing = {layer: "not requested" for layer in LAYERS if layer not in want and layer != "rlimits"}
     if "namespaces" in want and not shutil.which("bwrap"):
         missing["namespaces"] = "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
-    if "landlock" in want and confine.landlock_abi() < 1:
+    if "landlock" in want and landlock_abi() < 1:
         missing["landlock"] = "the kernel has no Landlock (Linux 5.13+ with landlock in the lsm= list)"
     if "seccomp" in want:
         try:

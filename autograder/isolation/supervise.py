@@ -19,9 +19,9 @@ from pathlib import Path
 
 from fcnkit.extract import location
 
-from . import procfs
+from .procfs import cpu_seconds as process_cpu_seconds, last_line
 from .layers import NOBODY, Runtime, confinement
-from .runtime import codec
+from .runtime.codec import MAX_RECORD_BYTES, RecordError, decode
 from .worker import WorkerError, revive
 
 MAX_EVENT_LINE = 16 * 1024
@@ -92,7 +92,7 @@ class ConfinedChild:
     def cpu_seconds(self) -> float:
         if self.pid is None:
             self.pid = self.worker.host_pid(self.id)
-        return procfs.cpu_seconds(self.pid)
+        return process_cpu_seconds(self.pid)
 
     # -- events
     def next_event(self, timeout: float) -> dict | None:
@@ -154,7 +154,7 @@ class ConfinedChild:
         return how + hints.get(how.removeprefix("signal "), "") + (f"; last output: {tail}" if tail else "")
 
     def stderr_tail(self) -> str:
-        return procfs.last_line(self.out_fds[1])
+        return last_line(self.out_fds[1])
 
     def close(self) -> None:
         os.close(self.dir_fd)
@@ -163,16 +163,16 @@ class ConfinedChild:
         try:
             fd = os.open(f"{step}.rec", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self.dir_fd)
         except OSError as err:
-            raise codec.RecordError(f"its record is missing ({err.strerror})") from None
+            raise RecordError(f"its record is missing ({err.strerror})") from None
         try:
             info = os.fstat(fd)
-            if not (info.st_mode & 0o170000 == 0o100000) or info.st_size > codec.MAX_RECORD_BYTES:
-                raise codec.RecordError("its record is not a regular file under the size limit")
+            if not (info.st_mode & 0o170000 == 0o100000) or info.st_size > MAX_RECORD_BYTES:
+                raise RecordError("its record is not a regular file under the size limit")
             with os.fdopen(os.dup(fd), "rb") as f:
-                data = f.read(codec.MAX_RECORD_BYTES + 1)
+                data = f.read(MAX_RECORD_BYTES + 1)
         finally:
             os.close(fd)
-        return codec.decode(data, expected)
+        return decode(data, expected)
 
 
 _COUNTER = itertools.count()
@@ -274,7 +274,7 @@ def _one_child(child: ConfinedChild, pending, child_job, chunks, budget: _Budget
         if not step.startswith("chunk-"):
             try:
                 outcomes[step] = StepOutcome(record=child.read_record(step, expected[step]))
-            except codec.RecordError as err:
+            except RecordError as err:
                 outcomes[step] = StepOutcome(failure=f"the grader could not read what this check observed: {err}")
     child.close()
     if current is None and not why and not ending:

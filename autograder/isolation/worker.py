@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import procfs
+from .procfs import host_pid as pid_seen_here, last_line
 from .layers import Runtime, worker_command
 
 MAX_MESSAGE = 16 * 1024  # a control message from the worker
@@ -55,7 +55,7 @@ class WorkerProxy:
         ready = select.select([self.control], [], [], 60)[0]
         message = self._receive() if ready else None
         if not message or message.get("op") != "ready":
-            tail = procfs.last_line(self.stderr.fileno())
+            tail = last_line(self.stderr.fileno())
             self.close()
             raise WorkerError(f"the worker did not start ({tail or 'no message'})")
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -129,7 +129,7 @@ class WorkerProxy:
     def host_pid(self, job: str) -> int | None:
         """The pid of a job's child as this process sees it (the worker may be in a pid namespace)."""
         pid = self.pids.get(job)
-        return None if pid is None else procfs.host_pid(pid, self.proc.pid)
+        return None if pid is None else pid_seen_here(pid, self.proc.pid)
 
     def close(self) -> None:
         self.control.close()

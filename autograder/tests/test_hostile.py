@@ -241,6 +241,21 @@ with open(f"/proc/{grader}/mem", "rb") as f:  # where the test labels are held (
     "replays_the_public_seed": (PUBLIC_SEED_REPLAY, FULL - 8 - 14,
                                 "design: the grader draws a fresh seed for every run; outputs learnt for fcnkit's "
                                 "public one match nothing else"),
+    "plants_a_runtime_module": (attempt("""
+import sys
+for name in ("steps.py", "codec.py"):  # the runtime folder, first on sys.path: every later child imports from it
+    with open(os.path.join(sys.path[0], name), "a") as f:
+        f.write("import os\\nos._exit(3)\\n")
+"""), 0, "namespaces: the runtime folder is bound read-only; landlock: writes only in its own sandbox"),
+    "shadows_the_runtime_modules": (class_body("""
+import os, sys
+for name in ("codec", "steps", "confine", "child"):  # the child's runtime modules, under their own names
+    with open(name + ".py", "w") as f:
+        f.write("import os\\nos._exit(3)\\n")
+    sys.modules.pop(name, None)
+sys.path.insert(0, os.getcwd())  # its sandbox folder, first
+""") + REFERENCE, FULL, "design: the worker imports the runtime from the runtime folder before it forks; the child "
+                       "holds those modules and imports none of them again; each child starts in an emptied sandbox"),
     "monkeypatches_torch": (class_body("""
 import torch
 torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)
