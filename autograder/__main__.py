@@ -8,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import atomic, classrun, journal, tempdirs
+from . import atomic, classrun, journal
+from .isolation import tempdirs
 from .catalogue import EXAMPLES, write_submissions
 from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
-from .sandbox import LAYERS
+from .isolation import LAYERS
 from .trained import LabelSet
 from .report import score_table, write_csv, write_json
 

@@ -25,8 +25,10 @@ from . import atomic
 GRADED, NOT_GRADED = "graded", "not graded"  # a submission's state in the journal (unfinished: not there)
 HASH_LIMIT = 2 * 2**30  # a file larger than this is fingerprinted by its first bytes and its size
 ROOT = Path(__file__).resolve().parent
-GRADER_SOURCES = [ROOT / name for name in ("rubric.py", "checks.py", "grade.py", "trained.py", "child.py",
-                                           "sandbox.py", "extract.py", "reference/models.py")]
+GRADER_SOURCES = [ROOT / name for name in ("rubric.py", "checks.py", "grade.py", "trained.py",
+                                           "isolation/runtime/child.py", "isolation/runtime/steps.py",
+                                           "isolation/runtime/codec.py", "isolation/supervise.py", "extract.py",
+                                           "reference/models.py")]
 
 
 class RunLocked(RuntimeError):
@@ -42,8 +44,8 @@ def grader_fingerprint() -> str:
     """What a change of the rubric, the checks, the reference or the child changes."""
     import fcnkit
     digest = hashlib.sha256()
-    for path in [*GRADER_SOURCES, *(Path(fcnkit.__file__).parent / n for n in ("checks.py", "observe.py",
-                                                                               "records.py", "spec.py"))]:
+    for path in [*GRADER_SOURCES, *(Path(fcnkit.__file__).parent / n for n in ("checks.py", "observe.py", "seeded.py",
+                                                                               "describe.py", "records.py", "spec.py"))]:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]

@@ -95,7 +95,7 @@ def floor(device: str) -> dict[str, float]:
 import json, sys, time, torch
 from autograder.checks import EQUIVALENCE_SIZE
 from autograder.reference.observed import reference_model
-from fcnkit.observe import fill_seeded, seeded_input
+from fcnkit.seeded import fill_seeded, seeded_input
 device, out = sys.argv[1], {}
 for threads in sorted({1, torch.get_num_threads()}):
     torch.set_num_threads(threads)

@@ -51,13 +51,14 @@ def read_cells(path: Path) -> list[tuple[int, str]]:
 def check(path: Path, data: Path | None, predictions: Path | None, out=sys.stdout) -> int:
     extracted = definitions(read_cells(path), path.name)
     import fcnkit  # torch, once the file is known to be readable
-    from . import checks, metrics, observe, train, vgg, viz
+    from . import checks, metrics, train, vgg, viz
+    from .extract import run_definitions
     from . import data as datasets
     print(f"fcnkit check {path.name}: {len(extracted.chunks)} definitions (training cells are not run, as in the "
           f"grader)", file=out)
     namespace = {"__name__": "submission"}
-    notes = extracted.notes + observe.run_definitions([vars(c) for c in extracted.chunks], namespace,
-                                                      (fcnkit, vgg, datasets, metrics, train, viz))
+    notes = extracted.notes + run_definitions([vars(c) for c in extracted.chunks], namespace,
+                                              (fcnkit, vgg, datasets, metrics, train, viz))
     for note in notes:
         print(f"note: {note}", file=out)
     verdicts = checks.check_all(namespace, predictions=predictions, data=data)

@@ -1,5 +1,5 @@
-"""Take the definitions out of a submission without running its training: what the grader runs of a
-notebook, and what ``python -m fcnkit check`` runs of it, selected by the same rules.
+"""Take the definitions out of a submission without running its training, and run them: what the grader runs
+of a notebook, and what ``python -m fcnkit check`` runs of it, selected by the same rules.
 
 From every code cell (or the whole ``.py`` file) we keep the top-level imports, functions, classes,
 constant assignments and ``SomeClass.attr = ...`` patches (classes spread over cells), in order.
@@ -27,9 +27,10 @@ class Chunk:
     line: int
     source: str
 
-    @property
-    def where(self) -> str:
-        return f"cell {self.cell}, line {self.line}" if self.cell else f"line {self.line}"
+
+def location(cell: int, line: int) -> str:
+    """Where a chunk comes from, as notes name it: its notebook cell, else its line in a ``.py`` file."""
+    return f"cell {cell}" if cell else f"line {line}"
 
 
 @dataclass
@@ -108,3 +109,43 @@ def definitions(cells: list[tuple[int, str]], name: str) -> Extracted:
             except (RecursionError, MemoryError):
                 result.notes.append(f"{where}, line {node.lineno} was skipped: nested too deeply to parse.")
     return result
+
+
+# ----------------------------------------------------------------------------------- running them
+def run_definitions(chunks: list[dict], namespace: dict, fallback_modules=()) -> list[str]:
+    """Execute extracted definitions (``{"cell", "line", "source"}``) one by one; failures become
+    notes. ``from course_utils import get_upsampling_weight`` (a course module the grader lacks)
+    takes the names from ``fallback_modules`` instead."""
+    notes = []
+    for chunk in chunks:
+        note = run_chunk(chunk, namespace, fallback_modules)
+        if note:
+            notes.append(note)
+    return notes
+
+
+def run_chunk(chunk: dict, namespace: dict, fallback_modules=()) -> str:
+    """Execute one chunk; return a note when it failed ("" when it ran)."""
+    where = location(chunk["cell"], chunk["line"])
+    tree = ast.parse(chunk["source"])
+    ast.increment_lineno(tree, chunk["line"] - 1)
+    try:
+        exec(compile(tree, f"<submission {where}>", "exec"), namespace)
+    except ImportError as err:
+        if not _import_from(tree.body[0], namespace, fallback_modules):
+            return (f"{where}: {type(err).__name__}: {err} (the grader has torch, torchvision, numpy and "
+                    f"fcnkit; helpers from other course modules are looked up in fcnkit)")
+    except Exception as err:
+        return f"{where}: {type(err).__name__}: {err}"[:1000]
+    return ""
+
+
+def _import_from(node: ast.stmt, namespace: dict, modules) -> bool:
+    if not isinstance(node, ast.ImportFrom):
+        return False
+    for alias in node.names:
+        module = next((m for m in modules if hasattr(m, alias.name)), None)
+        if module is None:
+            return False
+        namespace[alias.asname or alias.name] = getattr(module, alias.name)
+    return True

@@ -1,31 +1,26 @@
-"""Observing a submitted FCN: what the grading child reports, and what the notebook's own checks look at.
+"""Observing a submitted FCN: what the notebook's own checks look at, and what the grading child reports.
 
 Everything here describes a model (its layers, output shapes, activations for given inputs and
 weights) and judges nothing: the verdicts are computed from these records elsewhere (the structural
-ones in :mod:`fcnkit.checks`, the rest by the grader, which holds the reference). The grader also
-calls :func:`observe_outputs` on its reference model, so both sides are observed the same way.
+ones in :mod:`fcnkit.judges`, the rest by the grader, which holds the reference). The grader also
+calls :func:`observe_outputs` on its reference model, so both sides are observed the same way. The
+seeded weights come from :mod:`fcnkit.seeded`; what only the grader's child runs is the grader's.
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import copy
-import ctypes
-import functools
-import math
-import mmap
-import os
-import weakref
-import zlib
 
 import numpy as np
 import torch
 from torch import nn
 
-from .records import CopiedLayer, CopyParams, Layer, Outputs, Predictions, Structure
-from .spec import MODEL_CLASSES, STAGES, VGG16_SOURCES, VGG_CONV_NAMES
+from .describe import CallRecorder, describe, unregistered_modules
+from .records import CopiedLayer, CopyParams, Outputs, Structure
+from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, sample_positions, seeded_input, seeded_vgg16
+from .seeded import PristineVGG, maps_repeated_weights, seeded_copy  # noqa: F401 (fcnkit.checks reads them here)
+from .spec import MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
 
-NAMED = (*VGG_CONV_NAMES, "fc6", "fc7")  # layers the assignment names; the others are found by structure
 MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed without their weights
 
 class ObservationError(Exception):
@@ -36,46 +31,6 @@ class ObservationError(Exception):
 def raised(what: str, err: BaseException) -> str:
     hint = " Finish the parts marked YOUR CODE HERE." if isinstance(err, NotImplementedError) else ""
     return f"{what} raised {type(err).__name__}: {err}.{hint}".replace(": .", ".")[:1000]
-
-
-# ----------------------------------------------------------------------------------- definitions
-def run_definitions(chunks: list[dict], namespace: dict, fallback_modules=()) -> list[str]:
-    """Execute extracted definitions (``{"cell", "line", "source"}``) one by one; failures become
-    notes. ``from course_utils import get_upsampling_weight`` (a course module the grader lacks)
-    takes the names from ``fallback_modules`` instead."""
-    notes = []
-    for chunk in chunks:
-        note = run_chunk(chunk, namespace, fallback_modules)
-        if note:
-            notes.append(note)
-    return notes
-
-
-def run_chunk(chunk: dict, namespace: dict, fallback_modules=()) -> str:
-    """Execute one chunk; return a note when it failed ("" when it ran)."""
-    where = f"cell {chunk['cell']}" if chunk["cell"] else f"line {chunk['line']}"
-    tree = ast.parse(chunk["source"])
-    ast.increment_lineno(tree, chunk["line"] - 1)
-    try:
-        exec(compile(tree, f"<submission {where}>", "exec"), namespace)
-    except ImportError as err:
-        if not _import_from(tree.body[0], namespace, fallback_modules):
-            return (f"{where}: {type(err).__name__}: {err} (the grader has torch, torchvision, numpy and "
-                    f"fcnkit; helpers from other course modules are looked up in fcnkit)")
-    except Exception as err:
-        return f"{where}: {type(err).__name__}: {err}"[:1000]
-    return ""
-
-
-def _import_from(node: ast.stmt, namespace: dict, modules) -> bool:
-    if not isinstance(node, ast.ImportFrom):
-        return False
-    for alias in node.names:
-        module = next((m for m in modules if hasattr(m, alias.name)), None)
-        if module is None:
-            return False
-        namespace[alias.asname or alias.name] = getattr(module, alias.name)
-    return True
 
 
 # ----------------------------------------------------------------------------------- building
@@ -140,74 +95,6 @@ def build(namespace: dict, kind: str, n_class: int, default_init: bool = True) -
     raise ObservationError(f"{name} could not be built as {name}(n_class={n_class}): {errors[0]}"[:1000])
 
 
-def _torch_type(module: nn.Module) -> str:
-    """The torch.nn class a module is (or derives from): a subclass of Conv2d counts as Conv2d."""
-    for klass in type(module).__mro__:
-        if klass.__module__.startswith("torch.nn.modules"):
-            return klass.__name__
-    return type(module).__name__
-
-
-def _pair(value) -> list[int]:
-    value = value if isinstance(value, (tuple, list)) else (value, value)
-    return [int(v) if isinstance(v, (int, np.integer)) else -1 for v in value]
-
-
-def unregistered_modules(model: nn.Module, limit: int = 20) -> list[str]:
-    """Modules kept in plain lists, tuples or dicts of the model or its submodules, where PyTorch
-    does not see them (``model.modules()``, ``.eval()``, ``.to()``, ``state_dict()`` skip them)."""
-    registered = {id(m) for m in model.modules()}
-    found = []
-    for prefix, module in model.named_modules():
-        for attr, value in vars(module).items():
-            items = value.items() if isinstance(value, dict) else enumerate(value) \
-                if isinstance(value, (list, tuple)) else ()
-            for key, item in items:
-                if isinstance(item, nn.Module) and id(item) not in registered:
-                    found.append(f"{prefix + '.' if prefix else ''}{attr}[{key!r}]")
-    return found[:limit]
-
-
-def describe(name: str, module: nn.Module, called: bool) -> Layer:
-    layer = Layer(name=name, type=_torch_type(module), called=called)
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        layer.in_channels, layer.out_channels = int(module.in_channels), int(module.out_channels)
-        layer.kernel_size, layer.stride = _pair(module.kernel_size), _pair(module.stride)
-        layer.padding = _pair(module.padding) if not isinstance(module.padding, str) else [-1, -1]
-        layer.bias = module.bias is not None
-    elif isinstance(module, nn.MaxPool2d):
-        layer.kernel_size, layer.stride = _pair(module.kernel_size), _pair(module.stride)
-        layer.padding, layer.ceil_mode = _pair(module.padding), bool(module.ceil_mode)
-    return layer
-
-
-class CallRecorder:
-    """Forward hooks on every module: which ran, in what order, and (for ``keep``) a copy of the
-    first input and output of each (copies, because the in-place ReLU that follows rewrites them)."""
-
-    def __init__(self, model: nn.Module, keep=lambda name, module: False):
-        self.order: list[str] = []
-        self.inputs: dict[str, torch.Tensor] = {}
-        self.outputs: dict[str, torch.Tensor] = {}
-        self.handles = []
-        for name, module in model.named_modules():
-            if name:
-                self.handles.append(module.register_forward_hook(self._hook(name, keep(name, module))))
-
-    def _hook(self, name: str, keep: bool):
-        def hook(module, inputs, output):
-            if name in self.order:
-                return
-            self.order.append(name)
-            if keep and inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
-                self.inputs[name], self.outputs[name] = inputs[0].detach().clone(), output.detach().clone()
-        return hook
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-
 @contextlib.contextmanager
 def large_weights_in_place(model: nn.Module):
     """While in this context, convolutions with large weights (fc6: 411 MB, fc7) run without oneDNN,
@@ -266,16 +153,6 @@ def observe_structure(model: nn.Module, kind: str, sizes, rebuild=None) -> Struc
                      forward_error=error, forward_device=device, unregistered=unregistered)
 
 
-def warm_up_meta() -> None:
-    """Run each kind of layer an FCN has once on the meta device: torch loads what the meta device
-    needs on first use (about a second), so a process that forks children pays it once for all."""
-    tiny = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2, ceil_mode=True),
-                         nn.Dropout2d(), nn.Conv2d(4, 4, 1), nn.ConvTranspose2d(4, 4, 4, 2, bias=False)).eval()
-    with torch.no_grad():
-        x = tiny.to("meta")(torch.empty(1, 3, 9, 9, device="meta"))
-        (x[:, :, 1:3, 1:3] + x[:, :, 0:2, 0:2]).contiguous()
-
-
 def _output_shapes(model: nn.Module, kind: str, sizes, device: str):
     calls = CallRecorder(model)
     shapes, error = [], ""
@@ -291,122 +168,6 @@ def _output_shapes(model: nn.Module, kind: str, sizes, device: str):
 
 
 # ----------------------------------------------------------------------------------- outputs
-def _generator(seed: int, key: str) -> torch.Generator:
-    return torch.Generator().manual_seed((seed ^ zlib.crc32(key.encode())) & 0xFFFFFFFF)
-
-
-SEED_BLOCK = 2**20
-
-
-def seeded_block(seed: int, key: str, bound: float, numel: int) -> torch.Tensor:
-    """The values a seeded tensor repeats: at most SEED_BLOCK uniform values in [-bound, bound],
-    drawn from ``seed`` and ``key``. Repeating them (fc6 alone holds 10**8 weights) tells two
-    networks apart as well as fresh ones would, at a fraction of the cost."""
-    return torch.empty(min(numel, SEED_BLOCK)).uniform_(-bound, bound, generator=_generator(seed, key))
-
-
-def fill_seeded_(tensor: torch.Tensor, seed: int, key: str, bound: float) -> None:
-    """Fill ``tensor`` in place with its seeded block, repeated."""
-    flat = tensor.view(-1)
-    block = seeded_block(seed, key, bound, flat.numel())
-    for start in range(0, flat.numel(), block.numel()):
-        part = flat[start:start + block.numel()]
-        part.copy_(block[:part.numel()])
-
-
-def seed_parameter_(param: torch.Tensor, seed: int, key: str, bound: float) -> None:
-    """Give ``param`` its seeded values (those of :func:`fill_seeded_`). A large one (fc6: 411 MB)
-    gets new storage in which the block's pages are mapped one after another, so that it takes the
-    block's 4 MB of memory; the others are filled in place."""
-    if param.numel() >= SEED_BLOCK and param.dtype == torch.float32 and param.device.type == "cpu":
-        repeated = _repeated(seeded_block(seed, key, bound, param.numel()), tuple(param.shape))
-        if repeated is not None:
-            param.data = repeated
-            return
-    fill_seeded_(param, seed, key, bound)
-
-
-PROT_NONE, PROT_READ_WRITE = 0, 3
-MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x01, 0x02, 0x10, 0x20, 0x4000
-
-
-@functools.cache
-def _libc():
-    """The C library's mmap and munmap, where there are memory files to map (Linux: the grader's
-    child); None elsewhere (macOS, Windows), where seeded weights are plain tensors."""
-    if not hasattr(os, "memfd_create"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
-        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-    except (OSError, AttributeError, TypeError):
-        return None
-    return libc
-
-
-def maps_repeated_weights() -> bool:
-    """Whether large seeded weights take the memory of one block (Linux), not their full size."""
-    return _libc() is not None
-
-
-def _repeated(block: torch.Tensor, shape: tuple[int, ...], aliased: bool = False) -> torch.Tensor | None:
-    """A contiguous float32 tensor of ``shape`` whose values repeat ``block``: one memory file
-    holding the block, mapped as many times as it takes, end to end (None where the system will
-    not). Copy-on-write: writes stay private to the process that makes them; ``aliased``: every
-    mapping is the same memory, so a write to one value writes every value ``block.numel()`` apart."""
-    numel, size = math.prod(shape), block.numel() * block.element_size()
-    libc = _libc()
-    if libc is None or size % mmap.PAGESIZE:
-        return None
-    count = -(-numel // block.numel())
-    fd = os.memfd_create("fcnkit-seeded", os.MFD_CLOEXEC)
-    try:
-        os.ftruncate(fd, size)
-        data = block.contiguous().numpy().tobytes()
-        written = 0
-        while written < size:
-            written += os.pwrite(fd, data[written:], written)
-        base = libc.mmap(None, count * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        if base is None or base == ctypes.c_void_p(-1).value:
-            return None
-        for i in range(count):
-            flags = (MAP_SHARED if aliased else MAP_PRIVATE) | MAP_FIXED
-            if libc.mmap(base + i * size, size, PROT_READ_WRITE, flags, fd, 0) != base + i * size:
-                libc.munmap(base, count * size)
-                return None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    array = (ctypes.c_float * numel).from_address(base)
-    weakref.finalize(array, libc.munmap, base, count * size)  # unmapped with the last tensor using it
-    return torch.frombuffer(array, dtype=torch.float32).view(shape)
-
-
-def fill_seeded(model: nn.Module, seed: int) -> None:
-    """Overwrite every convolution with weights drawn from ``seed``: the named layers (conv1_1 ...
-    fc7) by name, the others by their shape, so that any names work for the extra layers. Transposed
-    convolutions get no bias (the reference has none: a stray bias costs the head item only)."""
-    with torch.no_grad():
-        for name, m in model.named_modules():
-            if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                continue
-            key = name if name in NAMED else f"{type(m).__name__}{tuple(m.weight.shape)}"
-            fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight[:, 0].numel()
-            seed_parameter_(m.weight, seed, key, (6 / max(fan_in, 1)) ** 0.5)
-            if m.bias is not None:
-                if isinstance(m, nn.ConvTranspose2d):
-                    m.bias.zero_()
-                else:
-                    fill_seeded_(m.bias, seed, key + ".bias", 0.1)
-
-
-def seeded_input(seed: int, size) -> torch.Tensor:
-    return torch.randn(1, 3, *size, generator=_generator(seed, "input"))
-
-
 def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> dict[str, str]:
     """Which called layer plays which part of the reference: named layers by name, the score layers
     and upsamplings by their shapes, the two 2x upsamplings of FCN-8s by the order they ran in."""
@@ -491,48 +252,10 @@ def own_copy_function(namespace: dict, kind: str):
     return None
 
 
-def seeded_vgg16(seed: int) -> nn.Module:
-    """torchvision's VGG-16 holding weights drawn from ``seed`` (no download, no default init)."""
-    from torchvision.models import vgg16
-    with torch.device("meta"):
-        vgg = vgg16()
-    vgg = vgg.to_empty(device="cpu")
-    with torch.no_grad():
-        for name, p in vgg.named_parameters():
-            seed_parameter_(p, seed, f"vgg16.{name}", 1.0)
-    return vgg
-
-
-class PristineVGG:
-    """A seeded VGG-16 built once and handed to every copy_params observation: a fingerprint of its
-    parameters (their storage, shape and sum) tells whether a submission's copy function changed it,
-    and then the next observation gets a fresh one. The warm worker builds it before forking, so
-    every submission starts from the same pages, shared copy-on-write."""
-
-    def __init__(self, seed: int):
-        self.seed, self.vgg = seed, seeded_vgg16(seed)
-        self.fingerprint = self._fingerprint()
-
-    def _fingerprint(self) -> list:
-        with torch.no_grad():
-            return [(name, p.data_ptr(), tuple(p.shape), tuple(p.stride()), float(p.sum()))
-                    for name, p in self.vgg.named_parameters()]
-
-    def get(self) -> nn.Module:
-        if self._fingerprint() != self.fingerprint:
-            self.vgg = seeded_vgg16(self.seed)
-            self.fingerprint = self._fingerprint()
-        return self.vgg
-
-
 def copy_targets(vgg: nn.Module):
     """``(fcn layer name, vgg layer's parameter prefix, vgg layer)`` for what copy_params_from_vgg16
     must fill."""
     return [(name, prefix, vgg.get_submodule(prefix)) for name, prefix, _ in VGG16_SOURCES]
-
-
-def sample_positions(seed: int, name: str, numel: int, count: int = 256) -> torch.Tensor:
-    return torch.randint(max(numel, 1), (count,), generator=_generator(seed, f"positions.{name}"))
 
 
 def copied_layer(seed: int, name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> CopiedLayer:
@@ -542,36 +265,6 @@ def copied_layer(seed: int, name: str, weight: torch.Tensor, bias: torch.Tensor 
                        weight_sum=sum(float(part.sum(dtype=torch.float64)) for part in flat.split(SEED_BLOCK)),
                        bias=(bias.detach().float().reshape(-1)[:8192].numpy() if bias is not None
                              else np.zeros(0, np.float32)))
-
-
-def seeded_copy(seed: int) -> dict[str, CopiedLayer]:
-    """What a correct copy from :func:`seeded_vgg16` leaves in each layer, computed from the seeded
-    blocks alone (the 138 M weights are never allocated)."""
-    expected = {}
-    for name, prefix, shape in VGG16_SOURCES:
-        numel = math.prod(shape)
-        block = seeded_block(seed, f"vgg16.{prefix}.weight", 1.0, numel).double()
-        repeats, rest = divmod(numel, block.numel())
-        positions = sample_positions(seed, name, numel)
-        bias = seeded_block(seed, f"vgg16.{prefix}.bias", 1.0, shape[0])
-        expected[name] = CopiedLayer(numel=numel, weight_samples=block[positions % block.numel()].float().numpy(),
-                                     weight_sum=float(block.sum() * repeats + block[:rest].sum()),
-                                     bias=bias[:8192].numpy())
-    return expected
-
-
-def _alias_large_weight(layer) -> None:
-    """Give a large weight (fc6: 411 MB, fc7: 67 MB) the storage of :func:`_repeated` with
-    ``aliased=True``: SEED_BLOCK values, NaN until written, seen over and over. The seeded VGG-16
-    repeats its values with that same period, so a correct copy writes the same value into every
-    alias and leaves what a full-size copy would, for 4 MB; a wrong one (another layer, another
-    order, nothing) leaves values that are not the expected ones, which is all the judge compares."""
-    weight = getattr(layer, "weight", None)
-    if isinstance(weight, torch.Tensor) and weight.dtype == torch.float32 and weight.device.type == "cpu" \
-            and weight.numel() >= SEED_BLOCK and weight.numel() % SEED_BLOCK == 0:
-        sink = _repeated(torch.full((SEED_BLOCK,), float("nan")), tuple(weight.shape), aliased=True)
-        if sink is not None:
-            weight.data = sink
 
 
 def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Module | None = None) -> CopyParams:
@@ -584,7 +277,7 @@ def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Mo
     vgg = seeded_vgg16(seed) if vgg is None else vgg
     result = CopyParams(own=own is not None)
     for name, _, _ in copy_targets(vgg):
-        _alias_large_weight(getattr(model, name, None))
+        alias_large_weight(getattr(model, name, None))
     try:
         with torch.no_grad():
             (own or copy_params_from_vgg16)(model, vgg)
@@ -605,8 +298,3 @@ def predict(model: nn.Module, images, device="cpu") -> list[np.ndarray]:
     model.eval().to(device)
     return [model(x[None].to(device)).argmax(1)[0].to(torch.uint8).cpu().numpy() for x in images]
 
-
-def observe_predictions(namespace: dict, kind: str, n_class: int, checkpoint, images, device="cpu") -> Predictions:
-    from .checks import load_weights
-    model = load_weights(build(namespace, kind, n_class, default_init=False), checkpoint)
-    return Predictions(kind=kind, maps=predict(model, images, device))

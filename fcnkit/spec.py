@@ -44,6 +44,7 @@ VGG_CONV_NAMES = (
     "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
     "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3",
 )
+NAMED = (*VGG_CONV_NAMES, "fc6", "fc7")  # layers the assignment names; the others are found by structure
 VGG_CHANNELS = ((3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
                 (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512))
 # Where copy_params_from_vgg16 takes each layer from in torchvision's vgg16(): (FCN layer, VGG-16

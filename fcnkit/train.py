@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import IGNORE_INDEX
+from .judges import CheckFailed
 from .metrics import ConfusionMatrix
 
 
@@ -107,45 +108,12 @@ def fit(model: nn.Module, train_loader, val_loader, *, n_class: int, epochs: int
     fast = speedups(device, amp, channels_last)
     model.to(device, memory_format=fast.memory_format)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    # the loss is summed where it is computed (a float64 sum of float32 losses: the same as summing
-    # them on the host), so the GPU never waits for the host between steps
-    sum_dtype = torch.float32 if device.type == "mps" else torch.float64
+    epoch_of = _EpochTrainer(model, train_loader, optimizer, scheduler, device, fast, max_steps, progress, epochs)
     result = FitResult(model=model)
     best_state = None
     for epoch in range(1, epochs + 1):
-        model.train()
-        start, count = time.perf_counter(), 0
-        total = torch.zeros((), dtype=sum_dtype, device=device)
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress,
-                   total=min(len(train_loader), max_steps or len(train_loader)))
-        for step, (images, labels) in enumerate(bar):
-            if max_steps is not None and step >= max_steps:
-                break
-            images = images.to(device, non_blocking=True, memory_format=fast.memory_format)
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=fast.autocast or torch.bfloat16, enabled=fast.autocast is not None):
-                loss = criterion(model(images).float(), labels)
-            total, count = total + loss.detach().to(sum_dtype), count + 1
-            if step % fast.sync_every == 0:
-                seen = total.item()  # on the CPU this is every step's loss, checked before its update
-                if not math.isfinite(seen):
-                    raise NonFiniteLoss(
-                        f"loss is {loss.item()} at epoch {epoch}, step {step}: lower the learning rate, "
-                        f"check the weight initialisation (e.g. the bilinear upsampling), or turn amp off."
-                    )
-                bar.set_postfix(loss=f"{seen / count:.3f}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        mean_loss = total.item() / max(count, 1)  # the one wait for the GPU in an epoch
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLoss(
-                f"the training loss became {mean_loss} during epoch {epoch}: lower the learning rate, "
-                f"check the weight initialisation (e.g. the bilinear upsampling), or turn amp off."
-            )
+        start = time.perf_counter()
+        mean_loss = epoch_of.train(epoch)
         train_seconds = time.perf_counter() - start
         val = evaluate(model, val_loader, n_class, device)
         entry = {"epoch": epoch, "loss": mean_loss, "val_pixel_acc": val["pixel_acc"],
@@ -166,6 +134,61 @@ def fit(model: nn.Module, train_loader, val_loader, *, n_class: int, epochs: int
     if test_loader is not None:
         result.test = evaluate(model, test_loader, n_class, device)
     return result
+
+
+@dataclass
+class _EpochTrainer:
+    """One epoch of :func:`fit`'s optimisation, with cross-entropy ignoring IGNORE_INDEX."""
+    model: nn.Module
+    loader: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    device: torch.device
+    fast: Speedups
+    max_steps: int | None
+    progress: bool
+    epochs: int
+
+    def train(self, epoch: int) -> float:
+        """Train one epoch; its mean loss (NonFiniteLoss when it is not finite)."""
+        model, fast, device, max_steps = self.model, self.fast, self.device, self.max_steps
+        criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+        # the loss is summed where it is computed (a float64 sum of float32 losses: the same as summing
+        # them on the host), so the GPU never waits for the host between steps
+        sum_dtype = torch.float32 if device.type == "mps" else torch.float64
+        model.train()
+        count = 0
+        total = torch.zeros((), dtype=sum_dtype, device=device)
+        bar = tqdm(self.loader, desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=not self.progress,
+                   total=min(len(self.loader), max_steps or len(self.loader)))
+        for step, (images, labels) in enumerate(bar):
+            if max_steps is not None and step >= max_steps:
+                break
+            images = images.to(device, non_blocking=True, memory_format=fast.memory_format)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=fast.autocast or torch.bfloat16, enabled=fast.autocast is not None):
+                loss = criterion(model(images).float(), labels)
+            total, count = total + loss.detach().to(sum_dtype), count + 1
+            if step % fast.sync_every == 0:
+                seen = total.item()  # on the CPU this is every step's loss, checked before its update
+                if not math.isfinite(seen):
+                    raise NonFiniteLoss(
+                        f"loss is {loss.item()} at epoch {epoch}, step {step}: lower the learning rate, "
+                        f"check the weight initialisation (e.g. the bilinear upsampling), or turn amp off."
+                    )
+                bar.set_postfix(loss=f"{seen / count:.3f}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+        mean_loss = total.item() / max(count, 1)  # the one wait for the GPU in an epoch
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLoss(
+                f"the training loss became {mean_loss} during epoch {epoch}: lower the learning rate, "
+                f"check the weight initialisation (e.g. the bilinear upsampling), or turn amp off."
+            )
+        return mean_loss
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta) -> Path:
@@ -197,3 +220,21 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
     if model is not None:
         model.load_state_dict(state)
     return state, meta
+
+
+def load_weights(model: nn.Module, path) -> nn.Module:
+    """Load a submitted checkpoint safely: a state_dict (or {"state_dict": ...}), weights only; a
+    CheckFailed naming the fix when the file is missing, does not fit ``model`` or is not a state_dict."""
+    try:
+        load_checkpoint(path, model)
+    except FileNotFoundError:
+        raise CheckFailed(f"checkpoint {path} not found; save model.state_dict() there.") from None
+    except RuntimeError as err:
+        if "state_dict" not in str(err):
+            raise
+        first = str(err).strip().splitlines()
+        raise CheckFailed(f"checkpoint {path} does not fit the model: {' '.join(first[:3])[:400]}") from None
+    except Exception as err:  # a pickled object, a corrupt file...
+        raise CheckFailed(f"checkpoint {path} is not a plain state_dict ({type(err).__name__}: "
+                          f"{str(err)[:200]}); save with torch.save(model.state_dict(), path).") from None
+    return model

@@ -28,9 +28,9 @@ class NoProcessLibrary(real_cdll):
 ctypes.CDLL = NoProcessLibrary
 sys.modules["autograder"] = None
 from fcnkit.__main__ import main
-from fcnkit import observe
+from fcnkit import seeded
 rc = main(sys.argv[1:])
-assert not observe.maps_repeated_weights(), "the Linux-only path was used"
+assert not seeded.maps_repeated_weights(), "the Linux-only path was used"
 sys.exit(rc)
 """
 

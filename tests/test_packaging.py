@@ -21,6 +21,10 @@ RELEASE = REPO / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentatio
 # hints that name a departing stage are public on purpose: the notebook states and gives them.)
 SOLUTION_MARKERS = ("31:31 +", "19:19 +", "5:5 + upscore2", "9:9 + upscore_pool4", "MUTANTS", "check_in_process",
                     "reference.MODELS")
+# What only the grader's child runs (autograder/isolation/runtime: the record codec, the steps, the worker's loop):
+# it reaches the child through the runtime folder, never through the wheel.
+CHILD_ONLY = ("def encode(", "def decode(", "class RecordError", "def warm_up_meta(", "def observe_predictions(",
+              "def run_step(", "class WorkerServer", "def observe_steps(")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,9 @@ def test_student_wheel_holds_no_solution(student_wheel):
                 found = [m for m in SOLUTION_MARKERS if m in text]
                 assert not found, f"{name} holds {found}"
                 assert "class FCN8s" not in text and "class FCN32s" not in text, name
+                assert not [d for d in CHILD_ONLY if d in text], f"{name} holds the child's runtime"
     assert "fcnkit/checks.py" in names and "fcnkit/observe.py" in names  # the student-side checks are there
+    assert not [n for n in names if Path(n).name in ("codec.py", "steps.py", "child.py", "confine.py")], names
 
 
 def imports(source: str) -> set[str]:
@@ -66,12 +72,16 @@ def test_release_notebook_imports_nothing_from_the_grader():
 
 
 def test_the_childs_runtime_holds_no_solution(tmp_path):
-    """What the sandboxed child runs (child.py, confine.py, fcnkit) is all it can read of ours."""
-    from autograder import sandbox
-    runtime = sandbox.prepare(tmp_path)
+    """What the sandboxed child runs (its runtime: child.py, codec.py, steps.py; confine.py; fcnkit) is all it can
+    read of ours, and its runtime is there, first on its import path (the wheel does not have it)."""
+    from autograder import isolation
+    runtime = isolation.prepare(tmp_path)
     runtime.close()
     files = [p for p in runtime.folder.rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"child.py", "confine.py", "observe.py", "records.py"}
+    assert {p.name for p in files} >= {"child.py", "codec.py", "steps.py", "confine.py", "observe.py", "records.py"}
+    runtime_code = "".join((runtime.folder / n).read_text() for n in ("child.py", "codec.py", "steps.py"))
+    assert [d for d in CHILD_ONLY if d in runtime_code] == list(CHILD_ONLY)
+    assert runtime.sys_path[0] == str(runtime.folder)
     for path in files:
         text = path.read_bytes().decode("utf-8", "replace")  # the reference activations are binary
         assert not [m for m in SOLUTION_MARKERS if m in text], path

@@ -21,7 +21,8 @@ from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
 from autograder.extract import extract
 from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.checks import CheckFailed, check_all
-from fcnkit.observe import ObservationError, run_definitions
+from fcnkit.extract import run_definitions
+from fcnkit.observe import ObservationError
 
 STRUCTURAL = [i.name for i in RUBRIC if not i.needs_weights]
 CONTEXT = checks.Context(seed=7)

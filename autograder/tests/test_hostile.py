@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder.catalogue import REFERENCE, mutate, MUTANTS
-from autograder.sandbox import LAYERS
+from autograder.isolation import LAYERS
 from fcnkit.data import SAMPLE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def replay_public_reference(model, kind):
     import numpy as np
     from fcnkit.checks import REFERENCE_FILE
     from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, sample_positions
-    from fcnkit.observe import seeded_input
+    from fcnkit.seeded import seeded_input
     from fcnkit.spec import STAGES
     with np.load(REFERENCE_FILE) as stored:
         meta = json.loads(str(stored["meta"]))["stages"][kind]
@@ -241,6 +241,21 @@ with open(f"/proc/{grader}/mem", "rb") as f:  # where the test labels are held (
     "replays_the_public_seed": (PUBLIC_SEED_REPLAY, FULL - 8 - 14,
                                 "design: the grader draws a fresh seed for every run; outputs learnt for fcnkit's "
                                 "public one match nothing else"),
+    "plants_a_runtime_module": (attempt("""
+import sys
+for name in ("steps.py", "codec.py"):  # the runtime folder, first on sys.path: every later child imports from it
+    with open(os.path.join(sys.path[0], name), "a") as f:
+        f.write("import os\\nos._exit(3)\\n")
+"""), 0, "namespaces: the runtime folder is bound read-only; landlock: writes only in its own sandbox"),
+    "shadows_the_runtime_modules": (class_body("""
+import os, sys
+for name in ("codec", "steps", "confine", "child"):  # the child's runtime modules, under their own names
+    with open(name + ".py", "w") as f:
+        f.write("import os\\nos._exit(3)\\n")
+    sys.modules.pop(name, None)
+sys.path.insert(0, os.getcwd())  # its sandbox folder, first
+""") + REFERENCE, FULL, "design: the worker imports the runtime from the runtime folder before it forks; the child "
+                       "holds those modules and imports none of them again; each child starts in an emptied sandbox"),
     "monkeypatches_torch": (class_body("""
 import torch
 torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)
@@ -329,7 +344,7 @@ def test_the_correct_submission_beside_them_gets_every_point(graded):
 
 
 def test_the_grading_process_stays_small(graded):
-    """4 GB written to stdout, a fork bomb and 24 other attacks: the grading process itself (which
+    """4 GB written to stdout, a fork bomb and 27 other attacks: the grading process itself (which
     imports no torch) stays under 256 MiB."""
     mode, _, peak_kib = graded
     assert 0 < peak_kib < 256 * 2**10, f"{mode}: peak {peak_kib / 2**10:.0f} MiB"
@@ -376,7 +391,7 @@ def test_replaying_the_public_seed_fools_only_the_student_side():
     from autograder.extract import definitions
     from autograder.rubric import ITEMS
     from fcnkit.checks import check_all
-    from fcnkit.observe import run_definitions
+    from fcnkit.extract import run_definitions
     namespace = {"__name__": "submission"}
     source = "import torch\nfrom torch import nn\n" + PUBLIC_SEED_REPLAY
     assert run_definitions([vars(c) for c in definitions([(0, source)], "replay.py").chunks], namespace) == []

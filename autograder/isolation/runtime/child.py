@@ -3,8 +3,9 @@ nothing of the solution.
 
     python -I -S child.py CONFIG CONTROL_FD
 
-The grader copies this file, confine.py and fcnkit into a read-only runtime folder and starts one
-worker per grading run there (see autograder.sandbox). The worker imports torch and fcnkit once,
+The grader copies this file, codec.py and steps.py (beside it in autograder/isolation/runtime), confine.py and
+fcnkit into a read-only runtime folder, as top-level modules first on the worker's import path, and starts one
+worker per grading run there (see autograder.isolation.probe). The worker imports torch and fcnkit once,
 then forks one child per submission. Each child, after the fork and before any student code, takes
 its own user id, limits and confinement, runs the submission's definitions and writes one record
 per step to ``<sandbox>/<step>.rec``; its events (one JSON line each: start, begin STEP, end STEP)
@@ -45,15 +46,17 @@ def main() -> None:
     except (ImportError, OSError):
         pass
     send(control, op="ready")
-    worker = Worker(control, confine)
-    worker.serve()
+    WorkerServer(control, confine).serve()
 
 
 def send(control: socket.socket, **message) -> None:
     control.send(json.dumps(message).encode())
 
 
-class Worker:
+class WorkerServer:
+    """The worker's end of the control socket (the grader's is autograder.isolation.worker.WorkerProxy):
+    it warms up, forks a child per ``run`` message, kills on ``kill`` and reports pids and exit codes."""
+
     def __init__(self, control: socket.socket, confine):
         self.control, self.confine = control, confine
         self.children: dict[int, str] = {}  # pid: job id
@@ -102,12 +105,14 @@ class Worker:
         import torch
         import torchvision  # noqa: F401
         import fcnkit
-        from fcnkit import checks, data, metrics, observe, records, train, vgg, viz
-        self.modules = {"torch": torch, "observe": observe, "checks": checks, "records": records,
-                        "fallback": (fcnkit, vgg, data, metrics, train, viz)}
+        from fcnkit import checks, data, extract, metrics, observe, records, train, vgg, viz
+        import codec  # the runtime folder's (first on the path): the grader's process has them as
+        import steps  # autograder.isolation.runtime.codec and .steps
+        self.modules = {"torch": torch, "observe": observe, "checks": checks, "codec": codec, "steps": steps,
+                        "records": records, "extract": extract, "fallback": (fcnkit, vgg, data, metrics, train, viz)}
         torch.set_num_threads(1)  # no thread pool is started before the forks
-        self.vgg = observe.PristineVGG(message["seed"])
-        observe.warm_up_meta()
+        self.vgg = steps.PristineVGG(message["seed"])
+        steps.warm_up_meta()
         gc.collect()
         gc.freeze()  # what is here now is never collected: children's collections skip it (and share its pages)
 
@@ -182,60 +187,38 @@ def run_child(message: dict, fds: dict[str, int], confine, modules, vgg) -> int:
         return 0
 
     # From here on, student code runs in this process.
-    observe, checks, records = modules["observe"], modules["checks"], modules["records"]
-    namespace = {"__name__": "submission"}
-    for chunk in job["chunks"]:
-        step = f"chunk-{chunk['index']}"
-        emit(event="begin", step=step)
-        emit(event="end", step=step, note=observe.run_chunk(chunk, namespace, modules["fallback"]))
-    for step in job["steps"]:
-        emit(event="begin", step=step["id"])
-        try:
-            record = run_step(step, job, namespace, modules, vgg, fds)
-        except (observe.ObservationError, checks.CheckFailed) as err:
-            record = records.Failure(str(err)[:records.MAX_TEXT])
-        except MemoryError:
-            record = records.Failure("ran out of memory (MemoryError)")
-        except Exception as err:
-            where = err.__traceback__
-            while where.tb_next:
-                where = where.tb_next
-            record = records.Failure(f"{type(err).__name__}: {err} (at {where.tb_frame.f_code.co_filename}:"
-                                     f"{where.tb_lineno})"[:records.MAX_TEXT])
-        records.write(os.path.join(sandbox, step["id"] + ".rec"), record)
-        record = None
-        gc.collect()  # the step's model, even in a reference cycle, before the next step builds one
-        emit(event="end", step=step["id"])
+    observe_steps(job, sandbox, emit, modules, vgg, fds)
     events.close()
     return 0  # os._exit: threads the submission left running end here
 
 
-def run_step(step: dict, job: dict, namespace: dict, modules: dict, vgg, fds: dict[str, int]):
-    observe, torch = modules["observe"], modules["torch"]
-    kind, n_class = step["kind"], job["n_class"]
-    if step["op"] == "structure":
-        model = observe.build(namespace, kind, n_class, default_init=False)
-        return observe.observe_structure(model, kind, [tuple(s) for s in job["output_sizes"]],
-                                         rebuild=lambda: observe.build(namespace, kind, n_class, default_init=False))
-    if step["op"] == "outputs":
-        model = observe.build(namespace, kind, n_class, default_init=False)
-        return observe.observe_outputs(model, kind, job["seed"], tuple(job["equivalence_size"]), n_class, repeat=False)
-    if step["op"] == "copy_params":
-        return observe.observe_copy(namespace, kind, job["seed"], n_class, vgg=vgg.get())
-    if step["op"] == "expected_copy":  # the reference's own job: what a correct copy leaves
-        return modules["records"].CopyParams(own=False, layers=observe.seeded_copy(job["seed"]))
-    if step["op"] == "predict":
-        images = torch.load(_file(fds["images"]), weights_only=True)
-        return observe.observe_predictions(namespace, kind, n_class, _file(fds[step["checkpoint"]]), images,
-                                           job["device"])
-    raise ValueError(f"unknown step {step['op']!r}")
-
-
-def _file(fd: int):
-    """A file the grader opened and passed in (the child cannot open it by path), from its start."""
-    f = os.fdopen(os.dup(fd), "rb")
-    f.seek(0)
-    return f
+def observe_steps(job: dict, sandbox: str, emit, modules: dict, vgg, fds: dict[str, int]) -> None:
+    """Run the submission's definitions, then each step, writing its record to ``<sandbox>/<step>.rec``."""
+    observe, checks, codec, steps = modules["observe"], modules["checks"], modules["codec"], modules["steps"]
+    failure = modules["records"].Failure
+    namespace = {"__name__": "submission"}
+    for chunk in job["chunks"]:
+        step = f"chunk-{chunk['index']}"
+        emit(event="begin", step=step)
+        emit(event="end", step=step, note=modules["extract"].run_chunk(chunk, namespace, modules["fallback"]))
+    for step in job["steps"]:
+        emit(event="begin", step=step["id"])
+        try:
+            record = steps.run_step(step, job, namespace, vgg, fds)
+        except (observe.ObservationError, checks.CheckFailed) as err:
+            record = failure(str(err)[:codec.MAX_TEXT])
+        except MemoryError:
+            record = failure("ran out of memory (MemoryError)")
+        except Exception as err:
+            where = err.__traceback__
+            while where.tb_next:
+                where = where.tb_next
+            record = failure(f"{type(err).__name__}: {err} (at {where.tb_frame.f_code.co_filename}:"
+                             f"{where.tb_lineno})"[:codec.MAX_TEXT])
+        codec.write(os.path.join(sandbox, step["id"] + ".rec"), record)
+        record = None
+        gc.collect()  # the step's model, even in a reference cycle, before the next step builds one
+        emit(event="end", step=step["id"])
 
 
 if __name__ == "__main__":

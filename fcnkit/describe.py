@@ -1,0 +1,77 @@
+"""A model's modules as records: each layer's type and shape (:class:`~fcnkit.records.Layer`), the modules it
+keeps where PyTorch does not see them, and which of them ran in forward, with what (:class:`CallRecorder`)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .records import Layer
+
+
+def _torch_type(module: nn.Module) -> str:
+    """The torch.nn class a module is (or derives from): a subclass of Conv2d counts as Conv2d."""
+    for klass in type(module).__mro__:
+        if klass.__module__.startswith("torch.nn.modules"):
+            return klass.__name__
+    return type(module).__name__
+
+
+def _pair(value) -> list[int]:
+    value = value if isinstance(value, (tuple, list)) else (value, value)
+    return [int(v) if isinstance(v, (int, np.integer)) else -1 for v in value]
+
+
+def unregistered_modules(model: nn.Module, limit: int = 20) -> list[str]:
+    """Modules kept in plain lists, tuples or dicts of the model or its submodules, where PyTorch
+    does not see them (``model.modules()``, ``.eval()``, ``.to()``, ``state_dict()`` skip them)."""
+    registered = {id(m) for m in model.modules()}
+    found = []
+    for prefix, module in model.named_modules():
+        for attr, value in vars(module).items():
+            items = value.items() if isinstance(value, dict) else enumerate(value) \
+                if isinstance(value, (list, tuple)) else ()
+            for key, item in items:
+                if isinstance(item, nn.Module) and id(item) not in registered:
+                    found.append(f"{prefix + '.' if prefix else ''}{attr}[{key!r}]")
+    return found[:limit]
+
+
+def describe(name: str, module: nn.Module, called: bool) -> Layer:
+    layer = Layer(name=name, type=_torch_type(module), called=called)
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        layer.in_channels, layer.out_channels = int(module.in_channels), int(module.out_channels)
+        layer.kernel_size, layer.stride = _pair(module.kernel_size), _pair(module.stride)
+        layer.padding = _pair(module.padding) if not isinstance(module.padding, str) else [-1, -1]
+        layer.bias = module.bias is not None
+    elif isinstance(module, nn.MaxPool2d):
+        layer.kernel_size, layer.stride = _pair(module.kernel_size), _pair(module.stride)
+        layer.padding, layer.ceil_mode = _pair(module.padding), bool(module.ceil_mode)
+    return layer
+
+
+class CallRecorder:
+    """Forward hooks on every module: which ran, in what order, and (for ``keep``) a copy of the
+    first input and output of each (copies, because the in-place ReLU that follows rewrites them)."""
+
+    def __init__(self, model: nn.Module, keep=lambda name, module: False):
+        self.order: list[str] = []
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.handles = []
+        for name, module in model.named_modules():
+            if name:
+                self.handles.append(module.register_forward_hook(self._hook(name, keep(name, module))))
+
+    def _hook(self, name: str, keep: bool):
+        def hook(module, inputs, output):
+            if name in self.order:
+                return
+            self.order.append(name)
+            if keep and inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+                self.inputs[name], self.outputs[name] = inputs[0].detach().clone(), output.detach().clone()
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
