@@ -1,20 +1,22 @@
-"""Command line: ``python -m autograder grade PATH [options]`` (see --help)."""
+"""The command line: ``python -m autograder COMMAND`` (grade, summarize, answers, gradescope-bundle,
+gradescope-run, export; see --help). Each command's work is in its own module; this one parses the
+arguments and dispatches."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from . import atomic, classrun, journal, tempdirs
-from .catalogue import EXAMPLES, write_submissions
-from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
-from .sandbox import LAYERS
-from .trained import LabelSet
-from .report import score_table, write_csv, write_json
-
+from .. import journal, tempdirs
+from ..catalogue import EXAMPLES, write_submissions
+from ..grade import Limits, find_submissions
+from ..reports.csv import write_csv
+from ..reports.table import score_table
+from ..results import read_reports
+from ..reports.canvas import DEFAULT_ASSIGNMENT
+from ..sandbox import LAYERS
 
 
 def default_jobs() -> int:
@@ -26,9 +28,7 @@ def default_jobs() -> int:
     return max(1, min(cores, int(memory_gb // 1.0)))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade FCN assignment submissions.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _grade_parser(commands) -> None:
     g = commands.add_parser("grade", help="grade a submission (.ipynb / .py) or a folder of them",
                             description="Grade a submission (.ipynb or .py) or a folder of them (nbgrader's "
                                         "submitted/<student>/<assignment>/ layout included).")
@@ -74,18 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true",
                    help="grade everyone again (by default a rerun into the same --out keeps the reports its journal "
                         "records as graded, of unchanged files, and grades the rest with the recorded seed)")
+
+
+def _summarize_parser(commands) -> None:
     s = commands.add_parser("summarize", help="rebuild grades.csv and the score table from <student>.json reports",
                             description="Rebuild OUT/grades.csv from the <student>.json files in OUT (e.g. after "
                                         "sharded runs wrote into the same folder).")
     s.add_argument("out", type=Path)
-    b = commands.add_parser("gradescope-bundle", help="write the Gradescope autograder zip",
-                            description="Write the autograder zip to upload to Gradescope (setup.sh, run_autograder, "
-                                        "the fcnkit and grader wheels, and with --data the test split's images and "
-                                        "labels, so that the mIoU items are graded from the predictions students "
-                                        "submit).")
-    b.add_argument("out", type=Path, help="the zip to write, e.g. fcn_gradescope.zip")
-    b.add_argument("--data", type=Path, help="dataset folder whose test split goes into the zip (default $FCNKIT_DATA; "
-                                              "without one the mIoU items are not graded on Gradescope)")
+
+
+def _answers_parser(commands) -> None:
     a = commands.add_parser("answers", help="pages to grade the written answers one question at a time, and the "
                                              "import of their scores",
                             description="Write a page per written question with every student's answer "
@@ -101,17 +99,54 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--reports", type=Path, default=Path("grading-reports"),
                    help="the reports folder of python -m autograder grade (default grading-reports/)")
     a.add_argument("--gradebook", type=Path, metavar="COURSE", help="also into this nbgrader course's gradebook")
+
+
+def _bundle_parser(commands) -> None:
+    b = commands.add_parser("gradescope-bundle", help="write the Gradescope autograder zip",
+                            description="Write the autograder zip to upload to Gradescope (setup.sh, run_autograder, "
+                                        "the fcnkit and grader wheels, and with --data the test split's images and "
+                                        "labels, so that the mIoU items are graded from the predictions students "
+                                        "submit).")
+    b.add_argument("out", type=Path, help="the zip to write, e.g. fcn_gradescope.zip")
+    b.add_argument("--data", type=Path, help="dataset folder whose test split goes into the zip (default $FCNKIT_DATA; "
+                                              "without one the mIoU items are not graded on Gradescope)")
+
+
+def _run_parser(commands) -> None:
     r = commands.add_parser("gradescope-run", help="what the zip's run_autograder runs",
                             description="Grade ROOT/submission, write ROOT/results/results.json (Gradescope's "
                                         "layout; ROOT is /autograder there).")
     r.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
-    from .canvas import add_export_parser  # python -m autograder export canvas ...
-    add_export_parser(commands)
+
+
+def _export_parser(commands) -> None:
+    """``python -m autograder export canvas ...``"""
+    e = commands.add_parser("export", help="grades into an LMS (Canvas's gradebook import CSV)",
+                            description="Write the grades in the format an LMS imports.")
+    lms = e.add_subparsers(dest="lms", required=True)
+    c = lms.add_parser("canvas", help="the CSV of Canvas's Grades > Import",
+                       description="Write the CSV that Canvas's gradebook import takes, from a reports folder and "
+                                   "the roster Canvas exports (Grades > Export).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("reports", type=Path, help="the reports folder of python -m autograder grade")
+    c.add_argument("--roster", type=Path, required=True, help="the CSV of Canvas's Grades > Export")
+    c.add_argument("--out", type=Path, required=True, help="the CSV to write, for Canvas's Grades > Import")
+    c.add_argument("--match", default="SIS Login ID", help="the roster column that holds the grader's student ids")
+    c.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
+                   help="the assignment's column: 'Name (12345)' as in the roster, or a name (one column 'Name (id)' "
+                        "in the roster is used; otherwise Canvas creates a new assignment)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade FCN assignment submissions.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_grade_parser, _summarize_parser, _bundle_parser, _answers_parser, _run_parser, _export_parser):
+        add(commands)
     return parser
 
 
 def answers(args) -> int:
-    from .answers import SOURCE, AnswersError, import_scores, write_pages
+    from ..answers import SOURCE, AnswersError, import_scores, write_pages
     source = args.source or SOURCE
     try:
         if args.imports:
@@ -130,45 +165,19 @@ def answers(args) -> int:
     return 0
 
 
-def gradescope_bundle(out: Path, data: Path | None) -> int:
-    from fcnkit.splits import DataError
-    from .gradescope import bundle
-    if out.suffix != ".zip":
-        print(f"error: {out}: the autograder bundle is a .zip", file=sys.stderr)
-        return 2
-    data = data or (Path(os.environ["FCNKIT_DATA"]) if os.environ.get("FCNKIT_DATA") else None)
-    try:
-        names = bundle(out, data)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    images = sum(n.endswith(".jpg") for n in names)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): setup.sh, run_autograder, "
-          f"{sum(n.endswith('.whl') for n in names)} wheels, "
-          + (f"{images} test images with their labels" if images else "no dataset (mIoU items not graded)"))
-    print("upload it in Gradescope: Assignment > Configure Autograder > Zip file upload (Ubuntu 22.04 base image)")
-    return 0
-
-
 def summarize(out: Path) -> int:
     """grades.csv from the reports in ``out``; names the submissions its journals list without a
     report, or not graded (exit 1 when there are any)."""
-    reports = []
-    for path in sorted(out.glob("*.json")):
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            print(f"warning: {path} skipped: not a whole report ({err})", file=sys.stderr)
-            continue
-        if isinstance(report, dict) and {"student", "checks", "score"} <= set(report):
-            reports.append(report)
+    reports, skipped = read_reports(out)
+    for line in skipped:
+        print(f"warning: skipped {line}", file=sys.stderr)
     if not reports:
         print(f"error: no <student>.json reports in {out}", file=sys.stderr)
         return 2
     write_csv(reports, out / "grades.csv")
     print(score_table(reports))
     print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
-    have = {r["student"] for r in reports if not r.get("not_graded")}
+    have = {r.student for r in reports if not r.not_graded}
     missing = {}
     for path in sorted(out.glob("run*.journal")):
         if (record := journal.Journal.read(path)) is not None:
@@ -177,9 +186,40 @@ def summarize(out: Path) -> int:
         print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
                                                                           sorted(missing.items()))
               + ". Rerun the grade command (it resumes) to grade them.")
-    from .overview import class_pages  # integrity flags across the shards, and the overview
+    from ..reports.overview import class_pages  # integrity flags across the shards, and the overview
     print(f"class overview: {class_pages(out, reports)}")
     return 1 if missing else 0
+
+
+def export(args) -> int:
+    """``export canvas``: Canvas's gradebook import CSV, and whom it could not match."""
+    from ..reports.canvas import ExportError, export_canvas, unmatched_path
+    try:
+        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {result.rows} students, column {result.column!r} out of {result.points_possible:g} "
+          f"points; import it in Canvas: Grades > Import")
+    for note in result.notes:
+        print(f"note: {note}")
+    for what, names in (("graded but not in the roster", result.not_in_roster),
+                        ("in the roster without a report", result.without_report)):
+        if names:
+            print(f"{len(names)} {what}: {', '.join(names)}", file=sys.stderr)
+    if result.not_in_roster or result.without_report:
+        print(f"listed in {unmatched_path(args.out)}", file=sys.stderr)
+    return 0
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    """--shard K/N as (K, N); ValueError when it is not 0 <= K < N."""
+    if not text:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        raise ValueError(f"--shard {text}: expected K/N with 0 <= K < N, e.g. 0/4")
+    return int(k), int(n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,196 +228,24 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
-    if args.command == "summarize":
-        return summarize(args.out)
-    if args.command == "answers":
-        return answers(args)
-    if args.command == "gradescope-bundle":
-        return gradescope_bundle(args.out, args.data)
-    if args.command == "export":
-        from .canvas import export_main
-        return export_main(args)
-    if args.command == "gradescope-run":
-        from .grade import GraderError
-        from .gradescope import run
-        try:
-            print(json.dumps(run(args.root), indent=1))
-        except GraderError as err:
-            print(f"error: not graded: {err} (results.json says so, without a score)", file=sys.stderr)
-            return 1
-        return 0
-    shard = None
-    if args.shard:
-        k, _, n = args.shard.partition("/")
-        if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
-            print(f"error: --shard {args.shard}: expected K/N with 0 <= K < N, e.g. 0/4", file=sys.stderr)
-            return 2
-        shard = (int(k), int(n))
+    if args.command != "grade":
+        from .gradescope import bundle_command, run_command
+        commands = {"summarize": lambda: summarize(args.out), "answers": lambda: answers(args),
+                    "gradescope-bundle": lambda: bundle_command(args.out, args.data),
+                    "export": lambda: export(args), "gradescope-run": lambda: run_command(args.root)}
+        return commands[args.command]()
+    try:
+        shard = _shard(args.shard)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     examples = None
     if args.path is None:
         examples = args.path = tempdirs.make("fcnkit-examples-")
         write_submissions(args.path, EXAMPLES)
         print(f"grading the bundled examples ({', '.join(EXAMPLES)}), written to {args.path}")
+    from .grade_command import grade
     try:
         return grade(args, shard, began)
     finally:
         tempdirs.remove(examples)
-
-
-def _grade_options(args, want: list[str]) -> dict:
-    """The options a recorded run must share with this one for its grades to be kept."""
-    resolved = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731
-    return {"path": resolved(args.path), "data": resolved(args.data or os.environ.get("FCNKIT_DATA")),
-            "checkpoints": resolved(args.checkpoints), "split": args.split, "scale": args.scale,
-            "device": args.device, "timeout": args.timeout, "check_timeout": args.check_timeout,
-            "memory_gb": args.memory_gb, "isolation": want}
-
-
-def grade(args, shard: tuple[int, int] | None, began: float) -> int:
-    """``grade`` once its arguments are parsed: 0 when every submission is graded, 1 when some are
-    not (a grader error: see the run log), 2 when the run cannot start."""
-    try:
-        submissions = find_submissions(args.path)[slice(shard[0], None, shard[1]) if shard else slice(None)]
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not submissions:
-        print(f"error: no .ipynb or .py submissions under {args.path}", file=sys.stderr)
-        return 2
-    if args.gradescope and len(submissions) != 1:
-        print("error: --gradescope writes one submission's results; give a single file", file=sys.stderr)
-        return 2
-    if args.gradebook and not (args.gradebook / "gradebook.db").is_file():
-        print(f"error: --gradebook {args.gradebook}: no gradebook.db there; give the nbgrader course folder (the one "
-              f"holding nbgrader_config.py, source/ and submitted/)", file=sys.stderr)
-        return 2
-    want = [layer.strip() for layer in args.isolation.split(",") if layer.strip()]
-    if unknown := [layer for layer in want if layer not in LAYERS]:
-        print(f"error: --isolation: unknown layer {unknown[0]!r}; choose from {', '.join(LAYERS[:4])}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = journal.names(shard)
-    try:
-        lock = journal.Lock(args.out / f"{stem}.lock")
-    except journal.RunLocked as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    eval_dir = None
-    try:
-        for folder in (args.out, args.out / "feedback"):
-            atomic.remove_stale_temporaries(folder)  # a killed writer's, never a finished file
-        record, said = journal.resume(args.out / f"{stem}.journal", args.seed, _grade_options(args, want),
-                                      journal.grader_fingerprint(), args.force)
-        for line in said:
-            print(line)
-        device, evalset, labels = "cpu", None, None  # structural checks run on the CPU; only trained weights use a GPU
-        if args.data or os.environ.get("FCNKIT_DATA"):
-            from fcnkit.splits import DataError
-            try:
-                labels = LabelSet(args.data or os.environ["FCNKIT_DATA"], args.split)
-            except DataError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
-            print(f"scoring submitted predictions against the {len(labels.ids)} {args.split} labels of {labels.root}")
-        if args.checkpoints:
-            from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
-            from fcnkit.train import resolve_device
-            if not args.checkpoints.is_dir():
-                print(f"error: --checkpoints {args.checkpoints} is not a folder", file=sys.stderr)
-                return 2
-            device = resolve_device(args.device).type
-            try:
-                root = args.data or os.environ.get(DATA_ENV) or SAMPLE_ROOT
-                eval_dir = tempdirs.make("fcnkit-eval-")
-                evalset = EvalSet.load(root, args.split, args.scale, workdir=eval_dir)
-            except DataError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
-            print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale}, {device})")
-        return _grade_class(args, shard, began, submissions, record, device, evalset, labels, want)
-    finally:
-        tempdirs.remove(eval_dir)
-        lock.release()
-
-
-def _grade_class(args, shard, began, submissions, record, device, evalset, labels, want) -> int:
-    log = classrun.RunLog(args.out / f"{journal.names(shard)}.log")
-    record.students = [s for s, _ in submissions]
-    record.save()
-    todo = classrun.plan(submissions, record, args.out, args.checkpoints)
-    if todo.kept:
-        print(f"{len(todo.kept)} of {len(submissions)} submissions keep their recorded reports; grading "
-              f"{len(todo.todo) + len(todo.unreadable)}")
-    log.note(f"run {os.getpid()} started: {len(todo.todo)} to grade, {len(todo.kept)} kept, seed {record.seed}, "
-             f"options {record.options}")
-    one_at_a_time = device == "cuda" or args.low_memory  # one GPU: one child at a time
-    jobs = 1 if one_at_a_time else max(1, min(args.jobs, len(todo.todo) or 1))
-    threads = max(1, len(os.sched_getaffinity(0)) // jobs)  # the cores are shared out among the children
-    limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
-                    memory_gb=args.memory_gb, threads=threads)
-    progress = classrun.Progress(len(todo.todo) + len(todo.unreadable))
-    writer = classrun.Writer(args.out, record, todo.hashes, log, progress)
-    for report in todo.unreadable.values():
-        writer.finished(report)
-    started = graded = time.perf_counter()
-    if todo.todo:
-        try:
-            run = GradingRun.start(evalset, device, limits, seed=record.seed, hidden=[args.path.resolve()], want=want,
-                                   jobs=jobs, labels=labels, low_memory=args.low_memory)
-        except RuntimeError as err:
-            print(f"error: {err}", file=sys.stderr)
-            log.note(f"the run could not start: {err}")
-            return 2
-        print(f"{run.runtime.isolation.summary()}; seed {run.context.seed}", flush=True)
-        if jobs > 1 and not run.children_kept_apart:
-            print("one submission at a time: without Landlock or a user per child, children could read each other's "
-                  "files", flush=True)
-        started = time.perf_counter()
-        try:
-            grade_all(todo.todo, args.checkpoints, evalset, device, jobs, limits, writer.finished, run=run)
-        finally:
-            run.close()
-            progress.close()
-        graded = time.perf_counter()
-    reports = [todo.kept.get(s) or writer.reports[s] for s, _ in submissions]
-    write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
-    if args.json:
-        write_json(reports, args.json)
-    if args.gradescope:
-        from .gradescope import results
-        atomic.write_text(args.gradescope, json.dumps(results(reports[0], reports[0].get("_seconds", 0)), indent=2)
-                          + "\n")
-    status = 1 if any(r.get("not_graded") for r in reports) else 0
-    if args.gradebook:
-        from .gradebook import GradebookError, record as into_gradebook
-        try:
-            filed = into_gradebook(args.gradebook, reports)
-        except GradebookError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print("\n".join(filed.done))
-        for problem in filed.problems:
-            print(f"error: {problem}", file=sys.stderr)
-            log.note(problem)
-        status = status or (1 if filed.problems else 0)
-    print()
-    print(score_table(reports))
-    print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
-    from .overview import class_pages  # integrity flags and the class overview, after the reports
-    facts = {"grading time": f"{graded - started:.1f} s", "jobs": str(jobs), "shard": args.shard or "all"}
-    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)}")
-    if args.timings:
-        atomic.write_text(args.timings, json.dumps({
-            "start": started - began, "grading": graded - started, "reporting": time.perf_counter() - graded,
-            "jobs": jobs, "threads": threads,
-            "submissions": [{"student": r["student"], "seconds": r.get("_seconds", 0), "phases": r.get("_phases", {})}
-                            for r in reports],
-        }, indent=1) + "\n")
-    final = classrun.counts_line(reports, len(todo.kept), log.path, log.errors)
-    log.note(f"run {os.getpid()} ended: {final}")
-    print(final)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

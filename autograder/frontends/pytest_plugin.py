@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+AUTOGRADER = Path(__file__).resolve().parents[1]
+CHECKS = Path(__file__).resolve().with_name("pytest_checks.py")  # the rubric's tests (not named test_*)
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("fcnkit-grader", "grading FCN assignment submissions")
@@ -30,6 +35,13 @@ def pytest_configure(config):
 def pytest_ignore_collect(collection_path, config):
     """Grading a submission runs the rubric's tests only, not the grader's own test suite."""
     if config.getoption("submission") is not None and "tests" in Path(collection_path).parts \
-            and Path(__file__).resolve().parent in Path(collection_path).resolve().parents:
+            and AUTOGRADER in Path(collection_path).resolve().parents:
         return True
+    return None
+
+
+def pytest_collect_file(file_path, parent):
+    """Grading a submission collects the rubric's tests, :mod:`autograder.frontends.pytest_checks`."""
+    if parent.config.getoption("submission") is not None and Path(file_path).resolve() == CHECKS:
+        return pytest.Module.from_parent(parent, path=Path(file_path))
     return None
