@@ -78,14 +78,13 @@ def merge(reports: list[Report], scores: dict, questions: dict[str, Question]) -
                 report.manual[qid] = ManualScore(f"Question {q.number} (graded by hand)", value, q.points, comment)
 
 
-def _reports(reports_dir: Path) -> list[Report]:
+def _reports(reports_dir: Path) -> tuple[list[Report], list[str]]:
+    """The reports the scores go into, and a line for each other JSON file there (not read)."""
     reports, skipped = read_reports(reports_dir)
-    if skipped:
-        raise AnswersError(f"{skipped[0]}; grade that submission again, or move the file out of {reports_dir}.")
     if not reports:
         raise AnswersError(f"{reports_dir} holds no <student>.json reports: run python -m autograder grade first "
                            f"(its --out folder), or give --reports.")
-    return reports
+    return reports, [f"skipped {line}" for line in skipped]
 
 
 def _anonymous(csv_paths: list[Path]) -> dict[str, str] | None:
@@ -110,13 +109,13 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
                   gradebook: Path | None = None) -> list[str]:
     """Check the CSVs, then write the merged reports, grades.csv, feedback pages, Gradescope results
     and (``gradebook``) nbgrader's gradebook. Nothing is written when a CSV is refused."""
-    reports = _reports(reports_dir)
+    reports, skipped = _reports(reports_dir)
     questions = {q.id: q for q in questions_from(source)}
     scores = read_scores(csv_paths, questions, {r.student for r in reports}, _anonymous(csv_paths))
     if gradebook is not None and not (gradebook / "gradebook.db").is_file():
         raise AnswersError(f"--gradebook {gradebook}: no gradebook.db there; give the nbgrader course folder.")
     merge(reports, scores, questions)
-    done = [f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
+    done = [*skipped, f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
     if gradebook is not None:
         from ..frontends.nbgrader import GradebookError, record_manual
         try:

@@ -60,16 +60,15 @@ def read_roster(path: Path) -> tuple[list[str], list[dict], dict | None]:
     return header, students, points
 
 
-def class_reports(folder: Path) -> list[Report]:
-    """The reports of ``folder``; ExportError when there are none, or when a ``<student>.json`` is
-    not a whole report (exporting without it would drop that student's grade)."""
+def class_reports(folder: Path) -> tuple[list[Report], list[str]]:
+    """The reports of ``folder`` and a line for each JSON file there that is not one (another file,
+    or a report not written whole: that student is then listed as without a report); ExportError
+    when there are none."""
     reports, skipped = read_reports(Path(folder))
-    if skipped:
-        raise ExportError(f"{skipped[0]}; grade that submission again, or move the file out of {folder}.")
     if not reports:
         raise ExportError(f"{folder}: no <student>.json reports; run python -m autograder grade ... --out {folder} "
                           f"first.")
-    return reports
+    return reports, [f"skipped {line}" for line in skipped]
 
 
 def assignment_column(header: list[str], name: str) -> str:
@@ -105,7 +104,8 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
     if match not in header:
         raise ExportError(f"{roster}: no {match!r} column to match students on; choose one of "
                           f"{', '.join(header[:8])} with --match.")
-    reports = {r.student: r for r in class_reports(reports_dir)}
+    read, skipped = class_reports(reports_dir)
+    reports = {r.student: r for r in read}
     column = assignment_column(header, assignment)
     possible = points_possible(list(reports.values()))
     by_key: dict[str, dict] = {}
@@ -114,7 +114,7 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
         if key:
             by_key.setdefault(key.casefold(), row)
     found = {s.casefold(): s for s in reports}
-    result = Export(column, possible, 0)
+    result = Export(column, possible, 0, notes=skipped)
     result.not_in_roster = sorted(s for s in reports if s.casefold() not in by_key)
     result.without_report = sorted((row["Student"] or row[match] or "?").strip() for row in students
                                    if (row[match] or "").strip().casefold() not in found)
