@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import atomic, journal, trained
-from .grade import GraderError, find_checkpoints, not_graded, phase
-from .report import feedback_html, write_json
-from .rubric import FLAGGED
+from .frontends.shim import not_graded  # SHIM issue 22: a Report from the producer's dict
+from .grade import GraderError, find_checkpoints, phase
+from .reports.files import write_json, write_report_files
+from .results import Report, ReportError, Status, read_report
 from fcnkit.spec import MODEL_CLASSES
 
 
@@ -29,24 +30,22 @@ def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
     return files
 
 
-def load_report(out: Path, student: str) -> dict | None:
+def load_report(out: Path, student: str) -> Report | None:
     """A report written by an earlier run, or None when it is missing or not whole."""
-    import json
     try:
-        with open(atomic.fs_path(out / f"{student}.json"), "rb") as f:
-            report = json.loads(f.read().decode("utf-8"))
-        return report if isinstance(report, dict) and report.get("student") == student else None
-    except (OSError, ValueError):
+        report = read_report(out / f"{student}.json")  # a name from the disk: opened as it was read
+    except ReportError:
         return None
+    return report if report.student == student else None
 
 
 @dataclass
 class Plan:
     """What a run grades and what it keeps from the run its journal records."""
     todo: list[tuple[str, Path]]
-    kept: dict[str, dict]  # student: report
+    kept: dict[str, Report]  # student: report
     hashes: dict[str, str]  # student: hash of what is graded
-    unreadable: dict[str, dict] = field(default_factory=dict)  # student: not-graded report (hashing failed)
+    unreadable: dict[str, Report] = field(default_factory=dict)  # student: not-graded report (hashing failed)
 
 
 def plan(submissions: list[tuple[str, Path]], record: journal.Journal, out: Path, checkpoints: Path | None) -> Plan:
@@ -78,9 +77,9 @@ class RunLog:
         with self.lock, open(atomic.fs_path(self.path), "a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
-    def error(self, student: str, report: dict) -> None:
+    def error(self, student: str, report: Report) -> None:
         self.errors += 1
-        self.note(f"{student}: {report.get('not_graded', '')}\n{report.get('_traceback', '')}")
+        self.note(f"{student}: {report.not_graded or ''}\n{report.traceback}")
 
 
 class Progress:
@@ -97,17 +96,17 @@ class Progress:
             except ImportError:
                 pass
 
-    def line(self, report: dict) -> None:
+    def line(self, report: Report) -> None:
         self.done += 1
-        if report.get("not_graded"):
-            text = f"not graded {report['student']}: {report['not_graded']} [{self.done}/{self.total}]"
+        if report.not_graded:
+            text = f"not graded {report.student}: {report.not_graded} [{self.done}/{self.total}]"
         else:
-            text = (f"graded {report['student']}: {report['score']}/{report['max_score']} ({report.get('_seconds', 0)} s)"
+            text = (f"graded {report.student}: {report.score}/{report.max_score} ({report.seconds} s)"
                     f" [{self.done}/{self.total}]")
         if self.bar is not None:
-            self.bar.set_postfix_str(report["student"][:20])
+            self.bar.set_postfix_str(report.student[:20])
             self.bar.update(1)
-            if report.get("not_graded"):
+            if report.not_graded:
                 self.bar.write(text)
         else:
             print(text, flush=True, file=self.stream)
@@ -124,39 +123,34 @@ class Writer:
     def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress):
         self.out, self.journal, self.hashes, self.log, self.progress = out, record, hashes, log, progress
         self.lock = threading.Lock()
-        self.reports: dict[str, dict] = {}
+        self.reports: dict[str, Report] = {}
         (out / "feedback").mkdir(parents=True, exist_ok=True)
 
-    def _write(self, report: dict) -> None:
-        write_json([report], self.out / f"{report['student']}.json")
-        atomic.write_text(self.out / "feedback" / f"{report['student']}.html", feedback_html(report))
-
-    def finished(self, report: dict) -> None:
+    def finished(self, report: Report) -> None:
         with self.lock:
-            student = report["student"]
+            student = report.student
             try:
                 with phase("writing its report"):
-                    self._write(report)
+                    write_report_files(self.out, report)
             except GraderError as err:
-                report = not_graded(student, Path(report["submission"]), err, report.get("seed"),
-                                    report.get("isolation"))
+                report = not_graded(student, Path(report.submission), err, report.seed, report.isolation)
                 try:
                     write_json([report], self.out / f"{student}.json")
                 except Exception:  # the log says why; the journal says it is not graded
                     pass
-            if report.get("not_graded"):
+            if report.not_graded:
                 self.log.error(student, report)
-            state = journal.NOT_GRADED if report.get("not_graded") else journal.GRADED
-            self.journal.set(student, journal.Entry(report["submission"], self.hashes.get(student, ""), state,
-                                                    report.get("not_graded", "")))
+            state = journal.NOT_GRADED if report.not_graded else journal.GRADED
+            self.journal.set(student, journal.Entry(report.submission, self.hashes.get(student, ""), state,
+                                                    report.not_graded or ""))
             self.reports[student] = report
             self.progress.line(report)
 
 
-def counts_line(reports: list[dict], kept: int, log: Path, errors: int) -> str:
+def counts_line(reports: list[Report], kept: int, log: Path, errors: int) -> str:
     """The run's last line: how many submissions are in each state, and where the log is."""
-    not_graded = sum(bool(r.get("not_graded")) for r in reports)
-    flagged = sum(any(c["status"] == FLAGGED for c in r["checks"]) for r in reports if not r.get("not_graded"))
+    not_graded = sum(bool(r.not_graded) for r in reports)
+    flagged = sum(bool(r.with_status(Status.FLAGGED)) for r in reports if not r.not_graded)
     graded = len(reports) - not_graded - kept
     parts = [f"{graded} graded", f"{kept} kept from the recorded run", f"{not_graded} not graded",
              f"{flagged} flagged for review"]

@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", type=Path, help="also write the figures here (bench/reference_gpu.py reads them)")
     args = parser.parse_args()
-    from autograder.__main__ import default_jobs
+    from autograder.frontends.cli import default_jobs
     jobs = args.jobs or default_jobs()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

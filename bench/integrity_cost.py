@@ -2,7 +2,7 @@
 both models' test predictions (the real test split's 76 labels with blocks changed, as
 bench/predictions_cost.py makes them, at scale 0.5) and their own code (the reference with some
 numbers changed, so that students differ), three pairs of copies among them. Times
-:func:`autograder.integrity.flag_class` by phase and prints the figures.
+:func:`autograder.reports.integrity.flag_class` by phase and prints the figures.
 
     FCNKIT_DATA=../shared/data/cmp_facade python bench/integrity_cost.py [--students 300]
 """
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import integrity
+from autograder.reports import integrity
+from autograder.results import Report
 from autograder.catalogue import REFERENCE
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
 from fcnkit.splits import cmp_splits, load_label
@@ -72,7 +73,7 @@ def main() -> None:
             np.savez_compressed(sub / "outputs" / MAPS_FILE.format(kind=kind), **maps_for(labels, 0.3, rng))
             meta = PredictionsMeta(kind, list(labels), args.scale, weights_sha256=f"{rng.integers(2**63):064x}")
             (sub / "outputs" / META_FILE.format(kind=kind)).write_text(json.dumps(dataclasses.asdict(meta)))
-        reports.append({"student": student, "submission": str(sub / "fcn_segmentation.py")})
+        reports.append(Report(student, str(sub / "fcn_segmentation.py")))
     made = time.perf_counter() - start
     given = integrity.template_units()
     t0 = time.perf_counter()
@@ -81,9 +82,9 @@ def main() -> None:
     flags = integrity.compare(students)
     t2 = time.perf_counter()
     sketch_bytes = sum(s.nbytes for st in students for s in st.sketches.values())
-    pairs = {tuple(sorted((a, f["other"]))) + (f["kind"],) for a, fs in flags.items() for f in fs}
+    pairs = {tuple(sorted((a, f.other))) + (f.kind,) for a, fs in flags.items() for f in fs}
     print(f"class of {args.students} (made in {made:.0f} s; {len(labels)} test maps per model at scale {args.scale}, "
-          f"{sum((folder / r['student'] / 'fcn_segmentation' / 'outputs' / MAPS_FILE.format(kind='fcn8s')).stat().st_size for r in reports) / len(reports) / 1e3:.0f} KB per .npz)")
+          f"{sum((folder / r.student / 'fcn_segmentation' / 'outputs' / MAPS_FILE.format(kind='fcn8s')).stat().st_size for r in reports) / len(reports) / 1e3:.0f} KB per .npz)")
     print(f"reading predictions and code (hashes, sketches, code units): {t1 - t0:.1f} s "
           f"({(t1 - t0) / args.students * 1e3:.0f} ms per student)")
     print(f"comparing {args.students * (args.students - 1) // 2} pairs per model: {t2 - t1:.2f} s; sketches "

@@ -57,7 +57,7 @@ RELEASE = HERE / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 REFERENCE = REPO / "autograder" / "reference" / "models.py"
 sys.path.insert(0, str(REPO))
 
-from autograder.gradebook import run_nbgrader  # noqa: E402
+from autograder.frontends.nbgrader import run_nbgrader  # noqa: E402
 from autograder.rubric import ITEMS, RUBRIC  # noqa: E402
 
 # Solution cell (grade_id) -> the blocks of the reference models it holds, in order.
@@ -324,7 +324,7 @@ def build_source(source: Path = SOURCE, out: Path | None = None, install: str | 
 
 def generate_release(course: Path, source: Path = SOURCE) -> Path:
     """Run ``nbgrader generate_assignment`` on a scratch copy of the course (works from a virtual
-    environment that is not activated: :func:`autograder.gradebook.run_nbgrader`); return the
+    environment that is not activated: :func:`autograder.frontends.nbgrader.run_nbgrader`); return the
     release folder."""
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(HERE / "nbgrader_config.py", course / "nbgrader_config.py")

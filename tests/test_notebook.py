@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from autograder.gradebook import run_nbgrader
+from autograder.frontends.nbgrader import run_nbgrader
 from autograder.rubric import RUBRIC
 from fcnkit.data import SAMPLE_ROOT
 

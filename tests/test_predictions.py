@@ -167,10 +167,10 @@ def test_the_student_side_and_the_grader_use_the_same_thresholds(monkeypatch):
 
 
 def test_the_feedback_page_states_the_thresholds(monkeypatch):
-    from autograder.report import feedback_html
+    from autograder.reports.html import feedback_html
+    from autograder.results import Report
     monkeypatch.delenv("FCNKIT_MIOU_THRESHOLDS", raising=False)
-    report = {"student": "alice", "score": 0, "max_score": 70, "checks": [], "notes": [],
-              "metrics": {"fcn8s": {"mean_iou": 0.044, "per_class_iou": [0.1] * 12}}}
+    report = Report("alice", "", metrics={"fcn8s": {"mean_iou": 0.044, "per_class_iou": [0.1] * 12}})
     page = feedback_html(report)
     assert "The mIoU items need a test mIoU of at least 0.30 (FCN-32s) and 0.40 (FCN-8s)" in page
     assert "fcn8s: test mIoU 0.044 (threshold 0.40)" in page

@@ -11,8 +11,9 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.answers import SOURCE, merge, questions_from
-from autograder.canvas import IDENTITY, unmatched_path
-from autograder.report import write_json
+from autograder.reports.canvas import IDENTITY, unmatched_path
+from autograder.reports.files import write_json
+from autograder.results import CheckResult, Report, Status
 from autograder.rubric import RUBRIC
 
 # As Canvas writes it (Grades > Export): identity columns, other assignments, read-only totals, a
@@ -26,12 +27,10 @@ ROSTER = """\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Homework 1 (111),F
 """
 
 
-def report(student: str, passed: set[str]) -> dict:
-    checks = [{"name": i.name, "title": i.title, "model": i.model, "max_score": i.points,
-               "score": i.points if i.name in passed else 0, "status": "passed" if i.name in passed else "failed",
-               "message": ""} for i in RUBRIC]
-    return {"student": student, "submission": f"/nowhere/{student}.ipynb", "notes": [], "checks": checks,
-            "score": sum(c["score"] for c in checks), "max_score": sum(i.points for i in RUBRIC)}
+def report(student: str, passed: set[str]) -> Report:
+    checks = [CheckResult(i.name, i.title, i.model, i.points, i.points if i.name in passed else 0,
+                          Status.PASSED if i.name in passed else Status.FAILED, "") for i in RUBRIC]
+    return Report(student, f"/nowhere/{student}.ipynb", checks=checks)
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def reports(tmp_path) -> Path:
     first, second = list(questions)[:2]
     merge(klass, {("ada", first): (12.0, ""), ("ada", second): (14.5, ""), ("eve", first): (3.0, "")}, questions)
     for r in klass:
-        write_json([r], folder / f"{r['student']}.json")
+        write_json([r], folder / f"{r.student}.json")
     return folder
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.catalogue import REFERENCE
-from autograder.integrity import TEMPLATE, flag_class
+from autograder.reports.integrity import TEMPLATE, flag_class
+from autograder.results import Report
 from autograder.rubric import RUBRIC
 from autograder.tests.test_frontends import catalogue  # noqa: F401 (a fixture: every catalogue submission as a folder)
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
@@ -194,13 +195,13 @@ def test_renamed_and_reformatted_code_is_the_same_code_and_the_templates_is_nobo
     for student, source in files.items():
         (tmp_path / student).mkdir()
         (tmp_path / student / "fcn_segmentation.py").write_text(source)
-        reports.append({"student": student, "submission": str(tmp_path / student / "fcn_segmentation.py")})
+        reports.append(Report(student, str(tmp_path / student / "fcn_segmentation.py")))
     for student in ("untouched_1", "untouched_2"):  # the release as handed out: only the template's code
         (tmp_path / student).mkdir()
         shutil.copy(TEMPLATE, tmp_path / student / "fcn_segmentation.ipynb")
-        reports.append({"student": student, "submission": str(tmp_path / student / "fcn_segmentation.ipynb")})
+        reports.append(Report(student, str(tmp_path / student / "fcn_segmentation.ipynb")))
     flag_class(reports)
-    flagged = {r["student"]: [(f["kind"], f["other"]) for f in r["integrity"]] for r in reports}
+    flagged = {r.student: [(f.kind, f.other) for f in r.integrity] for r in reports}
     assert flagged == {"author": [("code", "copier")], "copier": [("code", "author")], "untouched_1": [],
                        "untouched_2": []}
-    assert "100% of" in reports[0]["integrity"][0]["evidence"]
+    assert "100% of" in reports[0].integrity[0].evidence

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.__main__ import main
-from autograder.gradebook import nbgrader_cause
+from autograder.frontends.nbgrader import nbgrader_cause
 from autograder.rubric import RUBRIC
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,9 +20,11 @@ import time
 import zipfile
 from pathlib import Path
 
-from .rubric import ITEMS, NOT_GRADED
+from ..reports.html import isolation_line
+from ..results import Report, Status
+from ..rubric import ITEMS
 
-REPO = Path(__file__).resolve().parent.parent  # a clone's root (the bundle is built from a clone)
+REPO = Path(__file__).resolve().parents[2]  # a clone's root (the bundle is built from a clone)
 DATA_FOLDER = "data"  # in the bundle: the evaluation split's images and labels, when --data was given
 # What the grader needs on Gradescope's Ubuntu image (the rest of requirements.txt is course tooling).
 RUNTIME_REQUIREMENTS = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "tqdm", "pyseccomp")
@@ -111,25 +113,23 @@ def visibility(name: str) -> str:
     return "after_published" if ITEMS[name].hidden else "visible"
 
 
-def results(report: dict, seconds: float) -> dict:
+def results(report: Report, seconds: float) -> dict:
     """Gradescope's results.json for one report (its specification's fields only)."""
-    from .report import isolation_line
     tests = []
-    for c in report["checks"]:
-        test = {"name": c["title"], "number": str(len(tests) + 1), "score": c["score"], "max_score": c["max_score"],
-                "output": c["message"], "output_format": "text", "visibility": visibility(c["name"])}
-        if c["status"] != NOT_GRADED:
-            test["status"] = "passed" if c["status"] == "passed" else "failed"
+    for c in report.checks:
+        test = {"name": c.title, "number": str(len(tests) + 1), "score": c.score, "max_score": c.max_score,
+                "output": c.message, "output_format": "text", "visibility": visibility(c.name)}
+        if c.graded:
+            test["status"] = "passed" if c.status is Status.PASSED else "failed"
         tests.append(test)
-    for m in report.get("manual", {}).values():  # written answers, once imported
-        tests.append({"name": m["title"], "number": str(len(tests) + 1), "score": m["score"],
-                      "max_score": m["max_score"], "output": m["comment"], "output_format": "text",
-                      "visibility": "visible"})
-    pending = [c["name"] for c in report["checks"] if c["status"] == NOT_GRADED]
-    output = [*report["notes"], isolation_line(report)]
+    for m in (report.manual or {}).values():  # written answers, once imported
+        tests.append({"name": m.title, "number": str(len(tests) + 1), "score": m.score, "max_score": m.max_score,
+                      "output": m.comment, "output_format": "text", "visibility": "visible"})
+    pending = [c.name for c in report.with_status(Status.NOT_GRADED)]
+    output = [*report.notes, isolation_line(report)]
     if pending:
         output.append(f"Not graded yet: {', '.join(pending)} (the written answers are graded by hand).")
-    return {"score": report.get("total", report["score"]), "execution_time": round(seconds), "output": "\n".join(output),
+    return {"score": report.total, "execution_time": round(seconds), "output": "\n".join(output),
             "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
 
 
@@ -153,9 +153,10 @@ def _submission(folder: Path) -> Path:
 
 def run(root: Path) -> dict:
     """Grade ``root/submission`` and write ``root/results/results.json``; returns the results."""
-    from .atomic import write_text
-    from .grade import GraderError, GradingRun, Limits, grade_submission
-    from .trained import LabelSet
+    from ..atomic import write_text
+    from ..grade import GraderError, GradingRun, Limits
+    from ..trained import LabelSet
+    from .shim import grade_submission  # SHIM issue 22: a Report from the producer's dict
     start = time.perf_counter()
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -184,3 +185,34 @@ def run(root: Path) -> dict:
     write_text(out, json.dumps(result, indent=2) + "\n")
     return result
 
+
+
+def bundle_command(out: Path, data: Path | None) -> int:
+    """``python -m autograder gradescope-bundle OUT [--data DIR]``."""
+    from fcnkit.splits import DataError
+    if out.suffix != ".zip":
+        print(f"error: {out}: the autograder bundle is a .zip", file=sys.stderr)
+        return 2
+    data = data or (Path(os.environ["FCNKIT_DATA"]) if os.environ.get("FCNKIT_DATA") else None)
+    try:
+        names = bundle(out, data)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    images = sum(n.endswith(".jpg") for n in names)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): setup.sh, run_autograder, "
+          f"{sum(n.endswith('.whl') for n in names)} wheels, "
+          + (f"{images} test images with their labels" if images else "no dataset (mIoU items not graded)"))
+    print("upload it in Gradescope: Assignment > Configure Autograder > Zip file upload (Ubuntu 22.04 base image)")
+    return 0
+
+
+def run_command(root: Path) -> int:
+    """``python -m autograder gradescope-run ROOT``: what the zip's run_autograder runs."""
+    from ..grade import GraderError
+    try:
+        print(json.dumps(run(root), indent=1))
+    except GraderError as err:
+        print(f"error: not graded: {err} (results.json says so, without a score)", file=sys.stderr)
+        return 1
+    return 0

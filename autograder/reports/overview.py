@@ -6,7 +6,6 @@ the run's facts (seed, isolation layers, time)."""
 from __future__ import annotations
 
 import html
-import json
 import re
 import time
 from collections import Counter
@@ -14,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from ..results import Report, Status, dumps, read_report
+from ..rubric import RUBRIC
 from .integrity import KINDS, flag_class, update_feedback_page, write_text
-from .rubric import FLAGGED, NOT_GRADED, RUBRIC
 
 HINT = re.compile(r": check (?:the )?(.+?)(?: \(|\.$| and that|$)")
 DEPARTS = re.compile(r"it matches up to (.+?); (.+?) (?:differs|is) ")
@@ -50,35 +50,34 @@ def diagnosis(message: str) -> str:
     return label if len(label) <= 100 else label[:100].rsplit(" ", 1)[0] + " ..."
 
 
-def diagnoses(reports: list[dict]) -> list[Diagnosis]:
+def diagnoses(reports: list[Report]) -> list[Diagnosis]:
     """Failed checks grouped by item and diagnosis, the costliest first."""
     found: dict[tuple[str, str], Diagnosis] = {}
     for r in reports:
-        for c in r["checks"]:
-            if c["status"] == "failed" and c["score"] < c["max_score"]:
-                key = (c["name"], diagnosis(c["message"]))
-                found.setdefault(key, Diagnosis(c["name"], key[1], c["max_score"] - c["score"])).students.append(
-                    r["student"])
+        for c in r.with_status(Status.FAILED):
+            if c.score < c.max_score:
+                key = (c.name, diagnosis(c.message))
+                found.setdefault(key, Diagnosis(c.name, key[1], c.max_score - c.score)).students.append(r.student)
     return sorted(found.values(), key=lambda d: (-d.lost, d.item, d.label))
 
 
-def item_counts(reports: list[dict]) -> dict[str, Counter]:
-    """Per rubric item: how many students passed, failed, were flagged, were not graded."""
+def item_counts(reports: list[Report]) -> dict[str, Counter]:
+    """Per rubric item: how many students passed, failed, were flagged, were not graded (by Status)."""
     counts = {i.name: Counter() for i in RUBRIC}
     for r in reports:
-        for c in r["checks"]:
-            if c["name"] in counts:
-                counts[c["name"]][c["status"]] += 1
+        for c in r.checks:
+            if c.name in counts:
+                counts[c.name][c.status] += 1
     return counts
 
 
-def integrity_groups(reports: list[dict]) -> list[tuple[str, list[str], list[tuple[str, str, str]]]]:
+def integrity_groups(reports: list[Report]) -> list[tuple[str, list[str], list[tuple[str, str, str]]]]:
     """The integrity flags as groups: per kind, the students linked by flagged pairs (a class
     where seven hand in one notebook has one group of seven, not 21 lines), with their pairs."""
     pairs: dict[str, set] = {}
     for r in reports:
-        for f in r.get("integrity") or []:
-            pairs.setdefault(f["kind"], set()).add((*sorted((r["student"], f["other"])), f["evidence"]))
+        for f in r.integrity or []:
+            pairs.setdefault(f.kind, set()).add((*sorted((r.student, f.other)), f.evidence))
     groups = []
     for kind, found in sorted(pairs.items()):
         group_of: dict[str, set] = {}
@@ -127,38 +126,39 @@ def _link(student: str) -> str:
     return f"<a href='feedback/{quote(student)}.html'>{html.escape(student)}</a>"
 
 
-def overview_html(reports: list[dict], facts: dict[str, str] | None = None) -> str:
-    """The class overview page.
-
-    Args:
-        reports: every student's report (as in ``<student>.json``).
-        facts: extra lines for the run's facts (e.g. ``{"grading time": "41 s"}``).
-    """
+def _items_html(reports: list[Report]) -> str:
+    """The rubric table's rows: per item, how many passed, failed, were flagged, not graded."""
     e = html.escape
-    n = len(reports)
-    max_score = max((r["max_score"] for r in reports), default=0)
-    scores = [r["score"] for r in reports]
     counts = item_counts(reports)
     rows = []
     for item in RUBRIC:
         c = counts[item.name]
-        graded = n - c[NOT_GRADED]
+        graded = len(reports) - c[Status.NOT_GRADED]
         rows.append(
             f"<tr><td>{e(item.title)}<br><code>{item.name}</code></td><td>{item.points}</td>"
-            f"<td class='passed' data-item='{item.name}'>{c['passed']}</td><td>{c['failed']}</td>"
-            f"<td>{c[FLAGGED]}</td><td>{c[NOT_GRADED]}</td>"
-            f"<td>{_bar(c['passed'] / graded, '#3a3') if graded else 'not graded'}</td></tr>")
-    found = diagnoses(reports)
-    diag = "".join(
+            f"<td class='passed' data-item='{item.name}'>{c[Status.PASSED]}</td><td>{c[Status.FAILED]}</td>"
+            f"<td>{c[Status.FLAGGED]}</td><td>{c[Status.NOT_GRADED]}</td>"
+            f"<td>{_bar(c[Status.PASSED] / graded, '#3a3') if graded else 'not graded'}</td></tr>")
+    return "".join(rows)
+
+
+def _diagnoses_html(reports: list[Report]) -> str:
+    e = html.escape
+    return "".join(
         f"<tr><td><code>{d.item}</code></td><td>{e(d.label)}</td><td class='count'>&times; {len(d.students)}</td>"
-        f"<td>{d.lost}</td><td>{', '.join(_link(s) for s in sorted(d.students))}</td></tr>" for d in found)
+        f"<td>{d.lost}</td><td>{', '.join(_link(s) for s in sorted(d.students))}</td></tr>" for d in diagnoses(reports))
+
+
+def _review_html(reports: list[Report]) -> tuple[str, str, str]:
+    """The list items of what is flagged for review, what is not graded (and why), and the integrity groups."""
+    e = html.escape
     flagged = "".join(
-        f"<li>{_link(r['student'])}: <code>{c['name']}</code>: {e(c['message'].removeprefix('flagged for review: '))}"
-        f"</li>" for r in reports for c in r["checks"] if c["status"] == FLAGGED)
+        f"<li>{_link(r.student)}: <code>{c.name}</code>: {e(c.message.removeprefix('flagged for review: '))}"
+        f"</li>" for r in reports for c in r.with_status(Status.FLAGGED))
     pending: dict[str, list[str]] = {}
     for r in reports:
-        for message in {c["message"] for c in r["checks"] if c["status"] == NOT_GRADED}:
-            pending.setdefault(message, []).append(r["student"])
+        for message in {c.message for c in r.with_status(Status.NOT_GRADED)}:
+            pending.setdefault(message, []).append(r.student)
     not_graded = "".join(
         f"<li>{len(students)} students: {e(message.removeprefix('not graded: '))} "
         f"<details><summary>who</summary>{', '.join(_link(s) for s in sorted(students))}</details></li>"
@@ -168,29 +168,51 @@ def overview_html(reports: list[dict], facts: dict[str, str] | None = None) -> s
         f"<details><summary>evidence, pair by pair ({len(pairs)})</summary><ul>"
         + "".join(f"<li class='pair {kind}'>{_link(a)} and {_link(b)}: {e(evidence)}</li>" for a, b, evidence in pairs)
         + "</ul></details></li>" for kind, group, pairs in integrity_groups(reports))
-    seeds = sorted({str(r.get("seed")) for r in reports})
-    layers = sorted({", ".join(r.get("isolation", {}).get("layers", [])) or "unknown" for r in reports})
-    all_facts = {"students": str(n), "seed": ", ".join(seeds), "isolation layers": "; ".join(layers),
+    return flagged, not_graded, integrity
+
+
+def _facts_html(reports: list[Report], facts: dict[str, str] | None) -> str:
+    e = html.escape
+    seeds = sorted({str(r.seed) for r in reports})
+    layers = sorted({", ".join(r.isolation.get("layers", [])) or "unknown" for r in reports})
+    all_facts = {"students": str(len(reports)), "seed": ", ".join(seeds), "isolation layers": "; ".join(layers),
                  "page built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), **(facts or {})}
-    facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in all_facts.items())
-    manual = [r["total"] for r in reports if "total" in r and r.get("manual")]
+    return "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in all_facts.items())
+
+
+def _scores_html(reports: list[Report]) -> str:
+    max_score = max((r.max_score for r in reports), default=0)
+    scores = [r.score for r in reports]
+    manual = [r.total for r in reports if r.manual]
     totals = (f"<p>With the written answers imported ({len(manual)} students): mean total "
               f"{sum(manual) / len(manual):.1f}.</p>" if manual else "")
-    mean = sum(scores) / n if n else 0
+    mean = sum(scores) / len(scores) if scores else 0
+    return f"""<p>Automatic score: mean {mean:.1f} of {max_score}, {sum(s == max_score for s in scores)} with full marks
+(the written answers are graded by hand).</p>{totals}
+{histogram_svg(scores, max_score)}"""
+
+
+def overview_html(reports: list[Report], facts: dict[str, str] | None = None) -> str:
+    """The class overview page.
+
+    Args:
+        reports: every student's report (as in ``<student>.json``).
+        facts: extra lines for the run's facts (e.g. ``{"grading time": "41 s"}``).
+    """
+    diag = _diagnoses_html(reports)
+    flagged, not_graded, integrity = _review_html(reports)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>FCN assignment: class overview</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:0.5em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}td.passed,td.count{{font-weight:bold}}
 code{{font-size:90%}}h2{{margin-top:1.6em}}</style></head><body>
 <h1>FCN assignment: class overview</h1>
-<table class='facts'>{facts_html}</table>
+<table class='facts'>{_facts_html(reports, facts)}</table>
 <h2>Scores</h2>
-<p>Automatic score: mean {mean:.1f} of {max_score}, {sum(s == max_score for s in scores)} with full marks
-(the written answers are graded by hand).</p>{totals}
-{histogram_svg(scores, max_score)}
+{_scores_html(reports)}
 <h2>Rubric items</h2>
 <table class='items'><tr><th>item</th><th>points</th><th>passed</th><th>failed</th><th>flagged</th><th>not graded</th>
-<th>share passed (of graded)</th></tr>{''.join(rows)}</table>
+<th>share passed (of graded)</th></tr>{_items_html(reports)}</table>
 <h2>What cost most points</h2>
 <p>Failed checks grouped by what the grader found (for the equivalence checks, the first stage that departs from the
 reference); each name links to the student's feedback page.</p>
@@ -205,15 +227,15 @@ reference); each name links to the student's feedback page.</p>
 """
 
 
-def write_overview(out: Path, reports: list[dict], facts: dict[str, str] | None = None) -> Path:
+def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | None = None) -> Path:
     """Write ``out/index.html`` whole (temp + rename, UTF-8) and return its path."""
     path = Path(out) / "index.html"
-    write_text(path, overview_html(sorted(reports, key=lambda r: r["student"]), facts))
+    write_text(path, overview_html(sorted(reports, key=lambda r: r.student), facts))
     return path
 
 
-def class_pages(out: Path, reports: list[dict], checkpoints: Path | None = None, image_ids: list[str] | None = None,
-                facts: dict[str, str] | None = None) -> Path:
+def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
+                image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> Path:
     """After a run's (or ``summarize``'s) reports are written: compute the class's integrity flags,
     put them into each ``<student>.json`` and feedback page whose flags changed, and write the
     overview. Returns the overview's path.
@@ -226,15 +248,15 @@ def class_pages(out: Path, reports: list[dict], checkpoints: Path | None = None,
         facts: extra lines for the page's run facts.
     """
     out = Path(out)
-    before = {r["student"]: r.get("integrity") or [] for r in reports}
+    before = {r.student: r.integrity or [] for r in reports}
     flag_class(reports, checkpoints, image_ids)
     for r in reports:
-        if r["integrity"] == before[r["student"]]:
+        if r.integrity == before[r.student]:
             continue
-        path = out / f"{r['student']}.json"
-        if path.is_file():  # only the integrity key changes: the rest is the grader's as written
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            saved["integrity"] = r["integrity"]
-            write_text(path, json.dumps(saved, indent=2, sort_keys=True) + "\n")
-        update_feedback_page(out / "feedback" / f"{r['student']}.html", r)
+        path = out / f"{r.student}.json"
+        if path.is_file():  # only the integrity changes: the rest is the grader's as written
+            saved = read_report(path)
+            saved.integrity = r.integrity
+            write_text(path, dumps(saved))
+        update_feedback_page(out / "feedback" / f"{r.student}.html", r)
     return write_overview(out, reports, facts)

@@ -1,4 +1,5 @@
-"""The rubric as pytest tests (see autograder.pytest_plugin):
+"""The pytest front-end's tests: one per rubric item and student, collected by
+:mod:`autograder.frontends.pytest_plugin` when it grades a submission:
 
     pytest --pyargs autograder --submission PATH
 """
@@ -8,7 +9,8 @@ import os
 
 import pytest
 
-from autograder.rubric import FLAGGED, NOT_GRADED, RUBRIC
+from autograder.results import Report, Status
+from autograder.rubric import RUBRIC
 
 
 def pytest_generate_tests(metafunc):
@@ -26,10 +28,11 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def graded(pytestconfig) -> dict:
+def graded(pytestconfig) -> dict[str, Report]:
     """Every submission graded once, as ``python -m autograder grade`` grades them."""
-    from autograder.__main__ import default_jobs
-    from autograder.grade import GradingRun, Limits, find_submissions, grade_all
+    from autograder.frontends.cli import default_jobs
+    from autograder.frontends.shim import grade_all  # SHIM issue 22: Reports from the producer's dicts
+    from autograder.grade import GradingRun, Limits, find_submissions
     from autograder.trained import LabelSet
     path = pytestconfig.getoption("submission").resolve()
     data = pytestconfig.getoption("grading_data") or os.environ.get("FCNKIT_DATA")
@@ -42,15 +45,16 @@ def graded(pytestconfig) -> dict:
         reports = grade_all(submissions, jobs=jobs, limits=limits, run=run)
     finally:
         run.close()
-    return {report["student"]: report for report in reports}
+    return {report.student: report for report in reports}
 
 
 def test_rubric_item(graded, student, item, record_property):
-    check = next(c for c in graded[student]["checks"] if c["name"] == item.name)
-    for key in ("points", "score", "status"):
-        record_property(key, item.points if key == "points" else check[key])
-    if check["status"] == NOT_GRADED:
-        pytest.skip(check["message"])
-    if check["status"] != "passed":
-        pytest.fail(("flagged for review: " if check["status"] == FLAGGED else "") + check["message"], pytrace=False)
+    check = next(c for c in graded[student].checks if c.name == item.name)
+    record_property("points", item.points)
+    record_property("score", check.score)
+    record_property("status", check.status.value)
+    if check.status is Status.NOT_GRADED:
+        pytest.skip(check.message)
+    if check.status is not Status.PASSED:
+        pytest.fail(("flagged for review: " if check.status is Status.FLAGGED else "") + check.message, pytrace=False)
 

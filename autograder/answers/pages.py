@@ -1,23 +1,17 @@
-"""Written answers, graded the way teaching assistants grade: one question across the whole class.
+"""The written answers' grading pages: a page per question with every student's answer.
 
     python -m autograder answers SUBMISSIONS --out answers/ [--anonymous]     # a page per question
-    python -m autograder answers --import answers/scores-question1.csv ...    # into the reports
 
 Each page holds the question, the instructor's key (from the source notebook), then every student's
 answer with the numbers the same student's notebook reports where the question refers to them, hints
 (which terms of the key the answer mentions) and near-duplicate flags, and a score and a comment box.
-The page saves the scores as a CSV (a button; it works opened from disk). The import checks the CSV
-whole before it writes anything, then merges the scores into grades.csv, the <student>.json reports,
-the feedback pages, Gradescope results (``gradescope/<student>/results.json``) and, with
-``--gradebook``, nbgrader's gradebook. Importing the same CSV again changes nothing.
+The page saves the scores as a CSV (a button; it works opened from disk), which
+:mod:`autograder.answers.scores` imports.
 """
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
-import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -27,16 +21,15 @@ from pathlib import Path
 from fcnkit.predictions import UnreadableFile, read_bounded
 from fcnkit.spec import CLASS_NAMES
 
-from . import atomic
-from .extract import MAX_SUBMISSION_BYTES
+from .. import atomic
+from ..extract import MAX_SUBMISSION_BYTES
 
-SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
+SOURCE = Path(__file__).resolve().parents[2] / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 BOILERPLATE = re.compile(r"YOUR ANSWER HERE|\*{0,2}your answers?:?\*{0,2}:?", re.IGNORECASE)
 STOPWORDS = set("""about above after again against because before being below between both could does doing
 during each every further having here itself just more most other ought should same some such than that their
 theirs them then there these they this those through under until very what when where which while whom with
 would your yours""".split())
-CSV_COLUMNS = ["student", "question", "score", "comment"]
 
 
 class AnswersError(ValueError):
@@ -314,95 +307,3 @@ def write_pages(submissions: list[tuple[str, Path]], out: Path, source: Path = S
         atomic.write_text(path, page(q, answers, names))
         written.append(path)
     return written
-
-
-# ----------------------------------------------------------------------------------- importing scores
-def read_scores(paths: list[Path], questions: dict[str, Question], students: set[str],
-                anonymous: dict[str, str] | None = None) -> dict[tuple[str, str], tuple[float, str]]:
-    """Every CSV's rows, checked whole: ``{(student, question): (score, comment)}``; AnswersError on
-    the first line that cannot be used, naming it and the fix."""
-    scores = {}
-    for path in paths:
-        try:
-            text = read_bounded(Path(path), 16 * 2**20).decode("utf-8-sig")
-        except (UnreadableFile, UnicodeDecodeError) as err:
-            raise AnswersError(f"{path}: cannot be read ({err}).") from None
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader, [])
-        if [h.strip().lower() for h in header] != CSV_COLUMNS:
-            missing = [c for c in CSV_COLUMNS if c not in [h.strip().lower() for h in header]]
-            raise AnswersError(f"{path} line 1: the columns are {header}; expected {CSV_COLUMNS}"
-                               + (f" (missing: {', '.join(missing)})" if missing else "")
-                               + ". Download the CSV again from the question's page.")
-        for number, row in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(CSV_COLUMNS):
-                raise AnswersError(f"{path} line {number}: {len(row)} fields, expected {len(CSV_COLUMNS)}.")
-            # the page's script protects cells that start like a formula with a quote: taken off here
-            student, question, score, comment = (atomic.untext_cell(cell.strip()) for cell in row)
-            student = (anonymous or {}).get(student, student)
-            if question not in questions:
-                raise AnswersError(f"{path} line {number}: unknown question {question!r}; the questions are "
-                                   f"{', '.join(questions)}.")
-            if student not in students:
-                raise AnswersError(f"{path} line {number}: unknown student {student!r} (no report for them in the "
-                                   f"reports folder; grade the submissions first, or fix the name).")
-            try:
-                value = float(score)
-            except ValueError:
-                raise AnswersError(f"{path} line {number}: score {score!r} is not a number.") from None
-            points = questions[question].points
-            if not 0 <= value <= points:
-                raise AnswersError(f"{path} line {number}: score {score} is outside 0..{points:g} for {question}.")
-            scores[(student, question)] = (value, comment)
-    return scores
-
-
-def merge(reports: list[dict], scores: dict, questions: dict[str, Question]) -> None:
-    """Put the scores into the reports (replacing earlier ones of the same student and question)."""
-    for report in reports:
-        manual = report.setdefault("manual", {})
-        for (student, qid), (value, comment) in scores.items():
-            if student == report["student"]:
-                q = questions[qid]
-                manual[qid] = {"title": f"Question {q.number} (graded by hand)", "score": value,
-                               "max_score": q.points, "comment": comment}
-        report["total"] = report["score"] + sum(m["score"] for m in manual.values())
-
-
-def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURCE,
-                  gradebook: Path | None = None) -> list[str]:
-    """Check the CSVs, then write the merged reports, grades.csv, feedback pages, Gradescope results
-    and (``gradebook``) nbgrader's gradebook. Nothing is written when a CSV is refused."""
-    from .gradescope import results
-    from .report import feedback_html, write_csv, write_json
-    report_files = sorted(p for p in reports_dir.glob("*.json") if p.name != "anonymous.json")
-    reports = [json.loads(p.read_text(encoding="utf-8")) for p in report_files]
-    if not reports:
-        raise AnswersError(f"{reports_dir} holds no <student>.json reports: run python -m autograder grade first "
-                           f"(its --out folder), or give --reports.")
-    questions = {q.id: q for q in questions_from(source)}
-    anonymous_file = next((p.parent / "anonymous.json" for p in csv_paths if (p.parent / "anonymous.json").is_file()),
-                          None)
-    anonymous = json.loads(anonymous_file.read_text(encoding="utf-8")) if anonymous_file else None
-    scores = read_scores(csv_paths, questions, {r["student"] for r in reports}, anonymous)
-    if gradebook is not None and not (gradebook / "gradebook.db").is_file():
-        raise AnswersError(f"--gradebook {gradebook}: no gradebook.db there; give the nbgrader course folder.")
-    merge(reports, scores, questions)
-    done = [f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
-    if gradebook is not None:
-        from .gradebook import GradebookError, record_manual
-        try:
-            done += record_manual(gradebook, reports)
-        except GradebookError as err:
-            raise AnswersError(str(err)) from None
-    for report in reports:
-        write_json([report], reports_dir / f"{report['student']}.json")
-        (reports_dir / "feedback").mkdir(exist_ok=True)
-        atomic.write_text(reports_dir / "feedback" / f"{report['student']}.html", feedback_html(report))
-        target = reports_dir / "gradescope" / report["student"] / "results.json"
-        os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
-        atomic.write_text(target, json.dumps(results(report, 0), indent=2) + "\n")
-    write_csv(reports, reports_dir / "grades.csv")
-    return done

@@ -12,16 +12,14 @@ once they are imported (``python -m autograder answers --import``).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import text_cell, write_text
+from ..atomic import text_cell, write_text
+from ..results import Report, read_reports
 
 IDENTITY = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 POINTS_POSSIBLE = "Points Possible"
@@ -62,19 +60,15 @@ def read_roster(path: Path) -> tuple[list[str], list[dict], dict | None]:
     return header, students, points
 
 
-def read_reports(folder: Path) -> list[dict]:
-    reports = []
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ExportError(f"{path}: not a report ({err}).") from None
-        if isinstance(report, dict) and "student" in report and "score" in report:
-            reports.append(report)
+def class_reports(folder: Path) -> tuple[list[Report], list[str]]:
+    """The reports of ``folder`` and a line for each JSON file there that is not one (another file,
+    or a report not written whole: that student is then listed as without a report); ExportError
+    when there are none."""
+    reports, skipped = read_reports(Path(folder))
     if not reports:
         raise ExportError(f"{folder}: no <student>.json reports; run python -m autograder grade ... --out {folder} "
                           f"first.")
-    return reports
+    return reports, [f"skipped {line}" for line in skipped]
 
 
 def assignment_column(header: list[str], name: str) -> str:
@@ -89,14 +83,9 @@ def assignment_column(header: list[str], name: str) -> str:
     return matches[0] if matches else name
 
 
-def total(report: dict) -> float:
-    """The automatic score plus the written answers' scores once imported."""
-    return float(report.get("total", report["score"]) if report.get("manual") else report["score"])
-
-
-def points_possible(reports: list[dict]) -> float:
-    manual = max((sum(m["max_score"] for m in r.get("manual", {}).values()) for r in reports), default=0)
-    return float(max(r["max_score"] for r in reports) + manual)
+def points_possible(reports: list[Report]) -> float:
+    manual = max((sum(m.max_score for m in (r.manual or {}).values()) for r in reports), default=0)
+    return float(max(r.max_score for r in reports) + manual)
 
 
 def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS Login ID",
@@ -115,7 +104,8 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
     if match not in header:
         raise ExportError(f"{roster}: no {match!r} column to match students on; choose one of "
                           f"{', '.join(header[:8])} with --match.")
-    reports = {r["student"]: r for r in read_reports(reports_dir)}
+    read, skipped = class_reports(reports_dir)
+    reports = {r.student: r for r in read}
     column = assignment_column(header, assignment)
     possible = points_possible(list(reports.values()))
     by_key: dict[str, dict] = {}
@@ -124,11 +114,11 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
         if key:
             by_key.setdefault(key.casefold(), row)
     found = {s.casefold(): s for s in reports}
-    result = Export(column, possible, 0)
+    result = Export(column, possible, 0, notes=skipped)
     result.not_in_roster = sorted(s for s in reports if s.casefold() not in by_key)
     result.without_report = sorted((row["Student"] or row[match] or "?").strip() for row in students
                                    if (row[match] or "").strip().casefold() not in found)
-    if not any(r.get("manual") for r in reports.values()):
+    if not any(r.manual for r in reports.values()):
         result.notes.append("the written answers are not imported yet: the column holds the automatic score only "
                             "(python -m autograder answers --import ...)")
     buffer = io.StringIO()
@@ -140,7 +130,7 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
         student = found.get((row[match] or "").strip().casefold())
         if student is None:
             continue
-        writer.writerow([text_cell((row[c] or "").strip()) for c in IDENTITY] + [f"{total(reports[student]):g}"])
+        writer.writerow([text_cell((row[c] or "").strip()) for c in IDENTITY] + [f"{float(reports[student].total):g}"])
         result.rows += 1
     write_text(Path(out), buffer.getvalue())
     unmatched = io.StringIO()
@@ -154,40 +144,3 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
 
 def unmatched_path(out: Path) -> Path:
     return Path(out).with_name(Path(out).stem + "-unmatched.csv")
-
-
-def add_export_parser(commands) -> None:
-    """``python -m autograder export canvas ...`` (called by the CLI's parser)."""
-    e = commands.add_parser("export", help="grades into an LMS (Canvas's gradebook import CSV)",
-                            description="Write the grades in the format an LMS imports.")
-    lms = e.add_subparsers(dest="lms", required=True)
-    c = lms.add_parser("canvas", help="the CSV of Canvas's Grades > Import",
-                       description="Write the CSV that Canvas's gradebook import takes, from a reports folder and "
-                                   "the roster Canvas exports (Grades > Export).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("reports", type=Path, help="the reports folder of python -m autograder grade")
-    c.add_argument("--roster", type=Path, required=True, help="the CSV of Canvas's Grades > Export")
-    c.add_argument("--out", type=Path, required=True, help="the CSV to write, for Canvas's Grades > Import")
-    c.add_argument("--match", default="SIS Login ID", help="the roster column that holds the grader's student ids")
-    c.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
-                   help="the assignment's column: 'Name (12345)' as in the roster, or a name (one column 'Name (id)' "
-                        "in the roster is used; otherwise Canvas creates a new assignment)")
-
-
-def export_main(args) -> int:
-    try:
-        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out}: {result.rows} students, column {result.column!r} out of {result.points_possible:g} "
-          f"points; import it in Canvas: Grades > Import")
-    for note in result.notes:
-        print(f"note: {note}")
-    for what, names in (("graded but not in the roster", result.not_in_roster),
-                        ("in the roster without a report", result.without_report)):
-        if names:
-            print(f"{len(names)} {what}: {', '.join(names)}", file=sys.stderr)
-    if result.not_in_roster or result.without_report:
-        print(f"listed in {unmatched_path(args.out)}", file=sys.stderr)
-    return 0

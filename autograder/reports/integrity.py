@@ -23,11 +23,12 @@ from fcnkit.extract import _strip_magics
 from fcnkit.predictions import PredictionsError, read_predictions
 from fcnkit.spec import MODEL_CLASSES
 
-from .atomic import write_text
-from .extract import SubmissionError, code_cells
-from .trained import find_predictions
+from ..atomic import write_text
+from ..extract import SubmissionError, code_cells
+from ..results import IntegrityFlag, Report
+from ..trained import find_predictions
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
+TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 
 SKETCH_PIXELS = 64  # per image: the sketch of 76 test maps is 4,864 bytes
 MISSING = 255  # a sketch value no class takes (12 classes): the image is not in the predictions
@@ -178,12 +179,12 @@ class Student:
     code: dict[str, int] = field(default_factory=dict)
 
 
-def student_evidence(report: dict, ids: list[str] | None, template: dict[str, int],
+def student_evidence(report: Report, ids: list[str] | None, template: dict[str, int],
                      checkpoints: Path | None = None) -> Student:
     """Read one student's predictions (bounded, fcnkit.predictions) and code. ``ids``: the test
     split's image ids (default: those the student's own predictions list)."""
-    student = Student(report["student"])
-    submission = Path(report["submission"])
+    student = Student(report.student)
+    submission = Path(report.submission)
     for kind in MODEL_CLASSES:
         folder = find_predictions(submission, kind, student.name, checkpoints) if submission.exists() else None
         if folder is None or folder.is_symlink():
@@ -202,15 +203,15 @@ def student_evidence(report: dict, ids: list[str] | None, template: dict[str, in
 
 
 def _flag(flags: dict, a: str, b: str, kind: str, evidence: str) -> None:
-    flags.setdefault(a, []).append({"kind": kind, "other": b, "evidence": evidence})
-    flags.setdefault(b, []).append({"kind": kind, "other": a, "evidence": evidence})
+    flags.setdefault(a, []).append(IntegrityFlag(kind, b, evidence))
+    flags.setdefault(b, []).append(IntegrityFlag(kind, a, evidence))
 
 
-def compare(students: list[Student]) -> dict[str, list[dict]]:
-    """The flags of a class: ``{student: [{"kind", "other", "evidence"}, ...]}``, each pair on both
+def compare(students: list[Student]) -> dict[str, list[IntegrityFlag]]:
+    """The flags of a class: ``{student: [IntegrityFlag, ...]}``, each pair on both
     students. Predictions: sketches compared pair by pair (vectorised, one student against all
     later ones); weights and code: grouped by hash, so only students sharing one are paired."""
-    flags: dict[str, list[dict]] = {}
+    flags: dict[str, list[IntegrityFlag]] = {}
     for kind, title in MODEL_CLASSES.items():
         have = [s for s in students if kind in s.sketches]
         if len(have) < 2 or len({len(s.sketches[kind]) for s in have}) != 1:
@@ -253,9 +254,9 @@ def compare(students: list[Student]) -> dict[str, list[dict]]:
     return flags
 
 
-def flag_class(reports: list[dict], checkpoints: Path | None = None, labels_ids: list[str] | None = None,
-               template: Path | None = TEMPLATE) -> dict[str, list[dict]]:
-    """Compute the flags of a class and put them into each report (``report["integrity"]``, a list,
+def flag_class(reports: list[Report], checkpoints: Path | None = None, labels_ids: list[str] | None = None,
+               template: Path | None = TEMPLATE) -> dict[str, list[IntegrityFlag]]:
+    """Compute the flags of a class and put them into each report (``report.integrity``, a list,
     empty when nothing is flagged). Never changes a score.
 
     Args:
@@ -270,10 +271,10 @@ def flag_class(reports: list[dict], checkpoints: Path | None = None, labels_ids:
         try:
             students.append(student_evidence(report, labels_ids, given, checkpoints))
         except Exception:  # a submission that cannot be read gives no evidence; it never stops the run
-            students.append(Student(report["student"]))
+            students.append(Student(report.student))
     flags = compare(students)
     for report in reports:
-        report["integrity"] = flags.get(report["student"], [])
+        report.integrity = flags.get(report.student, [])
     return flags
 
 
@@ -282,20 +283,20 @@ BEGIN, END = "<!-- integrity -->", "<!-- /integrity -->"
 KINDS = {"predictions": "submitted predictions", "weights": "recorded weights", "code": "code"}
 
 
-def feedback_section(report: dict) -> str:
+def feedback_section(report: Report) -> str:
     """The feedback page's integrity note (between markers, so :func:`update_feedback_page` can
     replace it after a sharded run's summary); empty markers when nothing is flagged."""
-    flags = report.get("integrity") or []
+    flags = report.integrity or []
     if not flags:
         return BEGIN + END
     e = html.escape
-    items = "".join(f"<li><b>{e(KINDS.get(f['kind'], f['kind']))}</b>, with <b>{e(f['other'])}</b>: "
-                    f"{e(f['evidence'])}</li>" for f in flags)
+    items = "".join(f"<li><b>{e(KINDS.get(f.kind, f.kind))}</b>, with <b>{e(f.other)}</b>: "
+                    f"{e(f.evidence)}</li>" for f in flags)
     return (f"{BEGIN}<h2>For review</h2><p>The grader noticed similarities that a person will look at. This is not a "
             f"penalty and changes no score.</p><ul class='integrity'>{items}</ul>{END}")
 
 
-def update_feedback_page(page: Path, report: dict) -> bool:
+def update_feedback_page(page: Path, report: Report) -> bool:
     """Replace the integrity note of an existing feedback page (written whole: temp + rename).
     Returns whether the page changed."""
     if not page.is_file():

@@ -1,0 +1,251 @@
+"""The command line: ``python -m autograder COMMAND`` (grade, summarize, answers, gradescope-bundle,
+gradescope-run, export; see --help). Each command's work is in its own module; this one parses the
+arguments and dispatches."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .. import journal, tempdirs
+from ..catalogue import EXAMPLES, write_submissions
+from ..grade import Limits, find_submissions
+from ..reports.csv import write_csv
+from ..reports.table import score_table
+from ..results import read_reports
+from ..reports.canvas import DEFAULT_ASSIGNMENT
+from ..sandbox import LAYERS
+
+
+def default_jobs() -> int:
+    """One child per core, each with one thread (forward passes scale better across processes than
+    across threads: bench/grading_speed.py), fewer when memory is short: a child takes under 0.5 GiB
+    of its own (docs/results.md), counted as 1 GiB to leave room for a submission's own allocations."""
+    cores = len(os.sched_getaffinity(0))
+    memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    return max(1, min(cores, int(memory_gb // 1.0)))
+
+
+def _grade_parser(commands) -> None:
+    g = commands.add_parser("grade", help="grade a submission (.ipynb / .py) or a folder of them",
+                            description="Grade a submission (.ipynb or .py) or a folder of them (nbgrader's "
+                                        "submitted/<student>/<assignment>/ layout included).")
+    g.add_argument("path", type=Path, nargs="?",
+                   help="submission file or folder (default: the bundled examples: the reference solution and "
+                        "three buggy submissions from autograder/catalogue.py)")
+    g.add_argument("--data", help="dataset root whose labels the submitted predictions (outputs/fcn32s_predictions.npz, "
+                                  "fcn8s_...) are scored against: enables the mIoU checks (default $FCNKIT_DATA)")
+    g.add_argument("--checkpoints", type=Path,
+                   help="folder with fcn32s.pt / fcn8s.pt (or <student>/.../fcn32s.pt for a class): the weights are "
+                        "evaluated in the sandbox, and compared with the submitted predictions when there are any "
+                        "(the dataset: --data, else $FCNKIT_DATA, else the bundled sample)")
+    g.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate on")
+    g.add_argument("--scale", type=float, default=0.5, help="image scale the checkpoints are evaluated at")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where checkpoints are evaluated (the structural checks always run on the CPU)")
+    g.add_argument("--jobs", type=int, default=default_jobs(),
+                   help="submissions graded at once (default: one per core, as memory allows)")
+    g.add_argument("--timeout", type=int, default=Limits.wall_s, help="seconds per submission (structural checks)")
+    g.add_argument("--check-timeout", type=int, default=Limits.check_s,
+                   help="CPU seconds (of one thread) for one cell's definitions or one check; a check that waits "
+                        "is stopped after four times as many seconds of wall-clock time (60 at least)")
+    g.add_argument("--isolation", default=",".join(LAYERS[:4]),
+                   help=f"layers to use when available, in the order they are given up: {', '.join(LAYERS[:4])} "
+                        f"(rlimits are always on; the strongest available set is used and printed)")
+    g.add_argument("--memory-gb", type=float, default=Limits.memory_gb, help="memory limit per submission (CPU)")
+    g.add_argument("--low-memory", action="store_true",
+                   help="one child at a time, the reference's included: the smallest run (what Gradescope uses)")
+    g.add_argument("--out", type=Path, default=Path("grading-reports"),
+                   help="folder for grades.csv, <student>.json and feedback/<student>.html")
+    g.add_argument("--seed", type=int,
+                   help="seed of the weights and inputs the checks use (default: drawn afresh for each run; "
+                        "recorded in every report, so a run can be repeated exactly)")
+    g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
+    g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
+    g.add_argument("--gradebook", type=Path, metavar="COURSE",
+                   help="an nbgrader course folder: file the graded submissions (COURSE/submitted/...) with nbgrader "
+                        "autograde without running them, and put the scores into its gradebook and autograded "
+                        "notebooks (formgrader and generate_feedback show them)")
+    g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here "
+                                                 "(bench/grading_speed.py reads it)")
+    g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
+    g.add_argument("--force", action="store_true",
+                   help="grade everyone again (by default a rerun into the same --out keeps the reports its journal "
+                        "records as graded, of unchanged files, and grades the rest with the recorded seed)")
+
+
+def _summarize_parser(commands) -> None:
+    s = commands.add_parser("summarize", help="rebuild grades.csv and the score table from <student>.json reports",
+                            description="Rebuild OUT/grades.csv from the <student>.json files in OUT (e.g. after "
+                                        "sharded runs wrote into the same folder).")
+    s.add_argument("out", type=Path)
+
+
+def _answers_parser(commands) -> None:
+    a = commands.add_parser("answers", help="pages to grade the written answers one question at a time, and the "
+                                             "import of their scores",
+                            description="Write a page per written question with every student's answer "
+                                        "(python -m autograder answers SUBMISSIONS --out DIR), or merge the CSVs "
+                                        "those pages save into the reports (--import CSV ...).")
+    a.add_argument("path", type=Path, nargs="?", help="submission file or folder (as for grade)")
+    a.add_argument("--out", type=Path, default=Path("answers"), help="folder for the pages (default answers/)")
+    a.add_argument("--anonymous", action="store_true", help="show students as 'student 01'..., in a shuffled order")
+    a.add_argument("--source", type=Path, help="the source notebook, which holds the questions' keys "
+                                                "(default: notebooks/source/... of this repository)")
+    a.add_argument("--import", dest="imports", type=Path, nargs="+", metavar="CSV",
+                   help="scores saved by the pages: merged into the reports folder")
+    a.add_argument("--reports", type=Path, default=Path("grading-reports"),
+                   help="the reports folder of python -m autograder grade (default grading-reports/)")
+    a.add_argument("--gradebook", type=Path, metavar="COURSE", help="also into this nbgrader course's gradebook")
+
+
+def _bundle_parser(commands) -> None:
+    b = commands.add_parser("gradescope-bundle", help="write the Gradescope autograder zip",
+                            description="Write the autograder zip to upload to Gradescope (setup.sh, run_autograder, "
+                                        "the fcnkit and grader wheels, and with --data the test split's images and "
+                                        "labels, so that the mIoU items are graded from the predictions students "
+                                        "submit).")
+    b.add_argument("out", type=Path, help="the zip to write, e.g. fcn_gradescope.zip")
+    b.add_argument("--data", type=Path, help="dataset folder whose test split goes into the zip (default $FCNKIT_DATA; "
+                                              "without one the mIoU items are not graded on Gradescope)")
+
+
+def _run_parser(commands) -> None:
+    r = commands.add_parser("gradescope-run", help="what the zip's run_autograder runs",
+                            description="Grade ROOT/submission, write ROOT/results/results.json (Gradescope's "
+                                        "layout; ROOT is /autograder there).")
+    r.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
+
+
+def _export_parser(commands) -> None:
+    """``python -m autograder export canvas ...``"""
+    e = commands.add_parser("export", help="grades into an LMS (Canvas's gradebook import CSV)",
+                            description="Write the grades in the format an LMS imports.")
+    lms = e.add_subparsers(dest="lms", required=True)
+    c = lms.add_parser("canvas", help="the CSV of Canvas's Grades > Import",
+                       description="Write the CSV that Canvas's gradebook import takes, from a reports folder and "
+                                   "the roster Canvas exports (Grades > Export).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("reports", type=Path, help="the reports folder of python -m autograder grade")
+    c.add_argument("--roster", type=Path, required=True, help="the CSV of Canvas's Grades > Export")
+    c.add_argument("--out", type=Path, required=True, help="the CSV to write, for Canvas's Grades > Import")
+    c.add_argument("--match", default="SIS Login ID", help="the roster column that holds the grader's student ids")
+    c.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
+                   help="the assignment's column: 'Name (12345)' as in the roster, or a name (one column 'Name (id)' "
+                        "in the roster is used; otherwise Canvas creates a new assignment)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade FCN assignment submissions.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_grade_parser, _summarize_parser, _bundle_parser, _answers_parser, _run_parser, _export_parser):
+        add(commands)
+    return parser
+
+
+def answers(args) -> int:
+    from ..answers import SOURCE, AnswersError, import_scores, write_pages
+    source = args.source or SOURCE
+    try:
+        if args.imports:
+            print("\n".join(import_scores(args.imports, args.reports, source, args.gradebook)))
+            return 0
+        if args.path is None:
+            print("error: give the submissions (a file or folder), or --import CSV", file=sys.stderr)
+            return 2
+        pages = write_pages(find_submissions(args.path), args.out, source, args.anonymous)
+    except (AnswersError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(f"wrote {p}" for p in pages))
+    print(f"open them in a browser, score, save each page's CSV (its button), then: python -m autograder answers "
+          f"--import scores-question1.csv scores-question2.csv --reports {args.reports}")
+    return 0
+
+
+def summarize(out: Path) -> int:
+    """grades.csv from the reports in ``out``; names the submissions its journals list without a
+    report, or not graded (exit 1 when there are any)."""
+    reports, skipped = read_reports(out)
+    for line in skipped:
+        print(f"warning: skipped {line}", file=sys.stderr)
+    if not reports:
+        print(f"error: no <student>.json reports in {out}", file=sys.stderr)
+        return 2
+    write_csv(reports, out / "grades.csv")
+    print(score_table(reports))
+    print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
+    have = {r.student for r in reports if not r.not_graded}
+    missing = {}
+    for path in sorted(out.glob("run*.journal")):
+        if (record := journal.Journal.read(path)) is not None:
+            missing.update(record.missing(have))
+    if missing:
+        print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
+                                                                          sorted(missing.items()))
+              + ". Rerun the grade command (it resumes) to grade them.")
+    from ..reports.overview import class_pages  # integrity flags across the shards, and the overview
+    print(f"class overview: {class_pages(out, reports)}")
+    return 1 if missing else 0
+
+
+def export(args) -> int:
+    """``export canvas``: Canvas's gradebook import CSV, and whom it could not match."""
+    from ..reports.canvas import ExportError, export_canvas, unmatched_path
+    try:
+        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {result.rows} students, column {result.column!r} out of {result.points_possible:g} "
+          f"points; import it in Canvas: Grades > Import")
+    for note in result.notes:
+        print(f"note: {note}")
+    for what, names in (("graded but not in the roster", result.not_in_roster),
+                        ("in the roster without a report", result.without_report)):
+        if names:
+            print(f"{len(names)} {what}: {', '.join(names)}", file=sys.stderr)
+    if result.not_in_roster or result.without_report:
+        print(f"listed in {unmatched_path(args.out)}", file=sys.stderr)
+    return 0
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    """--shard K/N as (K, N); ValueError when it is not 0 <= K < N."""
+    if not text:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        raise ValueError(f"--shard {text}: expected K/N with 0 <= K < N, e.g. 0/4")
+    return int(k), int(n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    began = time.perf_counter()
+    for stream in (sys.stdout, sys.stderr):  # a name like josé must not stop the run under LC_ALL=C
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    args = _parser().parse_args(argv)
+    if args.command != "grade":
+        from .gradescope import bundle_command, run_command
+        commands = {"summarize": lambda: summarize(args.out), "answers": lambda: answers(args),
+                    "gradescope-bundle": lambda: bundle_command(args.out, args.data),
+                    "export": lambda: export(args), "gradescope-run": lambda: run_command(args.root)}
+        return commands[args.command]()
+    try:
+        shard = _shard(args.shard)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    examples = None
+    if args.path is None:
+        examples = args.path = tempdirs.make("fcnkit-examples-")
+        write_submissions(args.path, EXAMPLES)
+        print(f"grading the bundled examples ({', '.join(EXAMPLES)}), written to {args.path}")
+    from .grade_command import grade
+    try:
+        return grade(args, shard, began)
+    finally:
+        tempdirs.remove(examples)

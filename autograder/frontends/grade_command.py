@@ -1,0 +1,219 @@
+"""``python -m autograder grade``: a class (or one submission) graded into a reports folder, resumable
+(:mod:`autograder.journal`), with each report written as it is graded (:mod:`autograder.classrun`),
+then grades.csv, the score table, the class overview and, when asked, Gradescope's results,
+nbgrader's gradebook and the run's timings."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .. import atomic, classrun, journal, tempdirs
+from ..grade import EvalSet, GradingRun, Limits, find_submissions
+from ..reports.csv import write_csv
+from ..reports.files import write_json
+from ..reports.overview import class_pages
+from ..reports.table import score_table
+from ..results import Report
+from ..sandbox import LAYERS
+from ..trained import LabelSet
+from .shim import grade_all  # SHIM issue 22: Reports from the producer's dicts
+
+
+class CannotStart(Exception):
+    """The run cannot start (exit 2); the message is the error line."""
+
+
+def _grade_options(args, want: list[str]) -> dict:
+    """The options a recorded run must share with this one for its grades to be kept."""
+    resolved = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731
+    return {"path": resolved(args.path), "data": resolved(args.data or os.environ.get("FCNKIT_DATA")),
+            "checkpoints": resolved(args.checkpoints), "split": args.split, "scale": args.scale,
+            "device": args.device, "timeout": args.timeout, "check_timeout": args.check_timeout,
+            "memory_gb": args.memory_gb, "isolation": want}
+
+
+def _submissions(args, shard: tuple[int, int] | None) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The submissions this run grades and the isolation layers it wants; CannotStart when the
+    options cannot be used."""
+    try:
+        submissions = find_submissions(args.path)[slice(shard[0], None, shard[1]) if shard else slice(None)]
+    except FileNotFoundError as err:
+        raise CannotStart(str(err)) from None
+    if not submissions:
+        raise CannotStart(f"no .ipynb or .py submissions under {args.path}")
+    if args.gradescope and len(submissions) != 1:
+        raise CannotStart("--gradescope writes one submission's results; give a single file")
+    if args.gradebook and not (args.gradebook / "gradebook.db").is_file():
+        raise CannotStart(f"--gradebook {args.gradebook}: no gradebook.db there; give the nbgrader course folder (the "
+                          f"one holding nbgrader_config.py, source/ and submitted/)")
+    want = [layer.strip() for layer in args.isolation.split(",") if layer.strip()]
+    if unknown := [layer for layer in want if layer not in LAYERS]:
+        raise CannotStart(f"--isolation: unknown layer {unknown[0]!r}; choose from {', '.join(LAYERS[:4])}")
+    return submissions, want
+
+
+def _labels(args) -> LabelSet | None:
+    """The labels the submitted predictions are scored against (--data, else $FCNKIT_DATA)."""
+    if not (args.data or os.environ.get("FCNKIT_DATA")):
+        return None
+    from fcnkit.splits import DataError
+    try:
+        labels = LabelSet(args.data or os.environ["FCNKIT_DATA"], args.split)
+    except DataError as err:
+        raise CannotStart(str(err)) from None
+    print(f"scoring submitted predictions against the {len(labels.ids)} {args.split} labels of {labels.root}")
+    return labels
+
+
+def _evalset(args, eval_dir: Path) -> tuple[str, EvalSet | None]:
+    """(device, images) the --checkpoints are evaluated on; the structural checks run on the CPU."""
+    if not args.checkpoints:
+        return "cpu", None
+    from fcnkit.data import DATA_ENV, SAMPLE_ROOT, DataError
+    from fcnkit.train import resolve_device
+    if not args.checkpoints.is_dir():
+        raise CannotStart(f"--checkpoints {args.checkpoints} is not a folder")
+    device = resolve_device(args.device).type
+    try:
+        root = args.data or os.environ.get(DATA_ENV) or SAMPLE_ROOT
+        evalset = EvalSet.load(root, args.split, args.scale, workdir=eval_dir)
+    except DataError as err:
+        raise CannotStart(str(err)) from None
+    print(f"evaluating checkpoints on {evalset.size} {args.split} images of {root} (scale {args.scale}, {device})")
+    return device, evalset
+
+
+def grade(args, shard: tuple[int, int] | None, began: float) -> int:
+    """``grade`` once its arguments are parsed: 0 when every submission is graded, 1 when some are
+    not (a grader error: see the run log), 2 when the run cannot start."""
+    try:
+        submissions, want = _submissions(args, shard)
+    except CannotStart as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = journal.names(shard)
+    try:
+        lock = journal.Lock(args.out / f"{stem}.lock")
+    except journal.RunLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    eval_dir = None
+    try:
+        for folder in (args.out, args.out / "feedback"):
+            atomic.remove_stale_temporaries(folder)  # a killed writer's, never a finished file
+        record, said = journal.resume(args.out / f"{stem}.journal", args.seed, _grade_options(args, want),
+                                      journal.grader_fingerprint(), args.force)
+        for line in said:
+            print(line)
+        labels = _labels(args)
+        if args.checkpoints:
+            eval_dir = tempdirs.make("fcnkit-eval-")
+        device, evalset = _evalset(args, eval_dir)
+        return _grade_class(args, shard, began, submissions, record, device, evalset, labels, want)
+    except CannotStart as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        tempdirs.remove(eval_dir)
+        lock.release()
+
+
+def _grade_class(args, shard, began, submissions, record, device, evalset, labels, want) -> int:
+    log = classrun.RunLog(args.out / f"{journal.names(shard)}.log")
+    record.students = [s for s, _ in submissions]
+    record.save()
+    todo = classrun.plan(submissions, record, args.out, args.checkpoints)
+    if todo.kept:
+        print(f"{len(todo.kept)} of {len(submissions)} submissions keep their recorded reports; grading "
+              f"{len(todo.todo) + len(todo.unreadable)}")
+    log.note(f"run {os.getpid()} started: {len(todo.todo)} to grade, {len(todo.kept)} kept, seed {record.seed}, "
+             f"options {record.options}")
+    one_at_a_time = device == "cuda" or args.low_memory  # one GPU: one child at a time
+    jobs = 1 if one_at_a_time else max(1, min(args.jobs, len(todo.todo) or 1))
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)  # the cores are shared out among the children
+    limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
+                    memory_gb=args.memory_gb, threads=threads)
+    progress = classrun.Progress(len(todo.todo) + len(todo.unreadable))
+    writer = classrun.Writer(args.out, record, todo.hashes, log, progress)
+    for report in todo.unreadable.values():
+        writer.finished(report)
+    started = graded = time.perf_counter()
+    if todo.todo:
+        try:
+            run = GradingRun.start(evalset, device, limits, seed=record.seed, hidden=[args.path.resolve()], want=want,
+                                   jobs=jobs, labels=labels, low_memory=args.low_memory)
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            log.note(f"the run could not start: {err}")
+            return 2
+        _say_isolation(run, jobs)
+        started = time.perf_counter()
+        try:
+            grade_all(todo.todo, args.checkpoints, evalset, device, jobs, limits, writer.finished, run=run)
+        finally:
+            run.close()
+            progress.close()
+        graded = time.perf_counter()
+    reports = [todo.kept.get(s) or writer.reports[s] for s, _ in submissions]
+    status = _write_class(args, shard, reports, log, labels, {"grading time": f"{graded - started:.1f} s",
+                                                              "jobs": str(jobs), "shard": args.shard or "all"})
+    if status == 2:  # the gradebook could not be used
+        return status
+    if args.timings:
+        _write_timings(args.timings, reports, began, started, graded, jobs, threads)
+    final = classrun.counts_line(reports, len(todo.kept), log.path, log.errors)
+    log.note(f"run {os.getpid()} ended: {final}")
+    print(final)
+    return status
+
+
+def _say_isolation(run: GradingRun, jobs: int) -> None:
+    print(f"{run.runtime.isolation.summary()}; seed {run.context.seed}", flush=True)
+    if jobs > 1 and not run.children_kept_apart:
+        print("one submission at a time: without Landlock or a user per child, children could read each other's "
+              "files", flush=True)
+
+
+def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, labels: LabelSet | None,
+                 facts: dict[str, str]) -> int:
+    """grades.csv, --json, --gradescope, --gradebook, the score table and the class overview, once
+    every report is written; returns the run's exit status."""
+    write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
+    if args.json:
+        write_json(reports, args.json)
+    if args.gradescope:
+        from .gradescope import results
+        atomic.write_text(args.gradescope, json.dumps(results(reports[0], reports[0].seconds), indent=2) + "\n")
+    status = 1 if any(r.not_graded for r in reports) else 0
+    if args.gradebook:
+        from .nbgrader import GradebookError, record as into_gradebook
+        try:
+            filed = into_gradebook(args.gradebook, reports)
+        except GradebookError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print("\n".join(filed.done))
+        for problem in filed.problems:
+            print(f"error: {problem}", file=sys.stderr)
+            log.note(problem)
+        status = status or (1 if filed.problems else 0)
+    print()
+    print(score_table(reports))
+    print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
+    # integrity flags and the class overview, after the reports
+    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)}")
+    return status
+
+
+def _write_timings(path: Path, reports: list[Report], began: float, started: float, graded: float, jobs: int,
+                   threads: int) -> None:
+    """Where the time went, by phase and per submission (bench/grading_speed.py reads it)."""
+    atomic.write_text(path, json.dumps({
+        "start": started - began, "grading": graded - started, "reporting": time.perf_counter() - graded,
+        "jobs": jobs, "threads": threads,
+        "submissions": [{"student": r.student, "seconds": r.seconds, "phases": r.phases} for r in reports],
+    }, indent=1) + "\n")

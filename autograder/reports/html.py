@@ -1,0 +1,86 @@
+"""The feedback page a student reads: ``feedback/<student>.html``, self-contained (images embedded)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+from fcnkit.spec import miou_thresholds
+
+from ..results import Report, Status
+from .integrity import feedback_section  # the page's integrity note (filled in by overview.class_pages)
+
+MARKS = {Status.PASSED: "&#10004;", Status.FAILED: "&#10008;", Status.NOT_GRADED: "pending",
+         Status.FLAGGED: "under review"}
+STYLE = """body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}tr.passed td:nth-child(3){color:green}
+tr.failed td:nth-child(3){color:#b00}tr.not-graded td{color:#777}tr.flagged td:nth-child(3){color:#a60}"""
+
+
+def isolation_line(report: Report) -> str:
+    return f"Graded under isolation: {', '.join(report.isolation.get('layers', [])) or 'unknown'}."
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _image_png(array) -> str:
+    from PIL import Image
+    from fcnkit.spec import colorize
+    buf = io.BytesIO()
+    Image.fromarray(colorize(array)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _checks_rows(report: Report) -> str:
+    e = html.escape
+    return "".join(
+        f"<tr class='{c.status.value.replace(' ', '-')}'><td>{e(c.title)}</td>"
+        f"<td>{'&ndash;' if c.status is Status.NOT_GRADED else c.score} / {c.max_score}</td>"
+        f"<td>{MARKS[c.status]}</td><td>{e(c.message)}</td></tr>" for c in report.checks)
+
+
+def _written(report: Report) -> str:
+    """The written answers' scores, once imported; '' before."""
+    e = html.escape
+    manual = "".join(f"<tr><td>{e(m.title)}</td><td>{m.score:g} / {m.max_score:g}</td>"
+                     f"<td>{e(m.comment) or '&ndash;'}</td></tr>" for m in (report.manual or {}).values())
+    return (f"<h2>Written answers (graded by hand)</h2><table><tr><th>question</th><th>points</th>"
+            f"<th>comment</th></tr>{manual}</table><p>Total: <b>{report.total:g}</b></p>" if manual else "")
+
+
+def _figures(report: Report) -> str:
+    """The mIoU thresholds, and per model with submitted results its per-class IoU and first maps."""
+    e = html.escape
+    thresholds = miou_thresholds()
+    figures = ("<p>The mIoU items need a test mIoU of at least "
+               f"{thresholds['fcn32s']:.2f} (FCN-32s) and {thresholds['fcn8s']:.2f} (FCN-8s) on the whole test split; "
+               "predictions of a smoke run (FCNKIT_SMOKE=1) do not cover it.</p>")
+    for model, scores in (report.metrics or {}).items():
+        from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
+        figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f} (threshold {thresholds[model]:.2f})</h2>"
+        figures += f"<img alt='per-class IoU' src='data:image/png;base64,{_png(plot_class_iou(scores['per_class_iou'], model))}'>"
+        for pred in report.first_predictions.get(model, []):
+            figures += f"<img alt='prediction' height='200' src='data:image/png;base64,{_image_png(pred)}'>"
+    return figures
+
+
+def feedback_html(report: Report) -> str:
+    """A self-contained feedback page (images embedded) for one student."""
+    e = html.escape
+    pending = report.max_score - report.graded_max_score
+    notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
+    written = _written(report)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>FCN assignment feedback: {e(report.student)}</title>
+<style>{STYLE}</style></head><body>
+<h1>FCN assignment: {e(report.student)}</h1>
+<p>Automatic score: <b>{report.score} / {report.graded_max_score}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if written else ' (the written answers are graded by hand)'}.</p>
+<table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{_checks_rows(report)}</table>
+{written}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{_figures(report)}
+{feedback_section(report)}
+</body></html>
+"""
