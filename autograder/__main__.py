@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import atomic, classrun, journal, tempdirs
+from . import atomic, tempdirs
 from .catalogue import EXAMPLES, write_submissions
-from .grade import EvalSet, GradingRun, Limits, find_submissions, grade_all
+from .judging.miou import LabelSet
+from .pipeline import EvalSet, GradingRun, Limits, classrun, find_submissions, grade_all, journal
+from .pipeline.legacy import legacy_dict  # SHIM issue 22
 from .sandbox import LAYERS
-from .trained import LabelSet
 from .report import score_table, write_csv, write_json
 
 
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         from .canvas import export_main
         return export_main(args)
     if args.command == "gradescope-run":
-        from .grade import GraderError
+        from .pipeline import GraderError
         from .gradescope import run
         try:
             print(json.dumps(run(args.root), indent=1))
@@ -339,7 +340,8 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
             run.close()
             progress.close()
         graded = time.perf_counter()
-    reports = [todo.kept.get(s) or writer.reports[s] for s, _ in submissions]
+    typed = [todo.kept.get(s) or writer.reports[s] for s, _ in submissions]
+    reports = [legacy_dict(r) for r in typed]  # SHIM issue 22: until the reports read Report objects
     write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
     if args.json:
         write_json(reports, args.json)
@@ -373,7 +375,7 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
             "submissions": [{"student": r["student"], "seconds": r.get("_seconds", 0), "phases": r.get("_phases", {})}
                             for r in reports],
         }, indent=1) + "\n")
-    final = classrun.counts_line(reports, len(todo.kept), log.path, log.errors)
+    final = classrun.counts_line(typed, len(todo.kept), log.path, log.errors)
     log.note(f"run {os.getpid()} ended: {final}")
     print(final)
     return status

@@ -28,7 +28,7 @@ from fcnkit.predictions import UnreadableFile, read_bounded
 from fcnkit.spec import CLASS_NAMES
 
 from . import atomic
-from .extract import MAX_SUBMISSION_BYTES
+from .pipeline.extract import MAX_SUBMISSION_BYTES
 
 SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 BOILERPLATE = re.compile(r"YOUR ANSWER HERE|\*{0,2}your answers?:?\*{0,2}:?", re.IGNORECASE)

@@ -12,7 +12,6 @@ one child at a time so that a run stays small, and writes Gradescope's results f
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -154,8 +153,9 @@ def _submission(folder: Path) -> Path:
 def run(root: Path) -> dict:
     """Grade ``root/submission`` and write ``root/results/results.json``; returns the results."""
     from .atomic import write_text
-    from .grade import GraderError, GradingRun, Limits, grade_submission
-    from .trained import LabelSet
+    from .judging.miou import LabelSet
+    from .pipeline import GraderError, grade_submission, grading_run
+    from .pipeline.legacy import legacy_dict  # SHIM issue 22
     start = time.perf_counter()
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,20 +166,16 @@ def run(root: Path) -> dict:
         return json.loads(out.read_text(encoding="utf-8"))
     data = root / "source" / DATA_FOLDER
     labels = LabelSet(data) if (data / "splits" / "test.txt").is_file() else None
-    cores = len(os.sched_getaffinity(0))
-    limits = Limits(threads=cores)
-    grading = GradingRun.start(limits=limits, hidden=[root / "source", root / "submission"], jobs=1, labels=labels,
-                               low_memory=True)  # Gradescope's default is 768 MB
-    try:
-        report = grade_submission("student", path, limits=limits, run=grading)
-    except GraderError as err:  # the grader's fault: no score at all rather than the student's 0
-        result = failure(f"not graded: {err}. This is a fault of the grader, not of your submission: your "
-                         "instructor can rerun the autograder.", time.perf_counter() - start)
-        del result["score"]
-        write_text(out, json.dumps(result, indent=2) + "\n")
-        raise
-    finally:
-        grading.close()
+    with grading_run(hidden=[root / "source", root / "submission"], jobs=1, labels=labels,
+                     low_memory=True) as grading:  # Gradescope's default is 768 MB
+        try:
+            report = legacy_dict(grade_submission("student", path, run=grading))  # SHIM issue 22
+        except GraderError as err:  # the grader's fault: no score at all rather than the student's 0
+            result = failure(f"not graded: {err}. This is a fault of the grader, not of your submission: your "
+                             "instructor can rerun the autograder.", time.perf_counter() - start)
+            del result["score"]
+            write_text(out, json.dumps(result, indent=2) + "\n")
+            raise
     result = results(report, time.perf_counter() - start)
     write_text(out, json.dumps(result, indent=2) + "\n")
     return result

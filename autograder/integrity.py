@@ -24,8 +24,8 @@ from fcnkit.predictions import PredictionsError, read_predictions
 from fcnkit.spec import MODEL_CLASSES
 
 from .atomic import write_text
-from .extract import SubmissionError, code_cells
-from .trained import find_predictions
+from .judging.miou import find_predictions
+from .pipeline.extract import SubmissionError, code_cells
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 

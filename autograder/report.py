@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from . import atomic
-from .checks import miou_thresholds
+from fcnkit.spec import miou_thresholds
 from .integrity import feedback_section  # the page's integrity note (filled in by overview.class_pages)
 from .rubric import FLAGGED, NOT_GRADED, RUBRIC
 

@@ -1,6 +1,6 @@
 """A class run's output folder, written as it goes: each submission's report and feedback page the
 moment it is graded (whole, as UTF-8), its state in the journal, the grader's errors in the run log,
-and a progress bar or plain progress lines. What a rerun keeps is decided by :mod:`autograder.journal`.
+and a progress bar or plain progress lines. What a rerun keeps is decided by :mod:`autograder.pipeline.journal`.
 """
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import atomic, journal, trained
-from .grade import GraderError, find_checkpoints, not_graded, phase
-from .report import feedback_html, write_json
-from .rubric import FLAGGED
 from fcnkit.spec import MODEL_CLASSES
+
+from .. import atomic
+from ..judging.miou import find_predictions
+from ..report import feedback_html, write_json
+from ..results import Report, Status
+from . import journal
+from .discover import find_checkpoints
+from .legacy import legacy_dict
+from .run import GraderError, not_graded, phase
 
 
 def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
     """The files a submission's grade depends on: the notebook, its predictions, its weights."""
     files = [Path(path)]
     for kind in MODEL_CLASSES:
-        folder = trained.find_predictions(Path(path), kind, student, checkpoints)
+        folder = find_predictions(Path(path), kind, student, checkpoints)
         if folder is not None:
             files += [folder / f"{kind}_predictions.npz", folder / f"{kind}_predictions.json"]
     if checkpoints is not None:
@@ -29,14 +34,14 @@ def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
     return files
 
 
-def load_report(out: Path, student: str) -> dict | None:
+def load_report(out: Path, student: str) -> Report | None:
     """A report written by an earlier run, or None when it is missing or not whole."""
     import json
     try:
         with open(atomic.fs_path(out / f"{student}.json"), "rb") as f:
-            report = json.loads(f.read().decode("utf-8"))
-        return report if isinstance(report, dict) and report.get("student") == student else None
-    except (OSError, ValueError):
+            report = Report.from_json(json.loads(f.read().decode("utf-8")))
+        return report if report.student == student else None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -44,9 +49,9 @@ def load_report(out: Path, student: str) -> dict | None:
 class Plan:
     """What a run grades and what it keeps from the run its journal records."""
     todo: list[tuple[str, Path]]
-    kept: dict[str, dict]  # student: report
+    kept: dict[str, Report]  # student: report
     hashes: dict[str, str]  # student: hash of what is graded
-    unreadable: dict[str, dict] = field(default_factory=dict)  # student: not-graded report (hashing failed)
+    unreadable: dict[str, Report] = field(default_factory=dict)  # student: not-graded report (hashing failed)
 
 
 def plan(submissions: list[tuple[str, Path]], record: journal.Journal, out: Path, checkpoints: Path | None) -> Plan:
@@ -78,9 +83,9 @@ class RunLog:
         with self.lock, open(atomic.fs_path(self.path), "a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
-    def error(self, student: str, report: dict) -> None:
+    def error(self, student: str, report: Report) -> None:
         self.errors += 1
-        self.note(f"{student}: {report.get('not_graded', '')}\n{report.get('_traceback', '')}")
+        self.note(f"{student}: {report.not_graded or ''}\n{report.traceback}")
 
 
 class Progress:
@@ -97,17 +102,17 @@ class Progress:
             except ImportError:
                 pass
 
-    def line(self, report: dict) -> None:
+    def line(self, report: Report) -> None:
         self.done += 1
-        if report.get("not_graded"):
-            text = f"not graded {report['student']}: {report['not_graded']} [{self.done}/{self.total}]"
+        if report.not_graded:
+            text = f"not graded {report.student}: {report.not_graded} [{self.done}/{self.total}]"
         else:
-            text = (f"graded {report['student']}: {report['score']}/{report['max_score']} ({report.get('_seconds', 0)} s)"
+            text = (f"graded {report.student}: {report.score}/{report.max_score} ({report.seconds} s)"
                     f" [{self.done}/{self.total}]")
         if self.bar is not None:
-            self.bar.set_postfix_str(report["student"][:20])
+            self.bar.set_postfix_str(report.student[:20])
             self.bar.update(1)
-            if report.get("not_graded"):
+            if report.not_graded:
                 self.bar.write(text)
         else:
             print(text, flush=True, file=self.stream)
@@ -124,39 +129,39 @@ class Writer:
     def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress):
         self.out, self.journal, self.hashes, self.log, self.progress = out, record, hashes, log, progress
         self.lock = threading.Lock()
-        self.reports: dict[str, dict] = {}
+        self.reports: dict[str, Report] = {}
         (out / "feedback").mkdir(parents=True, exist_ok=True)
 
-    def _write(self, report: dict) -> None:
-        write_json([report], self.out / f"{report['student']}.json")
-        atomic.write_text(self.out / "feedback" / f"{report['student']}.html", feedback_html(report))
+    def _write(self, report: Report) -> None:
+        write_json([legacy_dict(report)], self.out / f"{report.student}.json")  # SHIM issue 22
+        atomic.write_text(self.out / "feedback" / f"{report.student}.html",
+                          feedback_html(legacy_dict(report)))  # SHIM issue 22
 
-    def finished(self, report: dict) -> None:
+    def finished(self, report: Report) -> None:
         with self.lock:
-            student = report["student"]
+            student = report.student
             try:
                 with phase("writing its report"):
                     self._write(report)
             except GraderError as err:
-                report = not_graded(student, Path(report["submission"]), err, report.get("seed"),
-                                    report.get("isolation"))
+                report = not_graded(student, Path(report.submission), err, report.seed, report.isolation)
                 try:
-                    write_json([report], self.out / f"{student}.json")
+                    write_json([legacy_dict(report)], self.out / f"{student}.json")  # SHIM issue 22
                 except Exception:  # the log says why; the journal says it is not graded
                     pass
-            if report.get("not_graded"):
+            if report.not_graded:
                 self.log.error(student, report)
-            state = journal.NOT_GRADED if report.get("not_graded") else journal.GRADED
-            self.journal.set(student, journal.Entry(report["submission"], self.hashes.get(student, ""), state,
-                                                    report.get("not_graded", "")))
+            state = journal.NOT_GRADED if report.not_graded else journal.GRADED
+            self.journal.set(student, journal.Entry(report.submission, self.hashes.get(student, ""), state,
+                                                    report.not_graded or ""))
             self.reports[student] = report
             self.progress.line(report)
 
 
-def counts_line(reports: list[dict], kept: int, log: Path, errors: int) -> str:
+def counts_line(reports: list[Report], kept: int, log: Path, errors: int) -> str:
     """The run's last line: how many submissions are in each state, and where the log is."""
-    not_graded = sum(bool(r.get("not_graded")) for r in reports)
-    flagged = sum(any(c["status"] == FLAGGED for c in r["checks"]) for r in reports if not r.get("not_graded"))
+    not_graded = sum(bool(r.not_graded) for r in reports)
+    flagged = sum(bool(r.with_status(Status.FLAGGED)) for r in reports if not r.not_graded)
     graded = len(reports) - not_graded - kept
     parts = [f"{graded} graded", f"{kept} kept from the recorded run", f"{not_graded} not graded",
              f"{flagged} flagged for review"]

@@ -20,13 +20,19 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import atomic
+from .. import atomic
 
 GRADED, NOT_GRADED = "graded", "not graded"  # a submission's state in the journal (unfinished: not there)
 HASH_LIMIT = 2 * 2**30  # a file larger than this is fingerprinted by its first bytes and its size
-ROOT = Path(__file__).resolve().parent
-GRADER_SOURCES = [ROOT / name for name in ("rubric.py", "checks.py", "grade.py", "trained.py", "child.py",
-                                           "sandbox.py", "extract.py", "reference/models.py")]
+ROOT = Path(__file__).resolve().parent.parent
+# what grades depend on: the rubric, the judging, the pipeline, the isolation (the child included), the reference
+GRADER_FILES = ("rubric.py", "child.py", "sandbox.py", "reference/models.py")
+GRADER_FOLDERS = ("judging", "pipeline", "isolation")
+
+
+def grader_sources() -> list[Path]:
+    return [*(ROOT / name for name in GRADER_FILES),
+            *sorted(p for folder in GRADER_FOLDERS for p in (ROOT / folder).rglob("*.py"))]
 
 
 class RunLocked(RuntimeError):
@@ -42,7 +48,7 @@ def grader_fingerprint() -> str:
     """What a change of the rubric, the checks, the reference or the child changes."""
     import fcnkit
     digest = hashlib.sha256()
-    for path in [*GRADER_SOURCES, *(Path(fcnkit.__file__).parent / n for n in ("checks.py", "observe.py",
+    for path in [*grader_sources(), *(Path(fcnkit.__file__).parent / n for n in ("checks.py", "observe.py",
                                                                                "records.py", "spec.py"))]:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
