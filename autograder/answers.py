@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from fcnkit.extract import NotANotebook, notebook_cells
 from fcnkit.predictions import UnreadableFile, read_bounded
 from fcnkit.spec import CLASS_NAMES
 
@@ -77,8 +78,8 @@ def _source(cell) -> str:
 
 def _cells(path: Path) -> list[dict]:
     try:
-        cells = json.loads(read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8"))["cells"]
-    except (UnreadableFile, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        cells = notebook_cells(read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8"))
+    except (UnreadableFile, UnicodeDecodeError, NotANotebook):
         return []
     return [c for c in cells if isinstance(c, dict)]
 
