@@ -1,17 +1,16 @@
 """What is graded and for how many points: one table shared by the notebook's test cells and the CLI.
 
-Each item names the observation the grading child makes (``observes``: a step of autograder.child)
-and the function of autograder.checks that judges it."""
+Each item names the observation the grading child makes (``observes``: a row of
+autograder.judging.observations); its judgement is the function registered under its name in
+autograder.judging (``@judgement("fcn32s_head", ...)``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
-from . import checks
+from .results import Status
 
-
-NOT_GRADED = "not graded"  # a check's status when the run did not grade it (no trained results given)
-FLAGGED = "flagged"  # not credited, for a person to review (e.g. implausible submitted predictions)
+NOT_GRADED = Status.NOT_GRADED  # a check's status when the run did not grade it (no trained results given)
+FLAGGED = Status.FLAGGED  # not credited, for a person to review (e.g. implausible submitted predictions)
 
 
 @dataclass(frozen=True)
@@ -20,34 +19,33 @@ class Item:
     model: str  # "fcn32s" or "fcn8s"
     points: int
     title: str
-    check: Callable  # (record, checks.Context) -> message; raises CheckFailed
-    observes: str  # "structure", "outputs", "copy_params" or "predict"
+    observes: str  # an observation of autograder.judging.observations: "structure", "outputs", "copy_params", "predict"
     needs_weights: bool = False  # graded from trained results (submitted predictions, or weights)
     hidden: bool = False  # the notebook's test cell hides this check (Gradescope shows it after publication)
 
 
 RUBRIC = (
     Item("fcn32s_vgg_layers", "fcn32s", 4, "FCN-32s: VGG-16 layers (names, shapes, padding 100, ceil-mode pools)",
-         checks.vgg_layers, "structure"),
+         "structure"),
     Item("fcn32s_head", "fcn32s", 4, "FCN-32s: fc6 / fc7 / score and the 32x bilinear upsampling",
-         checks.head, "structure"),
+         "structure"),
     Item("fcn32s_output_shape", "fcn32s", 4, "FCN-32s: output has the input's height and width",
-         checks.output_shape, "structure"),
+         "structure"),
     Item("fcn32s_equivalence", "fcn32s", 8, "FCN-32s: same output as the reference with the same weights",
-         checks.equivalence, "outputs", hidden=True),
+         "outputs", hidden=True),
     Item("fcn32s_copy_params", "fcn32s", 2, "FCN-32s: copy_params_from_vgg16 copies every layer",
-         checks.copy_params, "copy_params"),
+         "copy_params"),
     Item("fcn32s_miou", "fcn32s", 8, "FCN-32s: the trained model's test predictions reach the mIoU threshold",
-         checks.miou, "predict", needs_weights=True),
+         "predict", needs_weights=True),
     Item("fcn8s_vgg_layers", "fcn8s", 4, "FCN-8s: VGG-16 layers (names, shapes, padding 100, ceil-mode pools)",
-         checks.vgg_layers, "structure"),
+         "structure"),
     Item("fcn8s_head", "fcn8s", 8, "FCN-8s: score layers, skip scorers and the 2x, 2x, 8x upsamplings",
-         checks.head, "structure"),
+         "structure"),
     Item("fcn8s_output_shape", "fcn8s", 4, "FCN-8s: output has the input's height and width",
-         checks.output_shape, "structure"),
+         "structure"),
     Item("fcn8s_equivalence", "fcn8s", 14, "FCN-8s: same output as the reference with the same weights",
-         checks.equivalence, "outputs", hidden=True),
+         "outputs", hidden=True),
     Item("fcn8s_miou", "fcn8s", 10, "FCN-8s: the trained model's test predictions reach the mIoU threshold",
-         checks.miou, "predict", needs_weights=True),
+         "predict", needs_weights=True),
 )
 ITEMS = {item.name: item for item in RUBRIC}

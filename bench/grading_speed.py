@@ -93,7 +93,7 @@ def floor(device: str) -> dict[str, float]:
     """The bare forward passes, in a fresh process: {threads: seconds for both models}."""
     code = """
 import json, sys, time, torch
-from autograder.checks import EQUIVALENCE_SIZE
+from fcnkit.judges import EQUIVALENCE_SIZE
 from autograder.reference.observed import reference_model
 from fcnkit.seeded import fill_seeded, seeded_input
 device, out = sys.argv[1], {}

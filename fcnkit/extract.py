@@ -39,10 +39,10 @@ class Extracted:
     notes: list[str] = field(default_factory=list)
 
 
-def notebook_code_cells(text: str) -> list[tuple[int, str]]:
-    """``(cell number, source)`` of every code cell of a notebook's JSON text. The text is hostile
-    input: its nesting (the interpreter's recursion limit), its numbers (Python's digit limit) and
-    the types of what it holds are checked, and any of them failing is a NotANotebook naming it."""
+def notebook_cells(text: str) -> list:
+    """The cells of a notebook's JSON text, as they are there. The text is hostile input: its nesting
+    (the interpreter's recursion limit) and its numbers (Python's digit limit) are checked, and either
+    failing, or no list of cells, is a NotANotebook naming it."""
     try:
         notebook = json.loads(text)
     except (ValueError, RecursionError, MemoryError) as err:  # ValueError: bad JSON, a number over the digit limit
@@ -50,8 +50,14 @@ def notebook_code_cells(text: str) -> list[tuple[int, str]]:
     cells = notebook.get("cells") if isinstance(notebook, dict) else None
     if not isinstance(cells, list):
         raise NotANotebook("it has no list of cells")
+    return cells
+
+
+def notebook_code_cells(text: str) -> list[tuple[int, str]]:
+    """``(cell number, source)`` of every code cell of a notebook's JSON text (hostile input: see
+    :func:`notebook_cells`; the types of what the cells hold are checked too)."""
     out = []
-    for number, cell in enumerate(cells, start=1):
+    for number, cell in enumerate(notebook_cells(text), start=1):
         if isinstance(cell, dict) and cell.get("cell_type") == "code":
             source = cell.get("source", "")
             if isinstance(source, list) and all(isinstance(line, str) for line in source):

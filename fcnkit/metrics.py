@@ -29,6 +29,26 @@ def confusion(pred: np.ndarray, target: np.ndarray, n_class: int) -> np.ndarray:
     return np.bincount(index, minlength=n_class * n_class).reshape(n_class, n_class)
 
 
+class PairMismatch(ValueError):
+    """A prediction that does not fit its label (``index``: which pair); the message is :func:`confusion`'s."""
+
+    def __init__(self, index: int, err: ValueError):
+        super().__init__(str(err))
+        self.index = index
+
+
+def confusion_sum(pairs, n_class: int) -> np.ndarray:
+    """The confusion matrix of ``(prediction, label)`` pairs of maps, summed; PairMismatch names the
+    first pair :func:`confusion` refuses."""
+    matrix = np.zeros((n_class, n_class), dtype=np.int64)
+    for index, (pred, target) in enumerate(pairs):
+        try:
+            matrix += confusion(pred, target, n_class)
+        except ValueError as err:
+            raise PairMismatch(index, err) from None
+    return matrix
+
+
 class ConfusionMatrix:
     """A streaming ``n_class`` x ``n_class`` confusion matrix (rows: truth, columns: prediction).
 

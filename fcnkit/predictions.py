@@ -273,7 +273,7 @@ class SavedScores:
 def score_saved(folder: str | os.PathLike, kind: str, root: str | os.PathLike, n_class: int = N_CLASS) -> SavedScores:
     """Score the predictions saved for ``kind`` in ``folder`` against the test labels of the dataset
     at ``root``, as the grader does (raises :class:`PredictionsError` naming what is wrong)."""
-    from .metrics import confusion, scores
+    from .metrics import confusion_sum, scores
     from .splits import cmp_splits, load_label
     title = MODEL_TITLES[kind]
     try:
@@ -289,7 +289,7 @@ def score_saved(folder: str | os.PathLike, kind: str, root: str | os.PathLike, n
                                f"{len(images)} (e.g. {(missing or ['?'])[0]} has none).{smoke} Train again with "
                                f"this notebook's data.")
     try:
-        matrix = sum(confusion(maps[p.stem], load_label(p, meta.scale), n_class) for p in images)
+        matrix = confusion_sum(((maps[p.stem], load_label(p, meta.scale)) for p in images), n_class)
     except ValueError as err:  # a map of the wrong size, a class that does not exist
         raise PredictionsError(f"the saved {title} predictions do not fit the test labels at scale {meta.scale}: "
                                f"{err}.") from None

@@ -132,7 +132,7 @@ def test_the_miou_cell_names_the_model_without_predictions_and_what_to_run(tmp_p
 
 def test_smoke_predictions_on_the_full_data_are_named_a_smoke_run(tmp_path, cmp_root):
     """The grader (and the notebook, on the full data) says why 68 of 76 test images are missing."""
-    from autograder.trained import Flagged, LabelSet, read_and_judge
+    from autograder.judging.miou import Flagged, LabelSet, read_and_judge
     from fcnkit.predictions import score_saved
     saved_constant(tmp_path, "fcn32s", smoke=True)
     with pytest.raises(Flagged) as flagged:
@@ -159,11 +159,15 @@ def test_smoke_must_be_a_boolean(tmp_path):
 
 
 def test_the_student_side_and_the_grader_use_the_same_thresholds(monkeypatch):
-    from autograder import checks
+    from autograder.judging import miou as grader
+    from fcnkit.judges import CheckFailed
     from fcnkit.spec import MIOU_THRESHOLDS, miou_thresholds
-    assert MIOU_THRESHOLDS == checks.MIOU_THRESHOLDS == {"fcn32s": 0.30, "fcn8s": 0.40}
+    monkeypatch.delenv("FCNKIT_MIOU_THRESHOLDS", raising=False)
+    assert MIOU_THRESHOLDS == grader.miou_thresholds() == {"fcn32s": 0.30, "fcn8s": 0.40}
     monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", "fcn8s=0.45")
-    assert miou_thresholds() == checks.miou_thresholds() == {"fcn32s": 0.30, "fcn8s": 0.45}
+    assert miou_thresholds() == grader.miou_thresholds() == {"fcn32s": 0.30, "fcn8s": 0.45}
+    with pytest.raises(CheckFailed, match="below the threshold 0.45"):
+        grader.judge_miou("fcn8s", {"mean_iou": 0.44, "pixel_acc": 0.9})
 
 
 def test_the_feedback_page_states_the_thresholds(monkeypatch):

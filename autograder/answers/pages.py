@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from fcnkit.extract import NotANotebook, notebook_cells
 from fcnkit.predictions import UnreadableFile, read_bounded
 from fcnkit.spec import CLASS_NAMES
 
 from .. import atomic
-from ..extract import MAX_SUBMISSION_BYTES
+from ..pipeline.extract import MAX_SUBMISSION_BYTES
 
 SOURCE = Path(__file__).resolve().parents[2] / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 BOILERPLATE = re.compile(r"YOUR ANSWER HERE|\*{0,2}your answers?:?\*{0,2}:?", re.IGNORECASE)
@@ -70,8 +71,8 @@ def _source(cell) -> str:
 
 def _cells(path: Path) -> list[dict]:
     try:
-        cells = json.loads(read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8"))["cells"]
-    except (UnreadableFile, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        cells = notebook_cells(read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8"))
+    except (UnreadableFile, UnicodeDecodeError, NotANotebook):
         return []
     return [c for c in cells if isinstance(c, dict)]
 

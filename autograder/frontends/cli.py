@@ -9,14 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from .. import journal, tempdirs
 from ..catalogue import EXAMPLES, write_submissions
-from ..grade import Limits, find_submissions
+from ..isolation import LAYERS, tempdirs
+from ..pipeline import Limits, find_submissions, journal
 from ..reports.csv import write_csv
 from ..reports.table import score_table
 from ..results import read_reports
 from ..reports.canvas import DEFAULT_ASSIGNMENT
-from ..sandbox import LAYERS
 
 
 def default_jobs() -> int:

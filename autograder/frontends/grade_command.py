@@ -1,5 +1,5 @@
 """``python -m autograder grade``: a class (or one submission) graded into a reports folder, resumable
-(:mod:`autograder.journal`), with each report written as it is graded (:mod:`autograder.classrun`),
+(:mod:`autograder.pipeline.journal`), with each report written as it is graded (:mod:`autograder.pipeline.classrun`),
 then grades.csv, the score table, the class overview and, when asked, Gradescope's results,
 nbgrader's gradebook and the run's timings."""
 from __future__ import annotations
@@ -10,16 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from .. import atomic, classrun, journal, tempdirs
-from ..grade import EvalSet, GradingRun, Limits, find_submissions
+from .. import atomic
+from ..isolation import LAYERS, tempdirs
+from ..judging.miou import LabelSet
+from ..pipeline import EvalSet, GradingRun, Limits, classrun, find_submissions, grade_all, journal
 from ..reports.csv import write_csv
 from ..reports.files import write_json
 from ..reports.overview import class_pages
 from ..reports.table import score_table
 from ..results import Report
-from ..sandbox import LAYERS
-from ..trained import LabelSet
-from .shim import grade_all  # SHIM issue 22: Reports from the producer's dicts
 
 
 class CannotStart(Exception):

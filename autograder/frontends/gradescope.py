@@ -12,7 +12,6 @@ one child at a time so that a run stays small, and writes Gradescope's results f
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -154,9 +153,8 @@ def _submission(folder: Path) -> Path:
 def run(root: Path) -> dict:
     """Grade ``root/submission`` and write ``root/results/results.json``; returns the results."""
     from ..atomic import write_text
-    from ..grade import GraderError, GradingRun, Limits
-    from ..trained import LabelSet
-    from .shim import grade_submission  # SHIM issue 22: a Report from the producer's dict
+    from ..judging.miou import LabelSet
+    from ..pipeline import GraderError, Limits, grade_submission, grading_run
     start = time.perf_counter()
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,20 +165,17 @@ def run(root: Path) -> dict:
         return json.loads(out.read_text(encoding="utf-8"))
     data = root / "source" / DATA_FOLDER
     labels = LabelSet(data) if (data / "splits" / "test.txt").is_file() else None
-    cores = len(os.sched_getaffinity(0))
-    limits = Limits(threads=cores)
-    grading = GradingRun.start(limits=limits, hidden=[root / "source", root / "submission"], jobs=1, labels=labels,
-                               low_memory=True)  # Gradescope's default is 768 MB
-    try:
-        report = grade_submission("student", path, limits=limits, run=grading)
-    except GraderError as err:  # the grader's fault: no score at all rather than the student's 0
-        result = failure(f"not graded: {err}. This is a fault of the grader, not of your submission: your "
-                         "instructor can rerun the autograder.", time.perf_counter() - start)
-        del result["score"]
-        write_text(out, json.dumps(result, indent=2) + "\n")
-        raise
-    finally:
-        grading.close()
+    limits = Limits(threads=len(os.sched_getaffinity(0)))
+    with grading_run(limits=limits, hidden=[root / "source", root / "submission"], jobs=1, labels=labels,
+                     low_memory=True) as grading:  # Gradescope's default is 768 MB
+        try:
+            report = grade_submission("student", path, limits=limits, run=grading)
+        except GraderError as err:  # the grader's fault: no score at all rather than the student's 0
+            result = failure(f"not graded: {err}. This is a fault of the grader, not of your submission: your "
+                             "instructor can rerun the autograder.", time.perf_counter() - start)
+            del result["score"]
+            write_text(out, json.dumps(result, indent=2) + "\n")
+            raise
     result = results(report, time.perf_counter() - start)
     write_text(out, json.dumps(result, indent=2) + "\n")
     return result
@@ -209,7 +204,7 @@ def bundle_command(out: Path, data: Path | None) -> int:
 
 def run_command(root: Path) -> int:
     """``python -m autograder gradescope-run ROOT``: what the zip's run_autograder runs."""
-    from ..grade import GraderError
+    from ..pipeline import GraderError
     try:
         print(json.dumps(run(root), indent=1))
     except GraderError as err:

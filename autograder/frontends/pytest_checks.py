@@ -21,7 +21,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(("student", "item"), [pytest.param(None, None, marks=pytest.mark.skip(
             reason="grades a submission: pytest --pyargs autograder --submission PATH"))])
         return
-    from autograder.grade import find_submissions
+    from autograder.pipeline import find_submissions
     params = [pytest.param(student, item, id=f"{student}-{item.name}", marks=pytest.mark.points(item.points))
               for student, _ in find_submissions(path) for item in RUBRIC]
     metafunc.parametrize(("student", "item"), params)
@@ -31,20 +31,16 @@ def pytest_generate_tests(metafunc):
 def graded(pytestconfig) -> dict[str, Report]:
     """Every submission graded once, as ``python -m autograder grade`` grades them."""
     from autograder.frontends.cli import default_jobs
-    from autograder.frontends.shim import grade_all  # SHIM issue 22: Reports from the producer's dicts
-    from autograder.grade import GradingRun, Limits, find_submissions
-    from autograder.trained import LabelSet
+    from autograder.judging.miou import LabelSet
+    from autograder.pipeline import Limits, find_submissions, grade_all, grading_run
     path = pytestconfig.getoption("submission").resolve()
     data = pytestconfig.getoption("grading_data") or os.environ.get("FCNKIT_DATA")
     submissions = find_submissions(path)
     jobs = max(1, min(default_jobs(), len(submissions)))
     limits = Limits(threads=max(1, len(os.sched_getaffinity(0)) // jobs))
-    run = GradingRun.start(limits=limits, seed=pytestconfig.getoption("grading_seed"), hidden=[path], jobs=jobs,
-                           labels=LabelSet(data) if data else None)
-    try:
+    with grading_run(limits=limits, seed=pytestconfig.getoption("grading_seed"), hidden=[path], jobs=jobs,
+                     labels=LabelSet(data) if data else None) as run:
         reports = grade_all(submissions, jobs=jobs, limits=limits, run=run)
-    finally:
-        run.close()
     return {report.student: report for report in reports}
 
 

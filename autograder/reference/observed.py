@@ -1,5 +1,5 @@
 """The reference's observations for a seed, computed in the calling process: what the grader falls
-back on when the run's child could not observe the reference (autograder.grade.GradingRun), and
+back on when the run's child could not observe the reference (autograder.pipeline.run.GradingRun), and
 what the notebook's hidden tests and the catalogue's tests use."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from fcnkit import records
 from fcnkit.observe import observe_outputs, seeded_copy
 
-from ..checks import EQUIVALENCE_SIZE
+from fcnkit.judges import EQUIVALENCE_SIZE
 from . import models
 
 

@@ -24,9 +24,9 @@ from fcnkit.predictions import PredictionsError, read_predictions
 from fcnkit.spec import MODEL_CLASSES
 
 from ..atomic import write_text
-from ..extract import SubmissionError, code_cells
+from ..judging.miou import find_predictions
+from ..pipeline.extract import SubmissionError, code_cells
 from ..results import IntegrityFlag, Report
-from ..trained import find_predictions
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 

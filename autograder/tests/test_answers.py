@@ -10,7 +10,7 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.answers import SOURCE, AnswersError, collect, import_scores, questions_from
-from autograder.grade import find_submissions
+from autograder.pipeline import find_submissions
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = REPO / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import checks
 from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
-from autograder.extract import extract
+from autograder.judging import Context, judgement_of, observe_in_process
+from autograder.pipeline.extract import extract
 from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.checks import CheckFailed, check_all
 from fcnkit.extract import run_definitions
 from fcnkit.observe import ObservationError
 
 STRUCTURAL = [i.name for i in RUBRIC if not i.needs_weights]
-CONTEXT = checks.Context(seed=7)
+CONTEXT = Context(seed=7)
 
 
 def load(name: str, folder=None) -> dict:
@@ -41,7 +41,7 @@ def observed(name: str, observes: str, model: str):
     judged from it share it, as they do in the grader)."""
     item = next(i for i in RUBRIC if (i.observes, i.model) == (observes, model))
     try:
-        return checks.observe_in_process(item, load(name), CONTEXT)
+        return observe_in_process(item, load(name), CONTEXT)
     except (CheckFailed, ObservationError) as err:
         return err
 
@@ -51,10 +51,10 @@ def run(source, name: str):
     item = ITEMS[name]
     try:
         record = (observed(source, item.observes, item.model) if isinstance(source, str)
-                  else checks.observe_in_process(item, source, CONTEXT))
+                  else observe_in_process(item, source, CONTEXT))
         if isinstance(record, Exception):
             raise record
-        return True, item.check(record, CONTEXT)
+        return True, judgement_of(item.name)(record, CONTEXT)
     except (CheckFailed, ObservationError) as err:
         return False, str(err)
 
@@ -141,8 +141,8 @@ def test_shapes_come_from_the_meta_device_unless_forward_needs_values():
 def test_the_grading_process_never_imports_torch():
     """Everything the grading process itself runs (CLI, extraction, judging, reports) is numpy only:
     torch is imported once per run, in the warm worker, and not again for every submission."""
-    code = ("import sys\nimport autograder.__main__, autograder.grade, autograder.reports.html, autograder.reports.overview, "
-            "autograder.frontends.grade_command, autograder.rubric\n"
+    code = ("import sys\nimport autograder.__main__, autograder.pipeline, autograder.reports.html, "
+            "autograder.reports.overview, autograder.frontends.grade_command, autograder.rubric\n"
             "from fcnkit import judges, records, spec\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'torchvision')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

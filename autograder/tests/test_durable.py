@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from autograder.catalogue import sources
-from autograder.journal import Lock
+from autograder.pipeline.journal import Lock
 
 REPO = Path(__file__).resolve().parents[2]
 CLASS = ("reference", "fcn32s_crop_0", "no_padding_100", "upscore_with_bias", "fcn8s_no_ceil_mode")
@@ -127,7 +127,7 @@ def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from autograder.journal import Lock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from autograder.pipeline.journal import Lock; "
                                f"Lock(__import__('pathlib').Path({str(out / 'run.lock')!r})); print('held', flush=True); "
                                "time.sleep(60)"], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:

@@ -11,17 +11,25 @@ import pytest
 import torch
 
 from autograder.__main__ import main
-from autograder.grade import EvalSet, Limits, find_submissions, grade_submission
+from autograder.pipeline import EvalSet, Limits, find_submissions, grade_submission
 from autograder.reference.models import FCN32s
 from autograder.catalogue import REFERENCE, sources
+from autograder.results import Report
+from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.data import SAMPLE_ROOT
 
 FAST = Limits(wall_s=90, check_s=10, check_wall_s=15, memory_gb=8)
 HEADERS = ("import torch\nfrom torch import nn\n")
+TOTAL = sum(i.points for i in RUBRIC)
+STRUCTURAL = {kind: sum(i.points for i in RUBRIC if i.model == kind and not i.needs_weights)
+              for kind in ("fcn32s", "fcn8s")}  # what a run without trained results grades
+FULL = sum(STRUCTURAL.values())
+TRAINED = [i for i in RUBRIC if i.needs_weights]
 
 
 def by_name(report):
-    return {c["name"]: c for c in report["checks"]}
+    """The checks by name of a report's JSON, or of a Report in that form (as <student>.json holds it)."""
+    return {c["name"]: c for c in (report.to_json() if isinstance(report, Report) else report)["checks"]}
 
 
 def grade_source(tmp_path, source, only, name="student.py", **kwargs):
@@ -42,19 +50,23 @@ def test_cli_grades_a_class_in_nbgrader_layout(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "alice" in table and "bob" in table
     reports = {r["student"]: r for r in json.loads((tmp_path / "all.json").read_text())}
-    assert reports["alice"]["score"] == 52 and reports["alice"]["max_score"] == 70
-    # without trained weights the mIoU items are pending, not failed: 52 of the 52 points this run could grade
+    assert reports["alice"]["score"] == FULL and reports["alice"]["max_score"] == TOTAL
+    # without trained weights the mIoU items are pending, not failed: all the points this run could grade
     [alice_row] = [line for line in table.splitlines() if line.startswith("alice")]
-    assert alice_row.split()[1:4] == ["22/22", "30/30", "52/52"] and "(of gradable)" in table
-    assert "not graded (fcn32s_miou, fcn8s_miou: 18 points)" in table and "--data DIR" in table
-    assert reports["alice"]["graded_max_score"] == 52
+    assert alice_row.split()[1:4] == [f"{STRUCTURAL['fcn32s']}/{STRUCTURAL['fcn32s']}",
+                                      f"{STRUCTURAL['fcn8s']}/{STRUCTURAL['fcn8s']}", f"{FULL}/{FULL}"]
+    assert "(of gradable)" in table and "--data DIR" in table
+    assert (f"not graded ({', '.join(i.name for i in TRAINED)}: {sum(i.points for i in TRAINED)} points)"
+            in table)
+    assert reports["alice"]["graded_max_score"] == FULL
     assert {c["status"] for c in reports["alice"]["checks"] if c["name"].endswith("_miou")} == {"not graded"}
     rows = (out / "grades.csv").read_text().splitlines()
     header, alice = rows[0].split(","), next(r for r in rows if r.startswith("alice")).split(",")
     assert alice[header.index("fcn32s_miou")] == "" and alice[header.index("fcn32s_head")] == "4"
     assert "pending" in (out / "feedback" / "alice.html").read_text()
     bob = by_name(reports["bob"])
-    assert bob["fcn32s_equivalence"]["score"] == 0 and bob["fcn8s_equivalence"]["score"] == 14
+    assert bob["fcn32s_equivalence"]["score"] == 0
+    assert bob["fcn8s_equivalence"]["score"] == ITEMS["fcn8s_equivalence"].points
     assert (out / "grades.csv").read_text().count("\n") == 3
     page = (out / "feedback" / "bob.html").read_text()
     assert "check the final crop (expected offset 19)" in page and "<table>" in page
@@ -71,7 +83,7 @@ def test_gradescope_results(tmp_path):
     out = tmp_path / "results.json"
     assert main(["grade", str(path), "--out", str(tmp_path / "r"), "--gradescope", str(out), "--timeout", "60"]) == 0
     results = json.loads(out.read_text())
-    assert results["score"] == 0 and len(results["tests"]) == 11
+    assert results["score"] == 0 and len(results["tests"]) == len(RUBRIC)
     assert all({"name", "score", "max_score", "output"} <= set(t) for t in results["tests"])
     assert "No class named FCN32s" in results["tests"][0]["output"]
 
@@ -97,7 +109,7 @@ def test_notebook_with_broken_cell_and_classes_over_cells(tmp_path):
     assert got["fcn32s_vgg_layers"]["status"] == "passed"
     assert got["fcn32s_equivalence"]["status"] == "passed", got["fcn32s_equivalence"]["message"]
     assert "No class named FCN8s" in got["fcn8s_head"]["message"]
-    assert any("cell 4 was skipped: syntax error" in n for n in checks["notes"])
+    assert any("cell 4 was skipped: syntax error" in n for n in checks.notes)
 
 
 def test_unknown_course_module_falls_back_to_fcnkit(tmp_path):
@@ -162,15 +174,15 @@ def test_hard_crash_and_endless_definitions_are_reported(tmp_path):
 def got_notes(tmp_path, source):
     path = tmp_path / "notes.py"
     path.write_text(source)
-    return grade_submission("s", path, limits=Limits(wall_s=60, check_s=3, memory_gb=8), only=["fcn32s_head"])["notes"]
+    return grade_submission("s", path, limits=Limits(wall_s=60, check_s=3, memory_gb=8), only=["fcn32s_head"]).notes
 
 
 def test_broken_notebook_file(tmp_path):
     path = tmp_path / "broken.ipynb"
     path.write_text("{ this is not json")
     report = grade_submission("s", path, limits=FAST)
-    assert report["score"] == 0
-    assert all("not a valid notebook" in c["message"] for c in report["checks"] if not c["name"].endswith("miou"))
+    assert report.score == 0
+    assert all("not a valid notebook" in c.message for c in report.checks if not c.name.endswith("miou"))
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +202,7 @@ def test_checkpoints_scored_in_the_grader(tmp_path, sample_eval, monkeypatch):
     got = by_name(report)
     # an untrained FCN-32s predicts one class everywhere: far below the threshold, measured here
     assert "below the threshold 0.30" in got["fcn32s_miou"]["message"]
-    assert report["metrics"]["fcn32s"]["mean_iou"] < 0.1
+    assert report.metrics["fcn32s"]["mean_iou"] < 0.1
     assert "does not fit the model" in got["fcn8s_miou"]["message"]
     monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", "fcn32s=0.0")
     report = grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST, only=["fcn32s_miou"])
@@ -228,7 +240,8 @@ def test_a_checkpoint_that_is_a_pipe_or_a_link_is_not_opened(tmp_path):
     assert checks["fcn32s_miou"]["score"] == 0 and "fcn32s.pt not read: fcn32s.pt is not a regular file" in \
         checks["fcn32s_miou"]["message"]
     assert checks["fcn8s_miou"]["score"] == 0 and "a link is not accepted" in checks["fcn8s_miou"]["message"]
-    assert checks["fcn8s_equivalence"]["score"] == 14 and checks["fcn32s_copy_params"]["score"] == 2
+    assert checks["fcn8s_equivalence"]["score"] == ITEMS["fcn8s_equivalence"].points
+    assert checks["fcn32s_copy_params"]["score"] == ITEMS["fcn32s_copy_params"].points
 
 
 def test_find_submissions_layouts(tmp_path):
@@ -249,7 +262,6 @@ def test_the_whole_catalogue_through_the_sandbox(tmp_path):
     test's, as test_catalogue.py does), message for message, on every catalogue submission: correct
     solutions get every structural point, each mutant loses its named check."""
     from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
-    from autograder.rubric import RUBRIC
     from autograder.tests.test_catalogue import CONTEXT, run
     write_submissions(tmp_path / "class")
     assert main(["grade", str(tmp_path / "class"), "--out", str(tmp_path / "r"), "--json", str(tmp_path / "all.json"),
@@ -289,7 +301,7 @@ def test_nothing_leaks_into_the_next_submission(tmp_path):
     """Each submission is a fresh fork of the warm worker: a global, a monkeypatched torch and a
     thread left running by one submission do not change the grade of the next, graded by the same
     worker right after it."""
-    from autograder.grade import GradingRun, grade_all
+    from autograder.pipeline import GradingRun, grade_all
     (tmp_path / "a_polluter.py").write_text(POLLUTER)
     (tmp_path / "b_reference.py").write_text(REFERENCE)
     run = GradingRun.start(limits=FAST, seed=11)
@@ -298,8 +310,8 @@ def test_nothing_leaks_into_the_next_submission(tmp_path):
         alone = grade_submission("b_reference", tmp_path / "b_reference.py", limits=FAST, run=run)
     finally:
         run.close()
-    assert polluter["score"] == 0 and after["score"] == 52
-    assert after["checks"] == alone["checks"]
+    assert polluter.score == 0 and after.score == FULL
+    assert after.checks == alone.checks
 
 
 def test_a_busy_machine_does_not_change_the_grade(tmp_path):
@@ -320,8 +332,8 @@ def test_a_busy_machine_does_not_change_the_grade(tmp_path):
     finally:
         for hog in hogs:
             hog.kill()
-    assert quiet["score"] == busy["score"] == 52
-    assert busy["checks"] == quiet["checks"]
+    assert quiet.score == busy.score == FULL
+    assert busy.checks == quiet.checks
 
 
 def _spin():
@@ -336,7 +348,7 @@ def test_a_dead_worker_is_replaced(tmp_path):
     is graded by a new worker, warmed with the same seed, as the first was."""
     import os
     import signal
-    from autograder.grade import GradingRun
+    from autograder.pipeline import GradingRun
     path = tmp_path / "reference.py"
     path.write_text(REFERENCE)
     run = GradingRun.start(limits=FAST, seed=5)
@@ -348,4 +360,4 @@ def test_a_dead_worker_is_replaced(tmp_path):
         assert run.runtime.worker is not dead
     finally:
         run.close()
-    assert first["score"] == second["score"] == 52 and first["checks"] == second["checks"]
+    assert first.score == second.score == FULL and first.checks == second.checks

@@ -21,11 +21,14 @@ import pytest
 
 from autograder.catalogue import REFERENCE, mutate, MUTANTS
 from autograder.isolation import LAYERS
+from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.data import SAMPLE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 GRADER = REPO / "autograder"
-FULL = 52  # the structural points
+FULL = sum(i.points for i in RUBRIC if not i.needs_weights)  # the structural points
+FCN8S = sum(i.points for i in RUBRIC if not i.needs_weights and i.model == "fcn8s")  # left when FCN-32s fails
+EQUIVALENCE = {kind: ITEMS[f"{kind}_equivalence"].points for kind in ("fcn32s", "fcn8s")}
 MARKER = Path("/tmp/fcnkit-hostile-escape")  # what an escaped write or process would create
 
 
@@ -236,9 +239,9 @@ with open(f"/proc/{grader}/mem", "rb") as f:  # where the test labels are held (
             time.sleep(0.01)
     threading.Thread(target=meddle, daemon=False).start()
     """), FULL, "design: the child ends with os._exit; the comparison happens in the grader"),
-    "sys_exit_in_init": (reference_with("import sys\nsys.exit(0)"), 30, "grader: the step fails, the child is restarted"),
-    "os_exit_in_init": (reference_with("import os\nos._exit(0)"), 30, "grader: the step fails, the child is restarted"),
-    "replays_the_public_seed": (PUBLIC_SEED_REPLAY, FULL - 8 - 14,
+    "sys_exit_in_init": (reference_with("import sys\nsys.exit(0)"), FCN8S, "grader: the step fails, the child is restarted"),
+    "os_exit_in_init": (reference_with("import os\nos._exit(0)"), FCN8S, "grader: the step fails, the child is restarted"),
+    "replays_the_public_seed": (PUBLIC_SEED_REPLAY, FULL - EQUIVALENCE["fcn32s"] - EQUIVALENCE["fcn8s"],
                                 "design: the grader draws a fresh seed for every run; outputs learnt for fcnkit's "
                                 "public one match nothing else"),
     "plants_a_runtime_module": (attempt("""
@@ -261,7 +264,7 @@ import torch
 torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)
 torch.allclose = lambda *a, **k: True
 torch.equal = lambda *a, **k: True
-""") + mutate(MUTANTS["fcn32s_crop_0"][2]), FULL - 8, "design: the comparison happens in the grader's own torch"),
+""") + mutate(MUTANTS["fcn32s_crop_0"][2]), FULL - EQUIVALENCE["fcn32s"], "design: the comparison happens in the grader's own torch"),
 }
 
 
@@ -365,7 +368,7 @@ def test_a_checkpoint_that_runs_code_when_unpickled_is_refused(tmp_path):
     """torch.load(weights_only=True) in the child refuses it; even if it did not, the code would run
     confined."""
     import torch
-    from autograder.grade import EvalSet, grade_submission, Limits
+    from autograder.pipeline import EvalSet, grade_submission, Limits
 
     class Payload:
         def __reduce__(self):
@@ -379,25 +382,24 @@ def test_a_checkpoint_that_runs_code_when_unpickled_is_refused(tmp_path):
     evalset = EvalSet.load(SAMPLE_ROOT, "test", 0.25, tmp_path / "eval")
     report = grade_submission("s", path, checkpoints=ckpt, evalset=evalset, only=["fcn32s_miou"],
                               limits=Limits(wall_s=120, check_s=20, memory_gb=8))
-    [miou] = [c for c in report["checks"] if c["name"] == "fcn32s_miou"]
-    assert miou["score"] == 0 and "not a plain state_dict" in miou["message"]
+    [miou] = [c for c in report.checks if c.name == "fcn32s_miou"]
+    assert miou.score == 0 and "not a plain state_dict" in miou.message
     assert not MARKER.exists()
 
 
 def test_replaying_the_public_seed_fools_only_the_student_side():
     """The replaying submission passes every student-side check (so the hostile case above proves
     something: the grader's fresh seed is what stops it), and its mistakes show at any other seed."""
-    from autograder import checks
-    from autograder.extract import definitions
-    from autograder.rubric import ITEMS
+    from autograder.judging import CheckFailed, Context, judgement_of, observe_in_process
+    from autograder.pipeline.extract import definitions
     from fcnkit.checks import check_all
     from fcnkit.extract import run_definitions
     namespace = {"__name__": "submission"}
     source = "import torch\nfrom torch import nn\n" + PUBLIC_SEED_REPLAY
     assert run_definitions([vars(c) for c in definitions([(0, source)], "replay.py").chunks], namespace) == []
     assert all(v.status == "PASS" for v in check_all(namespace) if not v.name.endswith("_miou"))
-    context = checks.Context(seed=12345)
+    context = Context(seed=12345)
     for name in ("fcn32s_equivalence", "fcn8s_equivalence"):
-        record = checks.observe_in_process(ITEMS[name], namespace, context)
-        with pytest.raises(checks.CheckFailed, match="departs from the reference"):
-            ITEMS[name].check(record, context)
+        record = observe_in_process(ITEMS[name], namespace, context)
+        with pytest.raises(CheckFailed, match="departs from the reference"):
+            judgement_of(name)(record, context)

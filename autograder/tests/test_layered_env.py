@@ -12,6 +12,9 @@ from pathlib import Path
 
 
 from autograder.catalogue import REFERENCE
+from autograder.rubric import RUBRIC
+
+STRUCTURAL = sum(i.points for i in RUBRIC if not i.needs_weights)  # what a run without trained results grades
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +60,7 @@ def test_packages_through_a_pth_outside_the_prefix_reach_the_child(tmp_path):
     out = _grade(python, tmp_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     report = json.loads((tmp_path / "r" / "reference.json").read_text(encoding="utf-8"))
-    assert report["score"] == 52, [c["message"] for c in report["checks"] if c["status"] != "passed"]
+    assert report["score"] == STRUCTURAL, [c["message"] for c in report["checks"] if c["status"] != "passed"]
 
 
 def test_a_worker_that_cannot_import_torch_is_not_graded_never_a_zero(tmp_path):

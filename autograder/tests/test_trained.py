@@ -15,10 +15,10 @@ import torch
 
 from autograder.__main__ import main
 from autograder.catalogue import REFERENCE
-from autograder.grade import EvalSet, GradingRun, Limits, grade_submission
+from autograder.judging.miou import LabelSet
+from autograder.pipeline import EvalSet, GradingRun, Limits, grade_submission
 from autograder.reference.models import FCN32s
-from autograder.rubric import FLAGGED
-from autograder.trained import LabelSet
+from autograder.rubric import FLAGGED, ITEMS, RUBRIC
 from fcnkit.data import eval_split
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsError, PredictionsMeta, read_predictions, save_predictions
 from fcnkit.splits import SAMPLE_ROOT, cmp_splits, load_label
@@ -70,7 +70,7 @@ def student(tmp_path, name="s"):
 
 def graded(folder, run, **kwargs) -> dict:
     report = grade_submission(folder.parent.name, folder / "fcn_segmentation.py", run=run, only=MIOU, limits=FAST,
-                              **kwargs)
+                              **kwargs).to_json()  # what <student>.json holds
     return {c["name"]: c for c in report["checks"]} | {"_report": report}
 
 
@@ -84,10 +84,10 @@ def test_predictions_are_scored_against_the_graders_labels(tmp_path, run, monkey
     assert report["metrics"]["fcn32s"]["mean_iou"] == pytest.approx(independent_miou(good))
     assert report["metrics"]["fcn8s"]["mean_iou"] == pytest.approx(independent_miou(poor))
     assert 0.30 < independent_miou(good) < 0.75 and independent_miou(poor) < 0.40
-    assert got["fcn32s_miou"]["status"] == "passed" and got["fcn32s_miou"]["score"] == 8
+    assert got["fcn32s_miou"]["status"] == "passed" and got["fcn32s_miou"]["score"] == ITEMS["fcn32s_miou"].points
     assert got["fcn8s_miou"]["status"] == "failed" and "below the threshold 0.40" in got["fcn8s_miou"]["message"]
     monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", "fcn8s=0.05")
-    assert graded(folder, run)["fcn8s_miou"]["score"] == 10
+    assert graded(folder, run)["fcn8s_miou"]["score"] == ITEMS["fcn8s_miou"].points
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -207,7 +207,8 @@ def test_a_hostile_file_costs_its_item_only(tmp_path):
     report = json.loads((out / "mallory.json").read_text())
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["fcn32s_miou"]["status"] == FLAGGED and "not a regular file" in checks["fcn32s_miou"]["message"]
-    assert checks["fcn8s_miou"]["status"] == "passed" and report["score"] == 62
+    structural = sum(i.points for i in RUBRIC if not i.needs_weights)
+    assert checks["fcn8s_miou"]["status"] == "passed" and report["score"] == structural + ITEMS["fcn8s_miou"].points
     assert "flagged for review (not credited; 1)" in result.stdout and "mallory: fcn32s_miou" in result.stdout
     assert "fcn32s_miou: submitted predictions unreadable" in (out / "grades.csv").read_text()
     assert "under review" in (out / "feedback" / "mallory.html").read_text()
@@ -243,8 +244,7 @@ def test_checkpoints_cross_check_the_submitted_predictions(tmp_path):
 def test_links_to_the_graders_files_are_not_followed(tmp_path):
     """A submission that is a link to the reference solution, or outputs/ linked elsewhere: refused,
     with the reason; a folder of links is not searched."""
-    from autograder import grade
-    reference = grade.REFERENCE_SOURCE
+    from autograder.pipeline.run import REFERENCE_SOURCE as reference
     linked = tmp_path / "class" / "mallory" / "fcn_segmentation"
     linked.mkdir(parents=True)
     (linked / "fcn_segmentation.py").symlink_to(reference)

@@ -20,15 +20,19 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import atomic
+from .. import atomic
 
 GRADED, NOT_GRADED = "graded", "not graded"  # a submission's state in the journal (unfinished: not there)
 HASH_LIMIT = 2 * 2**30  # a file larger than this is fingerprinted by its first bytes and its size
-ROOT = Path(__file__).resolve().parent
-GRADER_SOURCES = [ROOT / name for name in ("rubric.py", "checks.py", "grade.py", "trained.py",
-                                           "isolation/runtime/child.py", "isolation/runtime/steps.py",
-                                           "isolation/runtime/codec.py", "isolation/supervise.py", "extract.py",
-                                           "reference/models.py")]
+ROOT = Path(__file__).resolve().parent.parent
+# what grades depend on: the rubric, the judging, the pipeline, the isolation (the child included), the reference
+GRADER_FILES = ("rubric.py", "reference/models.py")
+GRADER_FOLDERS = ("judging", "pipeline", "isolation")
+
+
+def grader_sources() -> list[Path]:
+    return [*(ROOT / name for name in GRADER_FILES),
+            *sorted(p for folder in GRADER_FOLDERS for p in (ROOT / folder).rglob("*.py"))]
 
 
 class RunLocked(RuntimeError):
@@ -44,8 +48,7 @@ def grader_fingerprint() -> str:
     """What a change of the rubric, the checks, the reference or the child changes."""
     import fcnkit
     digest = hashlib.sha256()
-    for path in [*GRADER_SOURCES, *(Path(fcnkit.__file__).parent / n for n in ("checks.py", "observe.py", "seeded.py",
-                                                                               "describe.py", "records.py", "spec.py"))]:
+    for path in [*grader_sources(), *sorted(Path(fcnkit.__file__).parent.glob("*.py"))]:  # fcnkit: all of it
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]

@@ -1,5 +1,6 @@
-"""The mIoU items: trained models graded from the test-split predictions a student submits
-(fcnkit.predictions), scored here against the labels only the grader holds.
+"""The mIoU judgements: trained models graded from the test-split predictions a student submits
+(fcnkit.predictions), or from those their weights give in the grading child, scored here against
+the labels only the grader holds.
 
 Predictions are the student's word, so they are checked before they are credited: the right image
 ids, the labels' sizes, classes only, and an mIoU an FCN can reach. What fails those is not credited
@@ -16,10 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit.judges import CheckFailed
-from fcnkit.metrics import confusion, scores
+from fcnkit.metrics import PairMismatch, confusion_sum, scores
 from fcnkit.predictions import META_FILE, PredictionsError, PredictionsMeta, read_predictions, sha256_file
-from fcnkit.spec import MODEL_CLASSES, N_CLASS
+from fcnkit.records import Predictions
+from fcnkit.spec import MODEL_CLASSES, N_CLASS, miou_thresholds
 from fcnkit.splits import cmp_splits, load_label
+
+from .context import Context
+from .registry import judgement
 
 # No FCN-32s / FCN-8s on VGG-16 comes near this test mIoU on CMP Facade (the original course: 0.48 and
 # 0.50; published facade parsers with far stronger backbones stay below 0.70). Above it, predictions
@@ -91,17 +96,18 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
                  if meta.smoke else "")
         raise Flagged(f"{name}'s predictions do not cover the {labels.split} split: {what}.{smoke}")
     truth = labels.labels(meta.scale)
-    matrix = np.zeros((N_CLASS, N_CLASS), dtype=np.int64)
-    for image_id in labels.ids:
-        pred, label = maps[image_id], truth[image_id]
-        if pred.shape != label.shape:
-            raise Flagged(f"{name}'s map of {image_id} is {pred.shape[0]}x{pred.shape[1]}; the image is "
-                          f"{label.shape[0]}x{label.shape[1]} at scale {meta.scale}.")
-        try:
-            matrix += confusion(pred, label, N_CLASS)
-        except ValueError as err:
-            raise Flagged(f"{name}'s map of {image_id}: {err}.") from None
-    result = scores(matrix)
+
+    def pairs():  # a map of another size is flagged with the sizes, when it comes
+        for image_id in labels.ids:
+            pred, label = maps[image_id], truth[image_id]
+            if pred.shape != label.shape:
+                raise Flagged(f"{name}'s map of {image_id} is {pred.shape[0]}x{pred.shape[1]}; the image is "
+                              f"{label.shape[0]}x{label.shape[1]} at scale {meta.scale}.")
+            yield pred, label
+    try:
+        result = scores(confusion_sum(pairs(), N_CLASS))
+    except PairMismatch as err:
+        raise Flagged(f"{name}'s map of {labels.ids[err.index]}: {err}.") from None
     if result["mean_iou"] > MIOU_CEILING:
         raise Flagged(f"{name}'s predictions reach test mIoU {result['mean_iou']:.3f}, above the {MIOU_CEILING} "
                       f"no FCN on VGG-16 comes near on this split (a copy of the labels?).")
@@ -142,3 +148,30 @@ def cross_check(kind: str, meta: PredictionsMeta, submitted: dict[str, np.ndarra
                       f"{agreement:.1%} of the pixels ({sha}).")
     return f"{name}: the submitted predictions are what its weights produce ({agreement:.2%} of the pixels; {sha})."
 
+
+
+def score_predictions(predictions, labels, n_class: int = N_CLASS) -> dict:
+    """fcnkit metrics of predicted maps against label maps (any shape or count mismatch fails)."""
+    if len(predictions) != len(labels):
+        raise CheckFailed(f"{len(predictions)} predictions for {len(labels)} evaluation images.")
+    try:
+        return scores(confusion_sum(((np.asarray(p), np.asarray(t)) for p, t in zip(predictions, labels)), n_class))
+    except PairMismatch as err:
+        raise CheckFailed(f"a prediction does not fit its label: {err}.") from None
+
+
+def judge_miou(kind: str, scores: dict, threshold: float | None = None) -> str:
+    threshold = miou_thresholds()[kind] if threshold is None else threshold
+    miou = scores["mean_iou"]
+    if not miou >= threshold:
+        raise CheckFailed(f"{MODEL_CLASSES[kind]} reaches test mIoU {miou:.3f}, below the threshold "
+                          f"{threshold:.2f}; train longer or start from ImageNet VGG-16 weights.")
+    return f"test mIoU {miou:.3f} >= {threshold:.2f} (pixel accuracy {scores['pixel_acc']:.3f})"
+
+
+@judgement("fcn32s_miou", "fcn8s_miou")
+def miou(p: Predictions, ctx: Context) -> str:
+    """The predictions the submission's weights gave in the grading child."""
+    if p.error:
+        raise CheckFailed(p.error)
+    return judge_miou(p.kind, score_predictions(p.maps, ctx.labels, ctx.n_class))

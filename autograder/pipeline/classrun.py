@@ -1,6 +1,6 @@
 """A class run's output folder, written as it goes: each submission's report and feedback page the
 moment it is graded (whole, as UTF-8), its state in the journal, the grader's errors in the run log,
-and a progress bar or plain progress lines. What a rerun keeps is decided by :mod:`autograder.journal`.
+and a progress bar or plain progress lines. What a rerun keeps is decided by :mod:`autograder.pipeline.journal`.
 """
 from __future__ import annotations
 
@@ -10,19 +10,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import atomic, journal, trained
-from .frontends.shim import not_graded  # SHIM issue 22: a Report from the producer's dict
-from .grade import GraderError, find_checkpoints, phase
-from .reports.files import write_json, write_report_files
-from .results import Report, ReportError, Status, read_report
 from fcnkit.spec import MODEL_CLASSES
+
+from .. import atomic
+from ..judging.miou import find_predictions
+from ..reports.files import write_json, write_report_files
+from ..results import Report, ReportError, Status, read_report
+from . import journal
+from .discover import find_checkpoints
+from .run import GraderError, not_graded, phase
 
 
 def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
     """The files a submission's grade depends on: the notebook, its predictions, its weights."""
     files = [Path(path)]
     for kind in MODEL_CLASSES:
-        folder = trained.find_predictions(Path(path), kind, student, checkpoints)
+        folder = find_predictions(Path(path), kind, student, checkpoints)
         if folder is not None:
             files += [folder / f"{kind}_predictions.npz", folder / f"{kind}_predictions.json"]
     if checkpoints is not None:

@@ -1,0 +1,15 @@
+"""The equivalence judgements: the submission's activations against the reference's, for the seed
+the grader drew for the run (students compare with those of fcnkit's public seed)."""
+from __future__ import annotations
+
+from fcnkit import judges as student
+from fcnkit.records import Outputs
+
+from .context import Context
+from .registry import judgement
+
+
+@judgement("fcn32s_equivalence", "fcn8s_equivalence")
+def equivalence(o: Outputs, ctx: Context) -> str:
+    """The reference's activations for the run's seed, every value of every stage."""
+    return student.judge_equivalence(o, student.reference_stages(ctx.reference_outputs(o.kind)))

@@ -1,0 +1,109 @@
+"""A submission's checks, from what its child observed: each item's judgement (found by name in
+:mod:`autograder.judging`) on its record, and what to say for items that could not be judged."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fcnkit.records import Failure, Predictions
+from fcnkit.spec import MODEL_CLASSES
+
+from ..judging import CheckFailed, OBSERVATIONS, judgement_of
+from ..judging.miou import Flagged, cross_check, judge_miou, read_and_judge, score_predictions
+from ..results import CheckResult, Report, Status
+from ..rubric import RUBRIC, Item
+from .discover import CHECKPOINT_NAMES
+
+NO_TRAINED_RESULTS = ("not graded: no trained results given (submitted predictions are scored with --data DIR or "
+                      "FCNKIT_DATA; weights with --checkpoints DIR).")
+
+
+def result(item: Item, passed: bool, message: str, status: Status | None = None) -> CheckResult:
+    return CheckResult(item.name, item.title, item.model, item.points, item.points if passed else 0,
+                       status or (Status.PASSED if passed else Status.FAILED), message)
+
+
+def not_graded(item: Item, message: str) -> CheckResult:
+    return result(item, False, message, Status.NOT_GRADED)
+
+
+def judge(item: Item, outcome, run) -> CheckResult:
+    """``item`` judged on the outcome of its step (a StepOutcome of the child)."""
+    record = outcome.record
+    if record is None:
+        return result(item, False, outcome.failure)
+    if isinstance(record, Failure):
+        return result(item, False, record.message)
+    try:
+        message = judgement_of(item.name)(record, run.context)
+    except CheckFailed as err:
+        return result(item, False, str(err))
+    except Exception as err:  # a well-formed record that makes no sense
+        return result(item, False, f"the grader could not judge what was observed ({type(err).__name__}: {err}).")
+    return result(item, True, message)
+
+
+def _keep_scores(report: Report, kind: str, scores: dict, first_maps: list) -> None:
+    report.metrics = {**(report.metrics or {}), kind: scores}
+    report.first_predictions[kind] = first_maps[:3]  # for the feedback page
+
+
+def _from_predictions(item: Item, run, report: Report, folder: Path, weights: Path | None,
+                      recomputed: list | None) -> CheckResult:
+    """An mIoU item from the submitted predictions (cross-checked against the weights' when the
+    child evaluated them)."""
+    kind = item.model
+    try:
+        meta, maps, scores = read_and_judge(folder, kind, run.labels)
+        _keep_scores(report, kind, scores, [maps[i] for i in run.labels.ids])
+        if recomputed is not None:
+            report.notes.append(cross_check(kind, meta, maps, recomputed, run.evalset.ids, run.evalset.scale,
+                                            weights))
+        return result(item, True, "from the submitted predictions: " + judge_miou(kind, scores))
+    except Flagged as err:
+        return result(item, False, f"flagged for review: {err}", Status.FLAGGED)
+    except CheckFailed as err:
+        return result(item, False, f"from the submitted predictions: {err}")
+
+
+def judge_trained(item: Item, run, report: Report, folder: Path | None, weights: Path | None, outcome,
+                  checkpoints: Path | None, stopped: str) -> CheckResult:
+    """An mIoU item: from the submitted predictions when there are any, else from the weights alone."""
+    kind = item.model
+    recomputed = outcome.record.maps if outcome is not None and isinstance(outcome.record, Predictions) \
+        and not outcome.record.error else None
+    if folder is not None and run.labels is not None:
+        return _from_predictions(item, run, report, folder, weights, recomputed)
+    if outcome is not None:
+        if recomputed is not None:
+            try:
+                _keep_scores(report, kind, score_predictions(recomputed, run.context.labels), recomputed)
+            except CheckFailed:
+                pass
+        return judge(item, outcome, run)
+    if weights is not None and run.evalset is not None:  # the child stopped before it evaluated them
+        return result(item, False, f"not graded: {stopped or 'the check did not run'}")
+    if folder is not None:
+        return not_graded(item, "not graded: predictions submitted, but the run has no labels to score them "
+                                "(--data DIR or FCNKIT_DATA).")
+    if run.labels is not None:
+        return result(item, False, f"no outputs/{kind}_predictions.npz and .json submitted (the notebook writes "
+                                   f"them when it trains {MODEL_CLASSES[kind]}).")
+    if checkpoints is not None:
+        return result(item, False, f"no {CHECKPOINT_NAMES[kind]} found for {report.student} in {checkpoints}.")
+    return not_graded(item, NO_TRAINED_RESULTS)
+
+
+def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, weights: dict,
+              checkpoints: Path | None, stopped: str, only) -> None:
+    """Every rubric item's result into ``report.checks``, in the rubric's order."""
+    for item in RUBRIC:
+        step = OBSERVATIONS[item.observes].step_id(item.model)
+        if item.needs_weights:
+            report.checks.append(judge_trained(item, run, report, predictions[item.model], weights.get(item.model),
+                                               outcomes.get(step) if item in items else None, checkpoints, stopped))
+        elif only is not None and item.name not in only:
+            report.checks.append(not_graded(item, "not graded in this run."))
+        elif step in outcomes and item in items:
+            report.checks.append(judge(item, outcomes[step], run))
+        else:
+            report.checks.append(result(item, False, f"not graded: {stopped or 'the check did not run'}"))
