@@ -104,7 +104,7 @@ def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
         if step == "structure":
             return observe.observe_structure(fresh(), kind, OUTPUT_SIZES, rebuild=fresh)
         if step == "outputs":
-            return observe.observe_outputs(fresh(), kind, PUBLIC_SEED, EQUIVALENCE_SIZE, n_class, repeat=False)
+            return observe.observe_outputs(fresh(), kind, PUBLIC_SEED, EQUIVALENCE_SIZE, n_class)
         if step == "copy_params":
             return observe.observe_copy(namespace, kind, PUBLIC_SEED, n_class, vgg=_seeded_vgg())
     except ObservationError as err:

@@ -42,13 +42,12 @@ class Structure:
 @dataclass
 class Outputs:
     """Activations of a model holding the grader's seeded weights, at the grader's input, by role
-    (pool3, score, the input of upscore8...), and the final output of a second pass when one was made."""
+    (pool3, score, the input of upscore8...)."""
     kind: str
     roles: dict[str, str]  # role -> layer name in the submission
     called: list[str]  # layers in the order forward called them
     stages: dict[str, np.ndarray]
     output: np.ndarray | None = None
-    repeat: np.ndarray | None = None
     error: str = ""
     layers: list[Layer] = field(default_factory=list)  # the model's modules, as Structure lists them
     unregistered: list[str] = field(default_factory=list)
@@ -75,7 +74,6 @@ class Predictions:
     """Class-index maps (uint8) of trained weights on the evaluation images."""
     kind: str
     maps: list[np.ndarray] = field(default_factory=list)
-    error: str = ""
 
 
 @dataclass

@@ -12,6 +12,7 @@ one child at a time so that a run stays small, and writes Gradescope's results f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile

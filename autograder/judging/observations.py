@@ -50,8 +50,7 @@ def _structure(kind: str, namespace: dict, ctx: Context, **_) -> Structure:
 
 def _outputs(kind: str, namespace: dict, ctx: Context, **_) -> Outputs:
     from fcnkit import observe
-    return observe.observe_outputs(_model(kind, namespace, ctx), kind, ctx.seed, EQUIVALENCE_SIZE, ctx.n_class,
-                                   repeat=False)
+    return observe.observe_outputs(_model(kind, namespace, ctx), kind, ctx.seed, EQUIVALENCE_SIZE, ctx.n_class)
 
 
 def _copy_params(kind: str, namespace: dict, ctx: Context, **_) -> CopyParams:

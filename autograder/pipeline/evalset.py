@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import tempdirs
+from ..isolation import tempdirs
 
 
 @dataclass

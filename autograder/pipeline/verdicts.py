@@ -69,8 +69,7 @@ def judge_trained(item: Item, run, report: Report, folder: Path | None, weights:
                   checkpoints: Path | None, stopped: str) -> CheckResult:
     """An mIoU item: from the submitted predictions when there are any, else from the weights alone."""
     kind = item.model
-    recomputed = outcome.record.maps if outcome is not None and isinstance(outcome.record, Predictions) \
-        and not outcome.record.error else None
+    recomputed = outcome.record.maps if outcome is not None and isinstance(outcome.record, Predictions) else None
     if folder is not None and run.labels is not None:
         return _from_predictions(item, run, report, folder, weights, recomputed)
     if outcome is not None:

@@ -21,7 +21,7 @@ def reference_model(kind: str, n_class: int) -> torch.nn.Module:
 
 
 def reference_outputs(kind: str, seed: int, n_class: int) -> records.Outputs:
-    return observe_outputs(reference_model(kind, n_class), kind, seed, EQUIVALENCE_SIZE, n_class, repeat=False)
+    return observe_outputs(reference_model(kind, n_class), kind, seed, EQUIVALENCE_SIZE, n_class)
 
 
 def expected_copy(seed: int) -> records.CopyParams:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.extract import _strip_magics
+from fcnkit.extract import parse, strip_magics
 from fcnkit.predictions import PredictionsError, read_predictions
 from fcnkit.spec import MODEL_CLASSES
 
@@ -128,7 +128,7 @@ def code_units(cells: list[str]) -> dict[str, int]:
     units = {}
     for source in cells:
         try:
-            tree = ast.parse(_strip_magics(source))
+            tree = parse(strip_magics(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]

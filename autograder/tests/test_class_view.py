@@ -18,7 +18,6 @@ from autograder.catalogue import REFERENCE
 from autograder.reports.integrity import TEMPLATE, flag_class
 from autograder.results import Report
 from autograder.rubric import RUBRIC
-from autograder.tests.test_frontends import catalogue  # noqa: F401 (a fixture: every catalogue submission as a folder)
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
 from fcnkit.splits import SAMPLE_ROOT, cmp_splits, load_label
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from autograder.__main__ import main
-from autograder.catalogue import sources, write_submissions
 from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.splits import SAMPLE_ROOT
 
@@ -44,21 +43,9 @@ def validate_results(results: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory) -> Path:
-    """Every catalogue submission as a student's folder (``<name>/fcn_segmentation/fcn_segmentation.py``)."""
-    flat, folder = tmp_path_factory.mktemp("flat"), tmp_path_factory.mktemp("catalogue")
-    write_submissions(flat, list(sources()))
-    for path in sorted(flat.iterdir()):
-        (folder / path.stem / "fcn_segmentation").mkdir(parents=True)
-        shutil.copy(path, folder / path.stem / "fcn_segmentation" / "fcn_segmentation.py")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def cli_reports(catalogue, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("cli")
-    assert main(["grade", str(catalogue), "--out", str(out), "--json", str(out / "all.json"), "--seed", "7"]) == 0
-    return {r["student"]: r for r in json.loads((out / "all.json").read_text())}
+def cli_reports(graded_catalogue) -> dict:
+    """``python -m autograder grade`` on the catalogue (seed 7, graded once per session: conftest.py)."""
+    return graded_catalogue.reports
 
 
 def per_item(report: dict) -> dict:

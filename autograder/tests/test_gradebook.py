@@ -2,7 +2,6 @@
 of a test cell, so a grade_id twice; a renamed notebook). The good one's scores reach the gradebook,
 each mangled one is named with nbgrader's cause and the fix, and has no automatic score at all (not
 the full marks nbgrader computes from outputs without errors)."""
-import shutil
 import sys
 from pathlib import Path
 

@@ -256,17 +256,16 @@ def test_find_submissions_layouts(tmp_path):
         find_submissions(tmp_path / "nowhere")
 
 
-def test_the_whole_catalogue_through_the_sandbox(tmp_path):
+def test_the_whole_catalogue_through_the_sandbox(graded_catalogue):
     """The fast path (the warm worker forking a confined child per submission, two at a time)
     gives the verdicts of the slow one (each submission observed in a process of its own, here the
     test's, as test_catalogue.py does), message for message, on every catalogue submission: correct
     solutions get every structural point, each mutant loses its named check."""
-    from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
+    from autograder.catalogue import MUTANTS, VARIANTS
+    from autograder.tests.conftest import CATALOGUE_SEED
     from autograder.tests.test_catalogue import CONTEXT, run
-    write_submissions(tmp_path / "class")
-    assert main(["grade", str(tmp_path / "class"), "--out", str(tmp_path / "r"), "--json", str(tmp_path / "all.json"),
-                 "--jobs", "2", "--device", "cpu", "--seed", str(CONTEXT.seed)]) == 0
-    reports = {r["student"]: by_name(r) for r in json.loads((tmp_path / "all.json").read_text())}
+    assert CONTEXT.seed == CATALOGUE_SEED  # the run and the in-process observations share their seed
+    reports = {student: by_name(r) for student, r in graded_catalogue.reports.items()}
     assert len(reports) == 1 + len(MUTANTS) + len(VARIANTS)
     for name, checks in reports.items():
         for item in RUBRIC:

@@ -17,7 +17,7 @@ from fcnkit.records import CopyParams, Predictions
 from fcnkit.seeded import PristineVGG, seeded_copy
 from fcnkit.train import load_weights
 
-__all__ = ["PristineVGG", "warm_up_meta", "observe_predictions", "run_step"]
+__all__ = ["PristineVGG", "STEPS", "warm_up_meta", "observe_predictions", "run_step"]
 
 
 def warm_up_meta() -> None:
@@ -36,25 +36,45 @@ def observe_predictions(namespace: dict, kind: str, n_class: int, checkpoint, im
     return Predictions(kind=kind, maps=observe.predict(model, images, device))
 
 
-def run_step(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
-    """The record of one step of ``job`` (``step["op"]``: structure, outputs, copy_params,
-    expected_copy or predict) observed on the submission's ``namespace``."""
+def _structure(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
     kind, n_class = step["kind"], job["n_class"]
-    if step["op"] == "structure":
-        model = observe.build(namespace, kind, n_class, default_init=False)
-        return observe.observe_structure(model, kind, [tuple(s) for s in job["output_sizes"]],
-                                         rebuild=lambda: observe.build(namespace, kind, n_class, default_init=False))
-    if step["op"] == "outputs":
-        model = observe.build(namespace, kind, n_class, default_init=False)
-        return observe.observe_outputs(model, kind, job["seed"], tuple(job["equivalence_size"]), n_class, repeat=False)
-    if step["op"] == "copy_params":
-        return observe.observe_copy(namespace, kind, job["seed"], n_class, vgg=vgg.get())
-    if step["op"] == "expected_copy":  # the reference's own job: what a correct copy leaves
-        return CopyParams(own=False, layers=seeded_copy(job["seed"]))
-    if step["op"] == "predict":
-        images = torch.load(_file(fds["images"]), weights_only=True)
-        return observe_predictions(namespace, kind, n_class, _file(fds[step["checkpoint"]]), images, job["device"])
-    raise ValueError(f"unknown step {step['op']!r}")
+    model = observe.build(namespace, kind, n_class, default_init=False)
+    return observe.observe_structure(model, kind, [tuple(s) for s in job["output_sizes"]],
+                                     rebuild=lambda: observe.build(namespace, kind, n_class, default_init=False))
+
+
+def _outputs(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
+    kind, n_class = step["kind"], job["n_class"]
+    model = observe.build(namespace, kind, n_class, default_init=False)
+    return observe.observe_outputs(model, kind, job["seed"], tuple(job["equivalence_size"]), n_class)
+
+
+def _copy_params(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
+    return observe.observe_copy(namespace, step["kind"], job["seed"], job["n_class"], vgg=vgg.get())
+
+
+def _expected_copy(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
+    """The reference's own job: what a correct copy leaves."""
+    return CopyParams(own=False, layers=seeded_copy(job["seed"]))
+
+
+def _predict(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
+    images = torch.load(_file(fds["images"]), weights_only=True)
+    return observe_predictions(namespace, step["kind"], job["n_class"], _file(fds[step["checkpoint"]]), images,
+                               job["device"])
+
+
+# the op of a step -> what the child runs for it (autograder.judging.observations names these ops)
+STEPS = {"structure": _structure, "outputs": _outputs, "copy_params": _copy_params, "expected_copy": _expected_copy,
+         "predict": _predict}
+
+
+def run_step(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
+    """The record of one step of ``job`` (``step["op"]``, one of :data:`STEPS`) observed on the
+    submission's ``namespace``."""
+    if step["op"] not in STEPS:
+        raise ValueError(f"unknown step {step['op']!r}")
+    return STEPS[step["op"]](step, job, namespace, vgg, fds)
 
 
 def _file(fd: int):
