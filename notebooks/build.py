@@ -70,6 +70,9 @@ INSTALL_LINE = re.compile(r'^FCNKIT_INSTALL = "([^"\n]*)"', re.M)
 
 
 RUBRIC_JSON = REPO / "fcnkit" / "rubric.json"
+README = REPO / "README.md"
+TABLE_START = "<!-- the rubric table: written by notebooks/build.py from autograder/rubric.py -->\n"
+TABLE_END = "<!-- end of the rubric table -->\n"
 REFERENCE_STAGES = REPO / "fcnkit" / "reference_stages.npz"
 STAGES_TOLERANCE = 1e-5  # relative to a stage's scale: ten times finer than the check's own tolerance
 
@@ -229,11 +232,47 @@ def stages_differ(path: Path, arrays: dict) -> str:
     return ""
 
 
+def rubric_table(questions: list[int]) -> str:
+    """The README's table of the rubric: each item's part, title and points (the mIoU items with their
+    thresholds), then the written questions' points."""
+    from fcnkit.spec import MIOU_THRESHOLDS
+    rows, part = ["| part | check | points |", "|---|---|---|"], None
+    for item in RUBRIC:
+        title = item.title.removeprefix(f"{MODEL_NAMES[item.model]}: ")
+        if item.needs_weights:
+            title += f" (>= {MIOU_THRESHOLDS[item.model]:.2f})"
+        rows.append(f"| {MODEL_NAMES[item.model] if item.model != part else ''} | {title} | {item.points} |")
+        part = item.model
+    rows.append(f"| questions | two written answers, graded by hand in nbgrader | {' + '.join(map(str, questions))} |")
+    return "\n".join(rows) + "\n"
+
+
+def readme_with_table(text: str, questions: list[int]) -> str:
+    """``text`` (the README) with its rubric table rewritten between the two markers."""
+    if TABLE_START not in text or TABLE_END not in text:
+        raise BuildError(f"{README} has lost its rubric table's markers: put back the lines {TABLE_START.strip()} "
+                         f"and {TABLE_END.strip()} around the table")
+    head, rest = text.split(TABLE_START, 1)
+    return head + TABLE_START + rubric_table(questions) + TABLE_END + rest.split(TABLE_END, 1)[1]
+
+
+def question_points(source: Path) -> list[int]:
+    nb = nbformat.read(source, as_version=4)
+    return [_nbgrader(c)["points"] for c in nb.cells
+            if _nbgrader(c).get("grade_id", "").startswith("question") and "points" in _nbgrader(c)]
+
+
 def write_public_files(check: bool = False) -> list[Path]:
-    """Write fcnkit's rubric.json and reference_stages.npz where they are out of date (``check``:
-    only say which are); return those."""
+    """Write fcnkit's rubric.json and reference_stages.npz, and the README's rubric table, where they
+    are out of date (``check``: only say which are); return those."""
     import numpy as np
     stale = []
+    readme = README.read_text(encoding="utf-8")
+    wanted = readme_with_table(readme, question_points(SOURCE))
+    if readme != wanted:
+        stale.append(README)
+        if not check:
+            write_whole(README, wanted.encode("utf-8"))
     if not RUBRIC_JSON.is_file() or RUBRIC_JSON.read_text(encoding="utf-8") != rubric_json():
         stale.append(RUBRIC_JSON)
         if not check:
