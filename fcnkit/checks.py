@@ -17,12 +17,12 @@ from torch import nn
 
 from . import observe
 from .data import N_CLASS
-from .judges import (EQUIVALENCE_SIZE, OUTPUT_SIZES, PUBLIC_SEED, CheckFailed, StageValues, judge_copy_params,
-                     judge_equivalence, judge_head, judge_output_shape, judge_vgg_layers)
+from .judges import (EQUIVALENCE_SIZE, OUTPUT_SIZES, PUBLIC_SEED, STRUCTURAL, CheckFailed, StageValues,
+                     judge_copy_params, judge_equivalence)
 from .observe import ObservationError
+from .seeded import PristineVGG, maps_repeated_weights, seeded_copy
 from .predictions import PredictionsError, miou_verdict, report_miou, score_saved
 from .spec import MODEL_CLASSES
-from .train import load_weights  # noqa: F401 (the grader's in-process observer reads it here)
 
 HERE = Path(__file__).resolve().parent
 RUBRIC_FILE = HERE / "rubric.json"
@@ -65,7 +65,7 @@ def read_stages(stored, kind: str) -> dict[str, StageValues]:
 
 def expected_copy(seed: int) -> dict:
     """What a correct copy_params_from_vgg16 leaves in each layer, from the seeded VGG-16."""
-    return observe.seeded_copy(seed)
+    return seeded_copy(seed)
 
 
 # ----------------------------------------------------------------------------------- in the notebook
@@ -79,20 +79,19 @@ def build_model(kind: str, namespace: dict, n_class: int = N_CLASS, default_init
         raise CheckFailed(str(err)) from None
 
 
-STEPS = {"vgg_layers": "structure", "head": "structure", "output_shape": "structure", "equivalence": "outputs",
-         "copy_params": "copy_params", "miou": "predict"}
-JUDGES = {"vgg_layers": judge_vgg_layers, "head": judge_head, "output_shape": judge_output_shape}
+STEPS = {**{part: "structure" for part in STRUCTURAL}, "equivalence": "outputs", "copy_params": "copy_params",
+         "miou": "predict"}  # the part of an item's name -> the observation its student-side check judges
 
 
 @functools.cache
-def _public_vgg() -> observe.PristineVGG:
-    return observe.PristineVGG(PUBLIC_SEED)
+def _public_vgg() -> PristineVGG:
+    return PristineVGG(PUBLIC_SEED)
 
 
 def _seeded_vgg():
     """The seeded VGG-16 to copy from: one kept for every check where its weights are mapped
     memory (4 MB), a fresh one each time elsewhere (550 MB, not kept in the student's kernel)."""
-    return _public_vgg().get() if observe.maps_repeated_weights() else None
+    return _public_vgg().get() if maps_repeated_weights() else None
 
 
 def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
@@ -119,7 +118,7 @@ def judge(name: str, record, n_class: int = N_CLASS) -> str:
         return judge_equivalence(record, reference_stages(kind))
     if part == "copy_params":
         return judge_copy_params(record, expected_copy(PUBLIC_SEED))
-    return JUDGES[part](record, n_class)
+    return STRUCTURAL[part](record, n_class)
 
 
 def run_check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> str | None:

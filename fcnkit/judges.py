@@ -216,7 +216,14 @@ def judge_output_shape(s: Structure, n_class: int = N_CLASS, sizes=OUTPUT_SIZES)
     return f"output is N x {n_class} x H x W for inputs " + ", ".join(f"{h}x{w}" for h, w in sizes) + how
 
 
+# The structural judgements by the part of the item's name (fcn32s_<part>): the notebook's checks and the
+# grader (autograder.judging.structural) both find them here, so a new one is a function and a row.
+STRUCTURAL = {"vgg_layers": judge_vgg_layers, "head": judge_head, "output_shape": judge_output_shape}
+
+
 # ----------------------------------------------------------------------------------- behaviour
+
+
 def sample_positions(numel: int) -> np.ndarray | None:
     """Where a stage of ``numel`` values is sampled: None (every value) up to SAMPLES_PER_STAGE,
     else SAMPLES_PER_STAGE distinct positions spread over it (multiplicative hashing: no random

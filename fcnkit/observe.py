@@ -18,7 +18,6 @@ from torch import nn
 from .describe import CallRecorder, describe, unregistered_modules
 from .records import CopiedLayer, CopyParams, Outputs, Structure
 from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, sample_positions, seeded_input, seeded_vgg16
-from .seeded import PristineVGG, maps_repeated_weights, seeded_copy  # noqa: F401 (fcnkit.checks reads them here)
 from .spec import MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
 
 MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed without their weights

@@ -60,8 +60,9 @@ def _copy_params(kind: str, namespace: dict, ctx: Context, **_) -> CopyParams:
 
 def _predict(kind: str, namespace: dict, ctx: Context, **kwargs) -> Predictions:
     """``checkpoint``: the trained weights, ``images``: the evaluation images (``device``: where)."""
-    from fcnkit import checks as notebook, observe
-    model = notebook.load_weights(_model(kind, namespace, ctx, default_init=True), kwargs["checkpoint"])
+    from fcnkit import observe
+    from fcnkit.train import load_weights
+    model = load_weights(_model(kind, namespace, ctx, default_init=True), kwargs["checkpoint"])
     return Predictions(kind, observe.predict(model, kwargs["images"], kwargs.get("device", "cpu")))
 
 

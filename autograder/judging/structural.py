@@ -1,28 +1,27 @@
 """The structural judgements: fcnkit's own (students run them in the notebook and with
-``python -m fcnkit check``, with the same messages), given the run's context."""
+``python -m fcnkit check``, with the same messages), registered here for the rubric items whose name
+ends in their part (``fcn8s_head``: ``head``), given the run's context."""
 from __future__ import annotations
 
 from fcnkit import judges as student
-from fcnkit.judges import OUTPUT_SIZES
 from fcnkit.records import CopyParams, Structure
 
+from ..rubric import RUBRIC
 from .context import Context
 from .registry import judgement
 
 
-@judgement("fcn32s_vgg_layers", "fcn8s_vgg_layers")
-def vgg_layers(s: Structure, ctx: Context) -> str:
-    return student.judge_vgg_layers(s, ctx.n_class)
+def _register(part: str) -> None:
+    judge = student.STRUCTURAL[part]
+
+    def structural(s: Structure, ctx: Context) -> str:
+        return judge(s, ctx.n_class)
+    structural.__name__ = structural.__qualname__ = part
+    judgement(*[item.name for item in RUBRIC if item.name.partition("_")[2] == part])(structural)
 
 
-@judgement("fcn32s_head", "fcn8s_head")
-def head(s: Structure, ctx: Context) -> str:
-    return student.judge_head(s, ctx.n_class)
-
-
-@judgement("fcn32s_output_shape", "fcn8s_output_shape")
-def output_shape(s: Structure, ctx: Context) -> str:
-    return student.judge_output_shape(s, ctx.n_class, OUTPUT_SIZES)
+for _part in student.STRUCTURAL:
+    _register(_part)
 
 
 @judgement("fcn32s_copy_params")

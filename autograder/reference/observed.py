@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from fcnkit import records
-from fcnkit.observe import observe_outputs, seeded_copy
+from fcnkit.observe import observe_outputs
+from fcnkit.seeded import seeded_copy
 
 from fcnkit.judges import EQUIVALENCE_SIZE
 from . import models
