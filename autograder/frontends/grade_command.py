@@ -181,6 +181,8 @@ def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, label
                  facts: dict[str, str]) -> int:
     """grades.csv, --json, --gradescope, --gradebook, the score table and the class overview, once
     every report is written; returns the run's exit status."""
+    # integrity flags (grades.csv's review column says who has some), their pair pages and the class overview
+    overview = class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)
     write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
     if args.json:
         write_json(reports, args.json)
@@ -203,8 +205,7 @@ def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, label
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
-    # integrity flags and the class overview, after the reports
-    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)}")
+    print(f"class overview: {overview}")
     return status
 
 
