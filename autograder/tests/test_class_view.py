@@ -21,7 +21,7 @@ from autograder.catalogue import REFERENCE
 from autograder.frontends.gradescope import results as gradescope_results
 from autograder.frontends.nbgrader import verdict_output
 from autograder.reports.integrity import BEGIN, END, TEMPLATE, flag_class
-from autograder.reports.pairs import FOLDER, pair_href, pair_stem
+from autograder.reports.pairs import FOLDER, pair_href, pair_stem, write_pair_pages
 from autograder.results import IntegrityFlag, Report, read_report, read_reports
 from autograder.rubric import RUBRIC
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
@@ -289,3 +289,19 @@ def test_renamed_and_reformatted_code_is_the_same_code_and_the_templates_is_nobo
     assert flagged == {"author": [("code", "copier")], "copier": [("code", "author")], "untouched_1": [],
                        "untouched_2": []}
     assert "100% of" in reports[0].integrity[0].evidence
+
+
+def test_pair_pages_of_odd_names_stay_in_their_folder_escaped(tmp_path):
+    """Names from the disk under the C locale (surrogates), a formula, markup: each pair's page is
+    written whole inside instructor-only/integrity/, the names escaped, the links percent-encoded."""
+    names = ["jos\udcc3\udca9", "=HYPERLINK(1+1)", "<script>alert(1)</script>", "../../etc"]
+    reports = [Report(n, f"{i}.py", integrity=[IntegrityFlag("code", o, "100% of 800 syntax nodes")
+                                                for o in names if o != n]) for i, n in enumerate(names)]
+    pages = write_pair_pages(tmp_path, reports)
+    assert len(pages) == 6 and all(p.parent == tmp_path / FOLDER for p in pages)
+    assert sorted(p.name for p in (tmp_path / FOLDER).iterdir()) == sorted(p.name for p in pages)
+    text = "".join(p.read_bytes().decode("utf-8") for p in pages)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "href='../../feedback/jos%C3%A9.html'>josé</a>" in text
+    assert write_pair_pages(tmp_path, [Report(n, "x") for n in names]) == []  # no flags any more:
+    assert not list((tmp_path / FOLDER).iterdir())  # every page removed
