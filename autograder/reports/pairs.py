@@ -23,7 +23,7 @@ MARKS = {Status.PASSED: "passed", Status.FAILED: "failed", Status.NOT_GRADED: "n
          Status.FLAGGED: "flagged"}
 STYLE = """body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}table{border-collapse:collapse;
 margin:0.5em 0;width:100%}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
-th{background:#f4f4f4}td.student{width:42%}tr.same td{background:#fff3d6}p.private{color:#a00;font-weight:bold}"""
+th{background:#f4f4f4}td{overflow-wrap:anywhere}td.student{width:42%}tr.same td{background:#fff3d6}p.private{color:#a00;font-weight:bold}"""
 
 
 def pair_stem(a: str, b: str) -> str:
