@@ -86,6 +86,7 @@ def outputs_of(nb, cell_id: str) -> str:
     return "".join(o.get("text", "") for o in cell.outputs)
 
 
+@pytest.mark.slow
 def test_solved_release_runs_top_to_bottom_in_smoke_mode(smoke_run, notebook_env):
     work, nb = smoke_run
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
@@ -105,6 +106,7 @@ def test_solved_release_runs_top_to_bottom_in_smoke_mode(smoke_run, notebook_env
         "metrics.json"]
 
 
+@pytest.mark.slow
 def test_smoke_predictions_are_below_threshold_and_named_a_smoke_run(smoke_run):
     """The mIoU cells score the saved predictions against the grader's thresholds (0.30 / 0.40): a
     smoke run's are far below, and the cell says so, with the number the training cell printed."""
@@ -120,6 +122,7 @@ def test_smoke_predictions_are_below_threshold_and_named_a_smoke_run(smoke_run):
         assert json.loads((work / "outputs" / f"{kind}_predictions.json").read_text())["smoke"] is True
 
 
+@pytest.mark.slow
 def test_the_offsets_cells_compute_the_crops_from_the_students_layers(smoke_run):
     _, nb = smoke_run
     assert "{'upscore': 19.0}" in outputs_of(nb, "fcn32s_offsets")
@@ -127,6 +130,7 @@ def test_the_offsets_cells_compute_the_crops_from_the_students_layers(smoke_run)
     assert "{'score_pool4': 5.0, 'score_pool3': 9.0, 'upscore8': 31.0}" in outputs_of(nb, "fcn8s_offsets")
 
 
+@pytest.mark.slow
 def test_results_cell_names_the_model_that_has_no_results(smoke_run, tmp_path, notebook_env):
     """FCN-32s's training failed (here: never ran) and FCN-8s's worked (the smoke run's predictions, an
     untrained FCN8s): the results cell shows FCN-8s and says what to run for FCN-32s, instead of
@@ -181,6 +185,7 @@ def nbgrader(course: Path, *args):
     run_nbgrader(course, *args, check=True)
 
 
+@pytest.mark.slow
 def test_nbgrader_autograde_scores_solution_full_and_release_zero(smoke_run, tmp_path):
     from nbgrader.api import Gradebook
     work, _ = smoke_run
@@ -218,6 +223,7 @@ def by_id(nb) -> dict:
     return {c.id: c for c in nb.cells}
 
 
+@pytest.mark.slow
 def test_an_edit_made_in_jupyter_reaches_the_release(tmp_path):
     """The source notebook is the source of truth: a changed paragraph (with LaTeX) and a question
     worth other points, edited as Jupyter would save them, reach the release; the generated cells
@@ -272,6 +278,7 @@ def test_the_build_works_without_an_activated_environment():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_submission_through_nbgrader_is_graded_from_its_predictions(smoke_run, tmp_path, notebook_env):
     """The round trip of an nbgrader course, on real nbgrader: release, fetch (as a student), the
     reference solution and a smoke run's outputs, submit, collect (under nbgrader's default 100 MB

@@ -138,6 +138,7 @@ def setup_cell(folder: Path, python: Path, jupyter: Path, env: dict):
     return nb
 
 
+@pytest.mark.slow
 def test_the_release_installs_fcnkit_in_a_fresh_environment(tmp_path):
     """The release's setup cell, run in a fresh virtual environment that lacks fcnkit, from a folder
     holding only the release (notebook and wheel): it installs the wheel, then sets up a smoke run

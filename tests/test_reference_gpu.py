@@ -143,6 +143,7 @@ def test_pack_keeps_labels_exact_and_images_close(tmp_path):
     assert torch.allclose(model.features[0].weight, reference, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_rehearsal_runs_the_whole_pipeline(tmp_path):
     """Eight trainings at once, the grading benchmark, the cross-check: about 2 minutes on 2 free cores
     (13 on 2 cores shared with four other test runs)."""

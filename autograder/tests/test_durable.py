@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from autograder.catalogue import sources
 from autograder.pipeline.journal import Lock
 
@@ -80,6 +82,7 @@ def _kept(out: Path) -> set[str]:
     return {s for s in _graded(out) if (out / f"{s}.json").exists()}
 
 
+@pytest.mark.slow
 def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
@@ -124,6 +127,7 @@ def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
     assert (out / "grades.csv").read_bytes() == (whole / "grades.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from autograder.catalogue import sources
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "catalogue_seed7"
@@ -17,6 +19,7 @@ def written(out: Path) -> dict[str, str]:
     return {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in files if p.name != "all.json"}
 
 
+@pytest.mark.slow
 def test_the_catalogues_reports_are_byte_identical_to_the_golden_ones(graded_catalogue):
     got = {name: text.replace(str(graded_catalogue.submissions), SUBMISSIONS)
            for name, text in written(graded_catalogue.out).items()}

@@ -5,6 +5,7 @@ the full marks nbgrader computes from outputs without errors)."""
 import sys
 from pathlib import Path
 
+import pytest
 import nbformat
 
 from autograder.__main__ import main
@@ -29,6 +30,7 @@ def _solved(release: Path):
     return nb
 
 
+@pytest.mark.slow
 def test_each_student_is_filed_on_their_own(tmp_path, capsys):
     from nbgrader.api import Gradebook, MissingEntry
     course = tmp_path / "course"

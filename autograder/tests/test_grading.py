@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from autograder.__main__ import main
-from autograder.pipeline import EvalSet, Limits, find_submissions, grade_submission
+from autograder.pipeline import EvalSet, Limits, find_submissions, grade_submission, grading_run
 from autograder.reference.models import FCN32s
 from autograder.catalogue import REFERENCE, sources
 from autograder.results import Report
@@ -32,12 +32,23 @@ def by_name(report):
     return {c["name"]: c for c in (report.to_json() if isinstance(report, Report) else report)["checks"]}
 
 
-def grade_source(tmp_path, source, only, name="student.py", **kwargs):
+@pytest.fixture(scope="module")
+def fast_run():
+    """One warm grading run under FAST limits for the tests that grade a file under them: starting a run
+    (the isolation probe, the warm worker, the reference's child) costs more than grading a submission,
+    and each submission is a fresh fork of the worker (test_nothing_leaks_into_the_next_submission)."""
+    with grading_run(limits=FAST) as run:
+        yield run
+
+
+def grade_source(tmp_path, source, only, run=None, name="student.py", limits=FAST):
+    """Grade ``source`` as a file ``name``: in ``run``, or in a run of its own under ``limits``."""
     path = tmp_path / name
     path.write_text(source)
-    return by_name(grade_submission("student", path, limits=kwargs.pop("limits", FAST), only=only, **kwargs))
+    return by_name(grade_submission("student", path, limits=limits, only=only, run=run))
 
 
+@pytest.mark.slow
 def test_cli_grades_a_class_in_nbgrader_layout(tmp_path, capsys):
     submitted = tmp_path / "submitted"
     for student, source in (("alice", "reference"), ("bob", "fcn32s_crop_0")):
@@ -90,7 +101,7 @@ def test_gradescope_results(tmp_path):
     assert "No class named FCN32s" in results["tests"][0]["output"]
 
 
-def test_notebook_with_broken_cell_and_classes_over_cells(tmp_path):
+def test_notebook_with_broken_cell_and_classes_over_cells(tmp_path, fast_run):
     ref = REFERENCE
     helpers = ref[:ref.index("# BEGIN FCN32s")]
     fcn32s = ref[ref.index("# BEGIN FCN32s"):ref.index("# END FCN32s")]
@@ -106,7 +117,8 @@ def test_notebook_with_broken_cell_and_classes_over_cells(tmp_path):
     ]
     path = tmp_path / "sub.ipynb"
     nbformat.write(nb, path)
-    checks = grade_submission("s", path, limits=FAST, only=["fcn32s_vgg_layers", "fcn32s_equivalence", "fcn8s_head"])
+    checks = grade_submission("s", path, limits=FAST, only=["fcn32s_vgg_layers", "fcn32s_equivalence", "fcn8s_head"],
+                              run=fast_run)
     got = by_name(checks)
     assert got["fcn32s_vgg_layers"]["status"] == "passed"
     assert got["fcn32s_equivalence"]["status"] == "passed", got["fcn32s_equivalence"]["message"]
@@ -114,10 +126,10 @@ def test_notebook_with_broken_cell_and_classes_over_cells(tmp_path):
     assert any("cell 4 was skipped: syntax error" in n for n in checks.notes)
 
 
-def test_unknown_course_module_falls_back_to_fcnkit(tmp_path):
+def test_unknown_course_module_falls_back_to_fcnkit(tmp_path, fast_run):
     source = REFERENCE.replace("from fcnkit.vgg import get_upsampling_weight",
                                "from course_utils import get_upsampling_weight")
-    got = grade_source(tmp_path, source, only=["fcn32s_head"])
+    got = grade_source(tmp_path, source, only=["fcn32s_head"], run=fast_run)
     assert got["fcn32s_head"]["status"] == "passed", got["fcn32s_head"]["message"]
 
 
@@ -139,50 +151,47 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_submission_costs_its_checks_only(tmp_path, case):
+def test_bad_submission_costs_its_checks_only(tmp_path, case, fast_run):
     source, expected = BAD[case]
-    got = grade_source(tmp_path, HEADERS + source, only=["fcn32s_output_shape"])
+    got = grade_source(tmp_path, HEADERS + source, only=["fcn32s_output_shape"], run=fast_run)
     assert got["fcn32s_output_shape"]["status"] == "failed"
     assert expected in got["fcn32s_output_shape"]["message"]
 
 
-def test_writes_outside_the_sandbox_are_refused(tmp_path):
+def test_writes_outside_the_sandbox_are_refused(tmp_path, fast_run):
     target = tmp_path / "stolen.txt"
     source = HEADERS + (f"class FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n"
                         f"        super().__init__()\n        open({str(target)!r}, 'w').write('x')\n")
-    got = grade_source(tmp_path, source, only=["fcn32s_head"])
+    got = grade_source(tmp_path, source, only=["fcn32s_head"], run=fast_run)
     message = got["fcn32s_head"]["message"]  # not in the child's file system at all, or refused by Landlock
     assert "No such file or directory" in message or "Permission denied" in message
     assert not target.exists()
 
 
-def test_hard_crash_and_endless_definitions_are_reported(tmp_path):
+@pytest.mark.slow
+def test_hard_crash_and_endless_definitions_are_reported(tmp_path, fast_run):
     crash = HEADERS + "import os\nclass FCN32s(nn.Module):\n    def __init__(self, n_class=12):\n        os._exit(3)\n"
-    report = grade_submission("s", (tmp_path / "c.py"), limits=FAST, only=["fcn32s_head", "fcn8s_head"]) \
-        if (tmp_path / "c.py").write_text(crash) else None
+    (tmp_path / "c.py").write_text(crash)
+    report = grade_submission("s", tmp_path / "c.py", limits=FAST, only=["fcn32s_head", "fcn8s_head"], run=fast_run)
     got = by_name(report)
     assert "ended the submission's process (exit code 3" in got["fcn32s_head"]["message"]
     # a fresh child takes the remaining checks: FCN-8s is judged on its own (here: not defined)
     assert "No class named FCN8s" in got["fcn8s_head"]["message"]
     hang = HEADERS + "class FCN32s(nn.Module):\n    while True:\n        pass\n"
-    got = grade_source(tmp_path, hang, only=["fcn32s_head"], name="h.py",
-                       limits=Limits(wall_s=60, check_s=3, memory_gb=8))
-    assert "No class named FCN32s" in got["fcn32s_head"]["message"]
+    (tmp_path / "h.py").write_text(hang)
+    report = grade_submission("s", tmp_path / "h.py", limits=Limits(wall_s=60, check_s=3, memory_gb=8),
+                              only=["fcn32s_head"])
+    assert "No class named FCN32s" in by_name(report)["fcn32s_head"]["message"]
     assert any("used more than 3 s of CPU time (the limit per check); the grader skipped it" in n
-               for n in got_notes(tmp_path, hang))
+               for n in report.notes)
 
 
-def got_notes(tmp_path, source):
-    path = tmp_path / "notes.py"
-    path.write_text(source)
-    return grade_submission("s", path, limits=Limits(wall_s=60, check_s=3, memory_gb=8), only=["fcn32s_head"]).notes
-
-
-def test_broken_notebook_file(tmp_path):
+def test_broken_notebook_file(tmp_path, fast_run):
     path = tmp_path / "broken.ipynb"
     path.write_text("{ this is not json")
-    report = grade_submission("s", path, limits=FAST)
+    report = grade_submission("s", path, limits=FAST, run=fast_run)
     assert report.score == 0
     assert all("not a valid notebook" in c.message for c in report.checks if not c.name.endswith("miou"))
 
@@ -192,6 +201,7 @@ def sample_eval(tmp_path_factory):
     return EvalSet.load(SAMPLE_ROOT, "test", 0.5, tmp_path_factory.mktemp("eval"))
 
 
+@pytest.mark.slow
 def test_checkpoints_scored_in_the_grader(tmp_path, sample_eval, monkeypatch):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
@@ -258,6 +268,7 @@ def test_find_submissions_layouts(tmp_path):
         find_submissions(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_the_whole_catalogue_through_the_sandbox(graded_catalogue):
     """The fast path (the warm worker forking a confined child per submission, two at a time)
     gives the verdicts of the slow one (each submission observed in a process of its own, here the
@@ -315,6 +326,7 @@ def test_nothing_leaks_into_the_next_submission(tmp_path):
     assert after.checks == alone.checks
 
 
+@pytest.mark.slow
 def test_a_busy_machine_does_not_change_the_grade(tmp_path):
     """Limits count the child's CPU time: with three busy loops per core, a correct submission under
     a CPU limit of 3 s per check (each check needs about 1 s of CPU; under this load it takes well
@@ -344,6 +356,7 @@ def _spin():
         pass
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_replaced(tmp_path):
     """The kernel's out-of-memory killer takes the warm worker between two submissions: the next one
     is graded by a new worker, warmed with the same seed, as the first was."""

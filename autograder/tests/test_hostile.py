@@ -323,6 +323,7 @@ def structural(report: dict) -> int:
     return sum(c["score"] for c in report["checks"] if not c["name"].endswith("_miou"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_attack_earns_nothing_and_escapes_nothing(graded, case):
     mode, reports, _ = graded
@@ -340,12 +341,14 @@ def test_attack_earns_nothing_and_escapes_nothing(graded, case):
         assert "namespaces" not in report["isolation"]["layers"]
 
 
+@pytest.mark.slow
 def test_the_correct_submission_beside_them_gets_every_point(graded):
     mode, reports, _ = graded
     assert structural(reports["zz_reference"]) == FULL, mode
     assert structural(reports["os_exit_in_init"]) == 30  # FCN-8s graded in full after FCN-32s's exits
 
 
+@pytest.mark.slow
 def test_the_grading_process_stays_small(graded):
     """4 GB written to stdout, a fork bomb and 27 other attacks: the grading process itself (which
     imports no torch) stays under 256 MiB."""
@@ -353,6 +356,7 @@ def test_the_grading_process_stays_small(graded):
     assert 0 < peak_kib < 256 * 2**10, f"{mode}: peak {peak_kib / 2**10:.0f} MiB"
 
 
+@pytest.mark.slow
 def test_isolation_is_reported_and_the_strongest_is_used(graded):
     mode, reports, _ = graded
     layers = reports["zz_reference"]["isolation"]["layers"]
@@ -387,6 +391,7 @@ def test_a_checkpoint_that_runs_code_when_unpickled_is_refused(tmp_path):
     assert not MARKER.exists()
 
 
+@pytest.mark.slow
 def test_replaying_the_public_seed_fools_only_the_student_side():
     """The replaying submission passes every student-side check (so the hostile case above proves
     something: the grader's fresh seed is what stops it), and its mistakes show at any other seed."""

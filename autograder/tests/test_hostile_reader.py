@@ -4,6 +4,7 @@ gets its report with its reason, the correct ones their full marks, and nothing 
 import json
 import os
 
+import pytest
 import nbformat
 
 from autograder.__main__ import main
@@ -17,6 +18,7 @@ def _notebook(code: str) -> str:
     return nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]))
 
 
+@pytest.mark.slow
 def test_every_hostile_notebook_gets_its_reason_and_the_correct_ones_full_marks(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()

@@ -7,12 +7,15 @@ import sys
 import venv
 from pathlib import Path
 
+import pytest
+
 from autograder.catalogue import REFERENCE
 from autograder.rubric import RUBRIC
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_installed_grader_hides_its_own_files(tmp_path):
     wheels = tmp_path / "wheels"
     for project in (REPO, REPO / "autograder"):

@@ -11,6 +11,8 @@ import venv
 from pathlib import Path
 
 
+import pytest
+
 from autograder.catalogue import REFERENCE
 from autograder.rubric import RUBRIC
 
@@ -50,6 +52,7 @@ def _grade(python: Path, tmp_path: Path) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_packages_through_a_pth_outside_the_prefix_reach_the_child(tmp_path):
     layer = tmp_path / "layer"
     _layer(layer)

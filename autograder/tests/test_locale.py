@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import nbformat
 
 from autograder.catalogue import REFERENCE
@@ -29,6 +30,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_the_cli_under_the_c_locale_writes_utf8_and_formula_cells_as_text(tmp_path):
     assert subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"], capture_output=True,
                           env={"LC_ALL": "C", "PYTHONUTF8": "0", "PATH": os.environ["PATH"]},

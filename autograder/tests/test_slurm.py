@@ -109,6 +109,7 @@ def cluster(tmp_path_factory):
                 daemon.kill()
 
 
+@pytest.mark.slow
 def test_a_job_array_of_four_shards_grades_as_one_machine_does(cluster, tmp_path, capsys):
     env, root = cluster
     flat, course = tmp_path / "flat", tmp_path / "course"

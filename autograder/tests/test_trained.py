@@ -190,6 +190,7 @@ def test_hostile_prediction_files_are_refused(tmp_path, case):
         read_predictions(tmp_path, "fcn32s")
 
 
+@pytest.mark.slow
 def test_a_hostile_file_costs_its_item_only(tmp_path):
     """Through the CLI: the item is flagged with the reason, the other items are graded as usual, and the
     grading process, which reads the file, never imports torch for it."""
@@ -216,6 +217,7 @@ def test_a_hostile_file_costs_its_item_only(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- with the weights
+@pytest.mark.slow
 def test_checkpoints_cross_check_the_submitted_predictions(tmp_path):
     torch.manual_seed(0)
     model = FCN32s().eval()
