@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 sys.path.insert(0, str(REPO / "notebooks"))
 import build  # noqa: E402
+from autograder.tests.test_grading import ipython_session  # noqa: E402
 from fcnkit.checks import check  # noqa: E402
 
 # As on macOS (no memfd) and Windows (no C library by CDLL(None)): both are removed before fcnkit is
@@ -146,16 +147,6 @@ def test_a_function_that_trains_is_kept_without_what_it_reads():
     cells = [(1, "from fcnkit.train import fit\nLOADERS = make_loaders(splits)\nDEVICE = pick()\nSCALE = 0.5"),
              (2, "def train(model):\n    return fit(model, LOADERS['train'], device=DEVICE, scale=SCALE)")]
     assert kept(cells) == ["from fcnkit.train import fit", "SCALE = 0.5", cells[1][1]]  # not LOADERS or DEVICE
-
-
-def ipython_session(cells: list[str]):
-    """A fresh IPython session (the kernel's shell, without Jupyter) that ran ``cells``."""
-    from IPython.core.interactiveshell import InteractiveShell
-    shell = InteractiveShell.instance()
-    shell.reset(new_session=True)
-    for source in cells:
-        shell.run_cell(source, store_history=True)
-    return shell
 
 
 def test_a_session_is_checked_as_the_grader_sees_it(tmp_path, capsys):
