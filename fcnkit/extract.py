@@ -271,7 +271,7 @@ def described(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def fallback_modules() -> tuple:
+def fcnkit_modules() -> tuple:
     """fcnkit's modules, where a name imported from a course module the grader lacks is looked up."""
     import fcnkit
     from fcnkit import data, metrics, train, vgg, viz
@@ -292,14 +292,14 @@ def run_definitions(chunks: list[dict], namespace: dict, fallback_modules=()) ->
 
 def build_namespace(extracted: Extracted) -> tuple[dict, list[str]]:
     """The namespace the grader builds of ``extracted``: its definitions run in a fresh one, with
-    :func:`fallback_modules`; and the notes (``extracted``'s, then the failures running them).
+    :func:`fcnkit_modules`; and the notes (``extracted``'s, then the failures running them).
 
     Args:
         extracted: what :func:`definitions` kept of a submission.
     """
     namespace = {"__name__": "submission"}
     return namespace, extracted.notes + run_definitions([vars(c) for c in extracted.chunks], namespace,
-                                                        fallback_modules())
+                                                        fcnkit_modules())
 
 
 def run_chunk(chunk: dict, namespace: dict, fallback_modules=()) -> str:

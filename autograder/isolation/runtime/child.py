@@ -108,7 +108,7 @@ class WorkerServer:
         import codec  # the runtime folder's (first on the path): the grader's process has them as
         import steps  # autograder.isolation.runtime.codec and .steps
         self.modules = {"torch": torch, "observe": observe, "checks": checks, "codec": codec, "steps": steps,
-                        "records": records, "extract": extract, "fallback": extract.fallback_modules()}
+                        "records": records, "extract": extract, "fallback": extract.fcnkit_modules()}
         torch.set_num_threads(1)  # no thread pool is started before the forks
         self.vgg = steps.PristineVGG(message["seed"])
         steps.warm_up_meta()
