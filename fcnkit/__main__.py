@@ -4,8 +4,9 @@
     python -m fcnkit check fcn_segmentation.ipynb --data data/cmp_facade   # and the saved predictions
     python -m fcnkit check my_models.py
 
-It takes from the notebook (or .py file) what the grader takes: imports, functions, classes and
-constants, not the training cells; runs them in this process; then checks every rubric item with the
+It takes from the notebook (or .py file) what the grader takes, by the same rule (:mod:`fcnkit.extract`):
+imports, functions, classes, constants and the assignments they use, nothing of the training cells;
+runs them in this process; then checks every rubric item with the
 grader's own judgements and messages, printing one line per item (``PASS fcn8s_head: ...``,
 ``FAIL fcn8s_equivalence: ...``, ``NOT CHECKED fcn8s_miou: ...``). The equivalence items compare with
 the reference's activations for fcnkit's public seed; the grader draws a fresh seed for every run.
@@ -20,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from .extract import NotANotebook, definitions, notebook_code_cells
+from .extract import NotANotebook, build_namespace, definitions, notebook_code_cells
 from .splits import DATA_ENV
 
 MAX_SUBMISSION_BYTES = 100 * 2**20  # what the grader reads of a submission
@@ -50,15 +51,10 @@ def read_cells(path: Path) -> list[tuple[int, str]]:
 
 def check(path: Path, data: Path | None, predictions: Path | None, out=sys.stdout) -> int:
     extracted = definitions(read_cells(path), path.name)
-    import fcnkit  # torch, once the file is known to be readable
-    from . import checks, metrics, train, vgg, viz
-    from .extract import run_definitions
-    from . import data as datasets
+    from . import checks  # torch, once the file is known to be readable
     print(f"fcnkit check {path.name}: {len(extracted.chunks)} definitions (training cells are not run, as in the "
           f"grader)", file=out)
-    namespace = {"__name__": "submission"}
-    notes = extracted.notes + run_definitions([vars(c) for c in extracted.chunks], namespace,
-                                              (fcnkit, vgg, datasets, metrics, train, viz))
+    namespace, notes = build_namespace(extracted)
     for note in notes:
         print(f"note: {note}", file=out)
     verdicts = checks.check_all(namespace, predictions=predictions, data=data)

@@ -17,6 +17,7 @@ from torch import nn
 
 from . import observe
 from .data import N_CLASS
+from .extract import build_namespace, definitions
 from .judges import (EQUIVALENCE_SIZE, OUTPUT_SIZES, PUBLIC_SEED, STRUCTURAL, CheckFailed, StageValues,
                      judge_copy_params, judge_equivalence)
 from .observe import ObservationError
@@ -69,6 +70,35 @@ def expected_copy(seed: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------- in the notebook
+def graded_namespace(namespace: dict) -> tuple[dict, list[str]]:
+    """The namespace the grader builds of the session whose globals are ``namespace``, and its notes:
+    the cells the kernel ran (:func:`session_cells`) through the grader's rule (:mod:`fcnkit.extract`),
+    only imports, definitions and the assignments they use run again, nothing of a training cell;
+    ``namespace`` itself, without notes, when it holds no cells (plain Python: a namespace the
+    caller built).
+
+    Args:
+        namespace: ``globals()`` of a notebook, or a namespace of definitions.
+    """
+    cells = session_cells(namespace)
+    return build_namespace(definitions(cells, "the session")) if cells else (namespace, [])
+
+
+def session_cells(namespace: dict) -> list[tuple[int, str]]:
+    """``(execution count, source)`` of every cell an IPython kernel ran, as typed (magics and all, as
+    the saved notebook holds them), from its history; [] outside IPython.
+
+    Args:
+        namespace: ``globals()`` of the kernel (IPython puts ``get_ipython`` and ``_ih`` there).
+    """
+    shell = namespace.get("get_ipython")
+    typed = getattr(getattr(shell(), "history_manager", None), "input_hist_raw", None) if callable(shell) else None
+    history = typed if isinstance(typed, list) else namespace.get("_ih")
+    if not isinstance(history, list):
+        return []
+    return [(n, source) for n, source in enumerate(history) if n and isinstance(source, str) and source.strip()]
+
+
 def build_model(kind: str, namespace: dict, n_class: int = N_CLASS, default_init: bool = True) -> nn.Module:
     """Build ``FCN32s`` / ``FCN8s`` (eval mode) as the grader does, with its message when that fails.
     ``default_init=False`` skips torch's random initialisation of convolutions (for checks that
@@ -144,11 +174,19 @@ def run_check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> s
 def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
     """Run the student-side check of a rubric item (e.g. ``check("fcn8s_head", globals())``): prints
     PASS with what was checked, or raises CheckFailed with what to fix, the grader's verdict and
-    message. (It returns nothing, so that nbgrader reads no output value as partial credit.)"""
+    message, after the notes of the definitions that failed to run. It judges what the grader would
+    see of the session (:func:`graded_namespace`), not its live globals. (It returns nothing, so that
+    nbgrader reads no output value as partial credit.)"""
     kind, _, part = name.partition("_")
     if part == "miou" and kind in MODEL_CLASSES:  # printed, not raised: a run of the notebook goes on to FCN-8s
         return report_miou(kind, kwargs["predictions"], kwargs["data"], n_class)
-    message = run_check(name, namespace, n_class, **kwargs)
+    graded, notes = graded_namespace(namespace)
+    try:
+        message = run_check(name, graded, n_class, **kwargs)
+    except CheckFailed:
+        for note in notes:
+            print(f"note: {note}")
+        raise
     print(f"PASS {name}: {message}" if message else f"{name}: checked by the grader only (no student-side check)")
 
 
@@ -163,7 +201,9 @@ class Verdict:
 def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=None) -> list[Verdict]:
     """Every rubric item, as the grader judges it: each observation made once and shared by the
     items judged from it (as in the grader). The mIoU items are checked when ``predictions`` (the
-    folder the notebook saves them to) and ``data`` (the dataset) are given and the files are there."""
+    folder the notebook saves them to) and ``data`` (the dataset) are given and the files are there.
+    In a notebook it judges what the grader would see of the session (:func:`graded_namespace`)."""
+    namespace = graded_namespace(namespace)[0]
     verdicts, observed = [], {}
     for item in rubric():
         part = item.name.partition("_")[2]

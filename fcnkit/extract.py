@@ -1,11 +1,25 @@
 """Take the definitions out of a submission without running its training, and run them: what the grader runs
-of a notebook, and what ``python -m fcnkit check`` runs of it, selected by the same rules.
+of a notebook, and what the notebook's checks and ``python -m fcnkit check`` run of it, selected by one rule.
 
-From every code cell (or the whole ``.py`` file) we keep the top-level imports, functions, classes,
-constant assignments and ``SomeClass.attr = ...`` patches (classes spread over cells), in order.
-Everything else (training loops, plots, a stray ``raise``) is dropped. A cell that does not parse is
-skipped with a note; the rest of the submission is still used. Reading the file (bounded, as
-untrusted input) is the caller's part.
+From every code cell (or the whole ``.py`` file) we keep, in order:
+
+- the top-level imports, functions, classes, literal constants (``N = 12``) and ``SomeClass.attr = ...``
+  patches (classes spread over cells), from every cell;
+- the top-level assignments that what is kept reads (its free names: names read in a function's or
+  class's body, defaults, decorators and bases, or in a kept assignment's value, and not bound there),
+  transitively, e.g. ``N_CLASS = data.N_CLASS``, ``make_relu = lambda: nn.ReLU()``, ``K = 2 * STRIDE``.
+  Every top-level assignment of such a name is kept (so the last one in cell order is the one in force,
+  as in a run from top to bottom), but never one from a *training cell*: a cell whose top-level code (outside
+  functions and classes) has a ``for`` or ``while`` loop, or calls a function of :data:`TRAINING_CALLS`
+  (fcnkit's training, evaluation and data loading, ``.backward()``, ``.step()``) or a function of the
+  submission that calls one. In a ``.py`` file each top-level statement counts as a cell of its own.
+  What such a training function reads is not kept for it (it is kept, as every function is, but
+  the grader never calls it).
+
+Everything else (training loops, plots, a stray ``raise``, statements inside ``if`` or ``with``) is
+dropped. A kept assignment runs each time the definitions are run (each check in the notebook). A cell
+that does not parse is skipped with a note; the rest of the submission is still used. Reading the file
+(bounded, as untrusted input) is the caller's part.
 """
 from __future__ import annotations
 
@@ -84,6 +98,11 @@ def strip_magics(source: str) -> str:
     return "\n".join("" if MAGIC.match(line) else line for line in source.splitlines())
 
 
+TRAINING_CALLS = frozenset({"fit", "evaluate", "save_checkpoint", "save_predictions", "score_saved", "make_loaders",
+                            "cmp_splits", "eval_split", "CMPFacade", "DataLoader", "backward", "step"})
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
 def _keep(node: ast.stmt, classes: set[str]) -> bool:
     if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return True
@@ -100,35 +119,165 @@ def _keep(node: ast.stmt, classes: set[str]) -> bool:
     return False
 
 
+def _where(cell: int, name: str) -> str:
+    """A cell as notes name it; ``name`` (the file's) for a ``.py`` file."""
+    return f"cell {cell}" if cell else name
+
+
+def _called(node: ast.AST) -> str:
+    """The name a call calls (``fit(...)``: fit; ``loss.backward()``: backward), "" for anything else."""
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name):
+            return node.func.id
+        if isinstance(node.func, ast.Attribute):
+            return node.func.attr
+    return ""
+
+
+def _top_level_code(nodes: list[ast.stmt]):
+    """Every node of ``nodes`` that runs when they run, without the bodies of functions, lambdas and classes."""
+    todo = [n for n in nodes if not isinstance(n, SCOPES)]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(n for n in ast.iter_child_nodes(node) if not isinstance(n, SCOPES))
+
+
+def _training_calls(trees: list[ast.Module]) -> set[str]:
+    """:data:`TRAINING_CALLS` and the top-level functions of ``trees`` that call one of them, directly or not."""
+    callers: dict[str, set[str]] = {}
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for called in {_called(n) for n in ast.walk(node)}:
+                    callers.setdefault(called, set()).add(node.name)
+    training, todo = set(), list(TRAINING_CALLS)
+    while todo:
+        name = todo.pop()
+        if name not in training:
+            training.add(name)
+            todo.extend(callers.get(name, ()))
+    return training
+
+
+def _trains(nodes: list[ast.stmt], training: set[str]) -> bool:
+    """Whether ``nodes`` (a cell) are a training cell: a loop or a training call in their top-level code."""
+    return any(isinstance(n, (ast.For, ast.AsyncFor, ast.While)) or _called(n) in training
+               for n in _top_level_code(nodes))
+
+
+def _assigned(node: ast.stmt) -> set[str]:
+    """The names a top-level assignment binds (``A = B = ...``, ``H, W = ...``, ``K += 1``); none for others."""
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+        targets = [node.target]
+    else:
+        return set()
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _free_names(node: ast.stmt) -> set[str]:
+    """The names ``node`` reads and does not bind anywhere inside itself (arguments, locals, imports,
+    nested functions and classes): what it takes from the module."""
+    read, bound = set(), set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            (read if isinstance(n.ctx, ast.Load) else bound).add(n.id)
+        elif isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not node:
+            bound.add(n.name)
+        elif isinstance(n, ast.alias):
+            bound.add((n.asname or n.name).split(".")[0])
+    return read - bound
+
+
+@dataclass
+class _Statement:
+    cell: int
+    node: ast.stmt
+    kept: bool  # kept whatever else is kept (an import, a def, a literal constant, a patch)
+    names: set[str]  # what it binds, when it is an assignment that may be kept for what reads it
+    follow: bool = True  # whether what it reads is kept with it (not for a function that trains)
+
+
+def _statements(trees: list[tuple[int, ast.Module]], notes: list[str], name: str) -> list[_Statement]:
+    """Every top-level statement of ``trees``, with what the rule needs to know of it."""
+    training, classes, out = _training_calls([tree for _, tree in trees]), set(), []
+    for number, tree in trees:
+        for cell in [[node] for node in tree.body] if number == 0 else [tree.body]:  # a .py file: each statement
+            trains = _trains(cell, training)
+            for node in cell:
+                if isinstance(node, ast.ClassDef):
+                    classes.add(node.name)
+                try:
+                    kept = _keep(node, classes)
+                except (RecursionError, MemoryError):
+                    notes.append(f"{_where(number, name)}, line {node.lineno} was skipped: nested too deeply to parse.")
+                    continue
+                out.append(_Statement(number, node, kept, set() if kept or trains else _assigned(node),
+                                      getattr(node, "name", None) not in training))
+    return out
+
+
+def _needed(statements: list[_Statement]) -> list[_Statement]:
+    """The statements kept: those kept anyway, and the assignments what is kept reads, transitively."""
+    binders: dict[str, list[int]] = {}
+    for i, s in enumerate(statements):
+        for bound in s.names:
+            binders.setdefault(bound, []).append(i)
+    kept = {i for i, s in enumerate(statements) if s.kept}
+    todo, resolved = [i for i in kept if statements[i].follow], set()
+    while todo:
+        for free in _free_names(statements[todo.pop()].node) - resolved:
+            resolved.add(free)
+            new = [i for i in binders.get(free, ()) if i not in kept]
+            kept.update(new)
+            todo.extend(new)
+    return [statements[i] for i in sorted(kept)]
+
+
 def definitions(cells: list[tuple[int, str]], name: str) -> Extracted:
     """The definitions of ``cells`` (see :func:`notebook_code_cells`; a ``.py`` file is one cell
-    numbered 0, and ``name`` is what notes call it)."""
-    result = Extracted()
-    classes: set[str] = set()
+    numbered 0, and ``name`` is what notes call it), by the rule of this module's docstring."""
+    result, trees = Extracted(), []
     for number, source in cells:
-        where = f"cell {number}" if number else name
+        where = _where(number, name)
         try:
-            tree = parse(strip_magics(source))
+            trees.append((number, parse(strip_magics(source))))
         except (SyntaxError, ValueError) as err:
             line = getattr(err, "lineno", None)
             result.notes.append(f"{where} was skipped: syntax error{f' on line {line}' if line else ''} "
                                 f"({getattr(err, 'msg', err)}).")
-            continue
         except (RecursionError, MemoryError):
             result.notes.append(f"{where} was skipped: its code is nested too deeply to parse.")
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef):
-                classes.add(node.name)
-            try:
-                if _keep(node, classes):
-                    result.chunks.append(Chunk(number, node.lineno, ast.unparse(node)))
-            except (RecursionError, MemoryError):
-                result.notes.append(f"{where}, line {node.lineno} was skipped: nested too deeply to parse.")
+    for s in _needed(_statements(trees, result.notes, name)):
+        try:
+            result.chunks.append(Chunk(s.cell, s.node.lineno, ast.unparse(s.node)))
+        except (RecursionError, MemoryError):
+            result.notes.append(f"{_where(s.cell, name)}, line {s.node.lineno} was skipped: nested too deeply to parse.")
     return result
 
 
 # ----------------------------------------------------------------------------------- running them
+def described(err: BaseException) -> str:
+    """``Type: message`` of what a submission raised; a name it read and nobody defined (a NameError)
+    says where definitions must live, on both sides (the notes here, and :func:`fcnkit.observe.raised`)."""
+    if type(err) is NameError and err.name:  # not UnboundLocalError: a local read before it is set
+        return (f"NameError: name {err.name!r} is not defined in what the grader keeps of your notebook: define it "
+                f"at the top level of a cell that does not train (imports, functions, classes and the assignments "
+                f"they use are kept)")
+    return f"{type(err).__name__}: {err}"
+
+
+def fcnkit_modules() -> tuple:
+    """fcnkit's modules, where a name imported from a course module the grader lacks is looked up."""
+    import fcnkit
+    from fcnkit import data, metrics, train, vgg, viz
+    return fcnkit, vgg, data, metrics, train, viz
+
+
 def run_definitions(chunks: list[dict], namespace: dict, fallback_modules=()) -> list[str]:
     """Execute extracted definitions (``{"cell", "line", "source"}``) one by one; failures become
     notes. ``from course_utils import get_upsampling_weight`` (a course module the grader lacks)
@@ -139,6 +288,18 @@ def run_definitions(chunks: list[dict], namespace: dict, fallback_modules=()) ->
         if note:
             notes.append(note)
     return notes
+
+
+def build_namespace(extracted: Extracted) -> tuple[dict, list[str]]:
+    """The namespace the grader builds of ``extracted``: its definitions run in a fresh one, with
+    :func:`fcnkit_modules`; and the notes (``extracted``'s, then the failures running them).
+
+    Args:
+        extracted: what :func:`definitions` kept of a submission.
+    """
+    namespace = {"__name__": "submission"}
+    return namespace, extracted.notes + run_definitions([vars(c) for c in extracted.chunks], namespace,
+                                                        fcnkit_modules())
 
 
 def run_chunk(chunk: dict, namespace: dict, fallback_modules=()) -> str:
@@ -153,7 +314,7 @@ def run_chunk(chunk: dict, namespace: dict, fallback_modules=()) -> str:
             return (f"{where}: {type(err).__name__}: {err} (the grader has torch, torchvision, numpy and "
                     f"fcnkit; helpers from other course modules are looked up in fcnkit)")
     except Exception as err:
-        return f"{where}: {type(err).__name__}: {err}"[:1000]
+        return f"{where}: {described(err)}"[:1000]
     return ""
 
 

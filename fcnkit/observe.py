@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .describe import CallRecorder, describe, unregistered_modules
+from .extract import described
 from .records import CopiedLayer, CopyParams, Outputs, Structure
 from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, sample_positions, seeded_input, seeded_vgg16
 from .spec import MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
@@ -29,7 +30,7 @@ class ObservationError(Exception):
 
 def raised(what: str, err: BaseException) -> str:
     hint = " Finish the parts marked YOUR CODE HERE." if isinstance(err, NotImplementedError) else ""
-    return f"{what} raised {type(err).__name__}: {err}.{hint}".replace(": .", ".")[:1000]
+    return f"{what} raised {described(err)}.{hint}".replace(": .", ".")[:1000]
 
 
 # ----------------------------------------------------------------------------------- building

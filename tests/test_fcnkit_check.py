@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 sys.path.insert(0, str(REPO / "notebooks"))
 import build  # noqa: E402
+from autograder.tests.test_grading import ipython_session  # noqa: E402
+from fcnkit.checks import check  # noqa: E402
 
 # As on macOS (no memfd) and Windows (no C library by CDLL(None)): both are removed before fcnkit is
 # imported. The autograder is not importable either: the student wheel has none.
@@ -99,3 +101,87 @@ def test_the_shipped_activations_hold_no_code(kind):
     with np.load(build.REFERENCE_STAGES, allow_pickle=False) as stored:
         assert all(stored[k].dtype == np.float32 for k in stored.files if k != "meta")
         assert any(k.startswith(f"{kind}/") for k in stored.files)
+
+
+# ----------------------------------------------------------------------------------- the rule, on both sides
+def kept(cells: list[tuple[int, str]]) -> list[str]:
+    from fcnkit.extract import definitions
+    return [c.source for c in definitions(cells, "nb.ipynb").chunks]
+
+
+def test_the_assignments_definitions_read_are_kept_transitively():
+    got = kept([(1, "import os\nfrom torch import nn\nfrom fcnkit import data\nN_CLASS = data.N_CLASS\nSTRIDE = 16\n"
+                    "LOG = open('log.txt', 'w')\nunused = os.getcwd()"),
+                (2, "K = 2 * STRIDE\nmake_relu = lambda: nn.ReLU(inplace=True)\nACT = nn.ReLU\nH, W = K, K"),
+                (3, "class M(nn.Module):\n    def __init__(self, n_class=N_CLASS):\n        super().__init__()\n"
+                    "        x = ACT()\n        self.act, self.relu, self.size = x, make_relu(), (H, W)\n"),
+                (4, "N_CLASS = 12 + 0  # the last one in force, as in a run from top to bottom")])
+    assert got == ["import os", "from torch import nn", "from fcnkit import data", "N_CLASS = data.N_CLASS",
+                   "STRIDE = 16", "K = 2 * STRIDE", "make_relu = lambda: nn.ReLU(inplace=True)", "ACT = nn.ReLU",
+                   "H, W = (K, K)", got[9], "N_CLASS = 12 + 0"]
+    assert got[9].startswith("class M(nn.Module):")  # not LOG, unused or x: nothing reads them from the module
+
+
+@pytest.mark.parametrize("training", [
+    "for epoch in range(2):\n    pass\nRUN = 1 + 1",  # a loop
+    "model = M()\nRUN = fit(model, None, None, n_class=N_CLASS, epochs=1)",  # fcnkit's training
+    "RUN = train_it(M())",  # a function of the notebook that trains
+    "if True:\n    loss = model(x).sum()\n    loss.backward()\nRUN = 2 * 2",  # .backward() under an if
+])
+def test_nothing_is_taken_from_a_training_cell(training):
+    cells = [(1, "from torch import nn\nfrom fcnkit.train import fit\n\ndef train_it(m):\n    return fit(m)"),
+             (2, training),
+             (3, "class M(nn.Module):\n    def report(self):\n        return RUN")]
+    assert [s.split("(")[0] for s in kept(cells)] == ["from torch import nn", "from fcnkit.train import fit",
+                                                      "def train_it", "class M"]
+
+
+def test_in_a_py_file_each_statement_is_a_cell():
+    source = ("from fcnkit.train import fit\nRUN = fit(M())\nSTEPS = 2 * 2\nfor i in range(STEPS):\n    pass\n"
+              "def report():\n    return RUN, STEPS")
+    assert kept([(0, source)]) == ["from fcnkit.train import fit", "STEPS = 2 * 2",
+                                   "def report():\n    return (RUN, STEPS)"]
+
+
+def test_a_function_that_trains_is_kept_without_what_it_reads():
+    cells = [(1, "from fcnkit.train import fit\nLOADERS = make_loaders(splits)\nDEVICE = pick()\nSCALE = 0.5"),
+             (2, "def train(model):\n    return fit(model, LOADERS['train'], device=DEVICE, scale=SCALE)")]
+    assert kept(cells) == ["from fcnkit.train import fit", "SCALE = 0.5", cells[1][1]]  # not LOADERS or DEVICE
+
+
+def test_a_session_is_checked_as_the_grader_sees_it(tmp_path, capsys):
+    """The check cells judge what the grader keeps of the cells the kernel ran, not its live globals:
+    a name the model reads from a training cell (a literal would be kept) fails there with the grader's message (though the
+    session has it), the training cell is not run again, and a cell magic is read as the saved
+    notebook holds it."""
+    from autograder.catalogue import REFERENCE
+    from fcnkit.judges import CheckFailed
+    marker = tmp_path / "trained.txt"
+    model = REFERENCE[:REFERENCE.index("# BEGIN FCN8s")].replace("stride=32, bias=False", "stride=STRIDE, bias=False")
+    shell = ipython_session([
+        "import torch\nfrom pathlib import Path\nfrom fcnkit.checks import check\nfrom fcnkit.train import fit",
+        "%%capture\n" + model,
+        f"STRIDE = 2 * 16\ntrained = Path({str(marker)!r}).write_text('trained')\nrun = fit(FCN32s(), None, None, "
+        f"n_class=12, epochs=1)",  # a training cell: the kernel ran it, the grader never does
+    ])
+    assert marker.exists() and shell.user_ns["STRIDE"] == 32 and "FCN32s" in shell.user_ns
+    marker.unlink()
+    with pytest.raises(CheckFailed) as failed:
+        check("fcn32s_head", shell.user_ns)
+    assert str(failed.value) == ("FCN32s(n_class=12) raised NameError: name 'STRIDE' is not defined in what the grader "
+                                 "keeps of your notebook: define it at the top level of a cell that does not train "
+                                 "(imports, functions, classes and the assignments they use are kept).")
+    assert not marker.exists()
+    shell.run_cell("STRIDE = 2 * 16", store_history=True)  # where definitions must live
+    check("fcn32s_head", shell.user_ns)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("PASS fcn32s_head")
+    assert not marker.exists()
+
+
+def test_without_cell_history_the_namespace_given_is_judged(capsys):
+    from autograder.catalogue import REFERENCE
+    namespace = {"__name__": "submission"}
+    exec(REFERENCE.replace("n_class, 64, stride=32", "n_class, 64, stride=STRIDE"), namespace)
+    namespace["STRIDE"] = 32
+    check("fcn32s_head", namespace)
+    assert capsys.readouterr().out.startswith("PASS fcn32s_head")

@@ -126,6 +126,70 @@ def test_notebook_with_broken_cell_and_classes_over_cells(tmp_path, fast_run):
     assert any("cell 4 was skipped: syntax error" in n for n in checks.notes)
 
 
+def ipython_session(cells: list[str]):
+    """A fresh IPython session (the kernel's shell, without Jupyter) that ran ``cells``."""
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    shell.reset(new_session=True)
+    for source in cells:
+        shell.run_cell(source, store_history=True)
+    return shell
+
+
+def names_read_from_cells(marker) -> list[str]:
+    """The reference as notebook cells whose models read what other cells assign: the setup cell's
+    ``N_CLASS = data.N_CLASS``, a helper defined by assignment, a value computed from an import; and,
+    for FCN-8s, a name only a training cell assigns (that cell writes ``marker`` when it runs)."""
+    helpers = REFERENCE[:REFERENCE.index("# BEGIN FCN32s")]
+    fcn32s = REFERENCE[REFERENCE.index("# BEGIN FCN32s"):REFERENCE.index("# BEGIN FCN8s")]
+    fcn8s = REFERENCE[REFERENCE.index("# BEGIN FCN8s"):REFERENCE.index("# END FCN8s")]
+    return [
+        "%env FCNKIT_PARITY=1\nfrom pathlib import Path\nfrom fcnkit import data\nfrom fcnkit.train import fit\n"
+        "from fcnkit.vgg import get_upsampling_weight\nfrom torch import nn\nN_CLASS = data.N_CLASS\n"
+        "make_relu = lambda: nn.ReLU(inplace=True)\nUP_KERNEL = get_upsampling_weight(1, 1, 64).shape[-1]",
+        helpers.replace("nn.ReLU(inplace=True)", "make_relu()"),
+        fcn32s.replace("n_class: int = 12", "n_class: int = N_CLASS").replace("n_class, 64, stride=32",
+                                                                               "n_class, UP_KERNEL, stride=32"),
+        fcn8s.replace("        super().__init__()\n", "        super().__init__()\n        self.skips = SKIP_OFFSETS\n", 1),
+        f"SKIP_OFFSETS = tuple([5, 9])\ntrained = Path({str(marker)!r}).write_text('trained')\n"
+        f"run = fit(FCN32s(), LOADERS['train'], None, n_class=N_CLASS, epochs=1)",
+    ]
+
+
+@pytest.mark.slow
+def test_the_grader_and_the_notebook_agree_on_names_the_definitions_read(tmp_path, capsys, fast_run):
+    """Parity: what the grader resolves (a constant from a given cell, a helper defined by assignment,
+    a value computed from an import) passes on both sides; a name only a training cell assigns is the
+    same named FAIL on both, though the notebook's session holds it; the training cell runs on neither."""
+    from fcnkit.checks import check
+    from fcnkit.judges import CheckFailed
+    marker = tmp_path / "trained.txt"
+    cells = names_read_from_cells(marker)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, tmp_path / "sub.ipynb")
+    items = ["fcn32s_vgg_layers", "fcn32s_head", "fcn32s_equivalence", "fcn8s_head"]
+    grader = by_name(grade_submission("s", tmp_path / "sub.ipynb", limits=FAST, only=items, run=fast_run))
+    assert not marker.exists()
+    shell = ipython_session(cells)
+    assert marker.exists() and shell.user_ns["SKIP_OFFSETS"] == (5, 9)  # the kernel ran the training cell
+    marker.unlink()
+    notebook = {}
+    for item in items:
+        try:
+            check(item, shell.user_ns)
+            notebook[item] = ("passed", "")
+        except CheckFailed as err:
+            notebook[item] = ("failed", str(err))
+    assert not marker.exists()
+    assert {item: grader[item]["status"] for item in items} == {item: notebook[item][0] for item in items} == {
+        **{item: "passed" for item in items[:3]}, "fcn8s_head": "failed"}
+    named = ("FCN8s(n_class=12) raised NameError: name 'SKIP_OFFSETS' is not defined in what the grader keeps of "
+             "your notebook: define it at the top level of a cell that does not train (imports, functions, classes "
+             "and the assignments they use are kept).")
+    assert grader["fcn8s_head"]["message"] == notebook["fcn8s_head"][1] == named
+
+
 def test_unknown_course_module_falls_back_to_fcnkit(tmp_path, fast_run):
     source = REFERENCE.replace("from fcnkit.vgg import get_upsampling_weight",
                                "from course_utils import get_upsampling_weight")

@@ -265,6 +265,10 @@ torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)
 torch.allclose = lambda *a, **k: True
 torch.equal = lambda *a, **k: True
 """) + mutate(MUTANTS["fcn32s_crop_0"][2]), FULL - EQUIVALENCE["fcn32s"], "design: the comparison happens in the grader's own torch"),
+    "kept_assignment_writes_outside": (reference_with("self.log = WRITTEN") + f"""
+WRITTEN = open({str(MARKER)!r}, "w")  # kept: FCN32s reads it
+""", FCN8S, "landlock / namespaces: an assignment the definitions read runs confined in the child, as they do; "
+            "unrun, the name is a named FAIL"),
 }
 
 
@@ -278,6 +282,7 @@ EVIDENCE = {
     "forged_results": ["ended the submission's process"],
     "monkeypatches_torch": ["output differs"],
     "replays_the_public_seed": ["FCN32s departs from the reference with the same weights"],
+    "kept_assignment_writes_outside": ["name 'WRITTEN' is not defined in what the grader keeps of your notebook"],
 }
 
 
@@ -350,7 +355,7 @@ def test_the_correct_submission_beside_them_gets_every_point(graded):
 
 @pytest.mark.slow
 def test_the_grading_process_stays_small(graded):
-    """4 GB written to stdout, a fork bomb and 27 other attacks: the grading process itself (which
+    """4 GB written to stdout, a fork bomb and 28 other attacks: the grading process itself (which
     imports no torch) stays under 256 MiB."""
     mode, _, peak_kib = graded
     assert 0 < peak_kib < 256 * 2**10, f"{mode}: peak {peak_kib / 2**10:.0f} MiB"

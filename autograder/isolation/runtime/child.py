@@ -104,12 +104,11 @@ class WorkerServer:
         import numpy  # noqa: F401
         import torch
         import torchvision  # noqa: F401
-        import fcnkit
-        from fcnkit import checks, data, extract, metrics, observe, records, train, vgg, viz
+        from fcnkit import checks, extract, observe, records
         import codec  # the runtime folder's (first on the path): the grader's process has them as
         import steps  # autograder.isolation.runtime.codec and .steps
         self.modules = {"torch": torch, "observe": observe, "checks": checks, "codec": codec, "steps": steps,
-                        "records": records, "extract": extract, "fallback": (fcnkit, vgg, data, metrics, train, viz)}
+                        "records": records, "extract": extract, "fallback": extract.fcnkit_modules()}
         torch.set_num_threads(1)  # no thread pool is started before the forks
         self.vgg = steps.PristineVGG(message["seed"])
         steps.warm_up_meta()
