@@ -19,7 +19,7 @@ from fcnkit.predictions import UnreadableFile, read_bounded
 
 from .. import atomic
 from ..reports.csv import write_csv
-from ..reports.files import write_report_files
+from ..reports.files import gradescope_path, write_report_files
 from ..results import ManualScore, Report, read_reports
 from .pages import SOURCE, AnswersError, Question, questions_from
 
@@ -99,7 +99,7 @@ def _write(reports: list[Report], reports_dir: Path) -> None:
     (reports_dir / "feedback").mkdir(exist_ok=True)
     for report in reports:
         write_report_files(reports_dir, report)
-        target = reports_dir / "gradescope" / report.student / "results.json"
+        target = gradescope_path(reports_dir, report.student)
         os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
         atomic.write_text(target, json.dumps(results(report, 0), indent=2) + "\n")
     write_csv(reports, reports_dir / "grades.csv")

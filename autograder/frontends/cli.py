@@ -186,8 +186,11 @@ def summarize(out: Path) -> int:
                                                                           sorted(missing.items()))
               + ". Rerun the grade command (it resumes) to grade them.")
     from ..reports.overview import class_pages  # integrity flags across the shards, and the overview
-    print(f"class overview: {class_pages(out, reports)}")
-    return 1 if missing else 0
+    overview, problems = class_pages(out, reports)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"class overview: {overview}")
+    return 1 if missing or problems else 0
 
 
 def export(args) -> int:

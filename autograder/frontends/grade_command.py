@@ -179,15 +179,39 @@ def _say_isolation(run: GradingRun, jobs: int) -> None:
 
 def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, labels: LabelSet | None,
                  facts: dict[str, str]) -> int:
-    """grades.csv, --json, --gradescope, --gradebook, the score table and the class overview, once
-    every report is written; returns the run's exit status."""
-    write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
+    """grades.csv, --json, --gradescope, the score table, the class overview and --gradebook, once
+    every report is written; each file is its own failure boundary (one that cannot be written is
+    named and logged, never stops the others). Returns the run's exit status: 1 when a submission is
+    not graded or a file could not be written, 2 when the gradebook could not be used."""
+    problems = []
+
+    def attempt(what: Path, write) -> None:
+        try:
+            write()
+        except OSError as err:
+            problems.append(f"{what} could not be written: {err}")
+    csv_path = args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv")
+    attempt(csv_path, lambda: write_csv(reports, csv_path))
     if args.json:
-        write_json(reports, args.json)
+        attempt(args.json, lambda: write_json(reports, args.json))
     if args.gradescope:
         from .gradescope import results
-        atomic.write_text(args.gradescope, json.dumps(results(reports[0], reports[0].seconds), indent=2) + "\n")
-    status = 1 if any(r.not_graded for r in reports) else 0
+        attempt(args.gradescope, lambda: atomic.write_text(
+            args.gradescope, json.dumps(results(reports[0], reports[0].seconds), indent=2) + "\n"))
+    print()
+    print(score_table(reports))
+    print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
+    # integrity flags and the class overview, after the reports
+    overview = args.out / "index.html"
+
+    def pages() -> None:
+        problems.extend(class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)[1])
+    attempt(overview, pages)
+    print(f"class overview: {overview}")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+        log.note(problem)
+    status = 1 if problems or any(r.not_graded for r in reports) else 0
     if args.gradebook:
         from .nbgrader import GradebookError, record as into_gradebook
         try:
@@ -200,11 +224,6 @@ def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, label
             print(f"error: {problem}", file=sys.stderr)
             log.note(problem)
         status = status or (1 if filed.problems else 0)
-    print()
-    print(score_table(reports))
-    print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
-    # integrity flags and the class overview, after the reports
-    print(f"class overview: {class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)}")
     return status
 
 

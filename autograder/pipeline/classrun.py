@@ -15,7 +15,7 @@ from fcnkit.spec import MODEL_CLASSES
 from .. import atomic
 from ..judging.miou import find_predictions
 from ..reports.files import write_json, write_report_files
-from ..results import Report, ReportError, Status, read_report
+from ..results import Report, ReportError, Status, read_report, report_path
 from . import journal
 from .discover import find_checkpoints
 from .run import GraderError, not_graded, phase
@@ -36,7 +36,7 @@ def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
 def load_report(out: Path, student: str) -> Report | None:
     """A report written by an earlier run, or None when it is missing or not whole."""
     try:
-        report = read_report(out / f"{student}.json")  # a name from the disk: opened as it was read
+        report = read_report(report_path(out, student))
     except ReportError:
         return None
     return report if report.student == student else None
@@ -138,7 +138,7 @@ class Writer:
             except GraderError as err:
                 report = not_graded(student, Path(report.submission), err, report.seed, report.isolation)
                 try:
-                    write_json([report], self.out / f"{student}.json")
+                    write_json([report], report_path(self.out, student))
                 except Exception:  # the log says why; the journal says it is not graded
                     pass
             if report.not_graded:

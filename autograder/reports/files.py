@@ -1,11 +1,12 @@
 """A submission's files in the reports folder: ``<student>.json`` and ``feedback/<student>.html``,
-each written whole (temp file + rename) as UTF-8."""
+each written whole (temp file + rename) as UTF-8, named by the student's safe file stem
+(:func:`autograder.results.file_stem`), never by the id itself."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from .. import atomic
-from ..results import Report, dumps
+from ..results import Report, dumps, file_stem, report_path
 from .html import feedback_html
 
 
@@ -14,7 +15,17 @@ def write_json(reports: list[Report], path: Path) -> None:
     atomic.write_text(path, dumps(reports[0] if len(reports) == 1 else reports))
 
 
+def feedback_path(out: Path, student: str) -> Path:
+    """Where ``student``'s feedback page is in the reports folder ``out``."""
+    return Path(out) / "feedback" / f"{file_stem(student)}.html"
+
+
+def gradescope_path(out: Path, student: str) -> Path:
+    """Where ``student``'s Gradescope results are in the reports folder ``out``."""
+    return Path(out) / "gradescope" / file_stem(student) / "results.json"
+
+
 def write_report_files(out: Path, report: Report) -> None:
     """``out/<student>.json`` and ``out/feedback/<student>.html`` (the folder must exist)."""
-    write_json([report], Path(out) / f"{report.student}.json")
-    atomic.write_text(Path(out) / "feedback" / f"{report.student}.html", feedback_html(report))
+    write_json([report], report_path(out, report.student))
+    atomic.write_text(feedback_path(out, report.student), feedback_html(report))

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from ..results import Report, Status, dumps, read_report
+from ..results import Report, Status, dumps, file_stem, read_report, report_path
 from ..rubric import RUBRIC
+from .files import feedback_path
 from .integrity import KINDS, flag_class, update_feedback_page, write_text
 
 HINT = re.compile(r": check (?:the )?(.+?)(?: \(|\.$| and that|$)")
@@ -123,7 +124,7 @@ def _bar(share: float, colour: str) -> str:
 
 
 def _link(student: str) -> str:
-    return f"<a href='feedback/{quote(student)}.html'>{html.escape(student)}</a>"
+    return f"<a href='feedback/{quote(file_stem(student))}.html'>{html.escape(student)}</a>"
 
 
 def _items_html(reports: list[Report]) -> str:
@@ -235,10 +236,12 @@ def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | Non
 
 
 def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
-                image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> Path:
+                image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
     """After a run's (or ``summarize``'s) reports are written: compute the class's integrity flags,
     put them into each ``<student>.json`` and feedback page whose flags changed, and write the
-    overview. Returns the overview's path.
+    overview. Each student's files are their own failure boundary: one that cannot be updated is
+    named, never stops the overview. Returns the overview's path and a line per student whose files
+    could not be updated.
 
     Args:
         out: the reports folder (``<student>.json``, ``feedback/<student>.html``).
@@ -250,13 +253,18 @@ def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = Non
     out = Path(out)
     before = {r.student: r.integrity or [] for r in reports}
     flag_class(reports, checkpoints, image_ids)
+    problems = []
     for r in reports:
         if r.integrity == before[r.student]:
             continue
-        path = out / f"{r.student}.json"
-        if path.is_file():  # only the integrity changes: the rest is the grader's as written
-            saved = read_report(path)
-            saved.integrity = r.integrity
-            write_text(path, dumps(saved))
-        update_feedback_page(out / "feedback" / f"{r.student}.html", r)
-    return write_overview(out, reports, facts)
+        path = report_path(out, r.student)
+        try:
+            if path.is_file():  # only the integrity changes: the rest is the grader's as written
+                saved = read_report(path)
+                saved.integrity = r.integrity
+                write_text(path, dumps(saved))
+            update_feedback_page(feedback_path(out, r.student), r)
+        except (OSError, ValueError) as err:  # ReportError is a ValueError
+            problems.append(f"{r.student}: the integrity flags could not be written into {path} or its feedback "
+                            f"page ({err}); they are on the overview")
+    return write_overview(out, reports, facts), problems
