@@ -61,14 +61,15 @@ def _grade_parser(commands) -> None:
     g.add_argument("--seed", type=int,
                    help="seed of the weights and inputs the checks use (default: drawn afresh for each run; "
                         "recorded in every report, so a run can be repeated exactly)")
-    g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
-    g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
+    g.add_argument("--json", type=Path, help="also write the report(s) as JSON here (outside --out, which holds the "
+                                             "students' files)")
+    g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission; outside --out)")
     g.add_argument("--gradebook", type=Path, metavar="COURSE",
                    help="an nbgrader course folder: file the graded submissions (COURSE/submitted/...) with nbgrader "
                         "autograde without running them, and put the scores into its gradebook and autograded "
                         "notebooks (formgrader and generate_feedback show them)")
-    g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here "
-                                                 "(bench/grading_speed.py reads it)")
+    g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here, "
+                                                 "outside --out (bench/grading_speed.py reads it)")
     g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
     g.add_argument("--force", action="store_true",
                    help="grade everyone again (by default a rerun into the same --out keeps the reports its journal "

@@ -45,6 +45,11 @@ def _submissions(args, shard: tuple[int, int] | None) -> tuple[list[tuple[str, P
         raise CannotStart(f"no .ipynb or .py submissions under {args.path}")
     if args.gradescope and len(submissions) != 1:
         raise CannotStart("--gradescope writes one submission's results; give a single file")
+    for flag, path in (("--json", args.json), ("--gradescope", args.gradescope), ("--timings", args.timings)):
+        if path is not None and path.resolve().is_relative_to(args.out.resolve()):
+            raise CannotStart(f"{flag} {path} is inside --out {args.out}, which holds the students' files (a student "
+                              f"called {path.stem!r} has {args.out / path.name}): give a path outside it, e.g. "
+                              f"{args.out.parent / path.name}")
     if args.gradebook and not (args.gradebook / "gradebook.db").is_file():
         raise CannotStart(f"--gradebook {args.gradebook}: no gradebook.db there; give the nbgrader course folder (the "
                           f"one holding nbgrader_config.py, source/ and submitted/)")

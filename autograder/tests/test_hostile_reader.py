@@ -110,3 +110,15 @@ def test_a_class_of_odd_names_gets_one_honest_row_each_and_its_overview(tmp_path
     assert "new\nline &lt;b&gt;bold" in overview and "<b>bold" not in overview
     for r in reports:
         assert feedback_path(out, r.student).is_file(), r.student
+
+
+def test_the_runs_own_files_never_take_a_students_name(tmp_path, capsys):
+    """``--json OUT/all.json`` (or --gradescope, --timings inside --out) would overwrite the report of
+    a student called ``all``: refused before anything is graded, naming the flag and the fix."""
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "all.py").write_text(REFERENCE, encoding="utf-8")
+    out = tmp_path / "out"
+    for flag, name in (("--json", "all.json"), ("--timings", "feedback/all.html"), ("--gradescope", "all.json")):
+        assert main(["grade", str(tmp_path / "class"), "--out", str(out), flag, str(out / name)]) == 2
+        assert f"{flag} {out / name} is inside --out" in capsys.readouterr().err
+    assert not (out / "all.json").exists()
