@@ -131,6 +131,13 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
     record.students = [s for s, _ in submissions]
     record.save()
     todo = classrun.plan(submissions, record, args.out, args.checkpoints)
+    from ..answers.scores import AnswersError, attach, read_store
+    try:  # the written answers' scores, imported by answers --import: grading reads them, never writes them
+        store = read_store(args.out)
+    except AnswersError as err:
+        raise CannotStart(str(err)) from None
+    for report in todo.kept.values():
+        attach(report, store)
     if todo.kept:
         print(f"{len(todo.kept)} of {len(submissions)} submissions keep their recorded reports; grading "
               f"{len(todo.todo) + len(todo.unreadable)}")
@@ -142,7 +149,7 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
     limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
                     memory_gb=args.memory_gb, threads=threads)
     progress = classrun.Progress(len(todo.todo) + len(todo.unreadable))
-    writer = classrun.Writer(args.out, record, todo.hashes, log, progress)
+    writer = classrun.Writer(args.out, record, todo.hashes, log, progress, lambda report: attach(report, store))
     for report in todo.unreadable.values():
         writer.finished(report)
     started = graded = time.perf_counter()

@@ -121,10 +121,13 @@ class Progress:
 
 class Writer:
     """Writes each finished submission's files and journal entry; a failure to write is that
-    submission's (not graded, logged), never the run's."""
+    submission's (not graded, logged), never the run's. ``attach`` puts what grading does not make
+    into each report before it is written (the written answers' imported scores)."""
 
-    def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress):
+    def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress,
+                 attach=lambda report: None):
         self.out, self.journal, self.hashes, self.log, self.progress = out, record, hashes, log, progress
+        self.attach = attach
         self.lock = threading.Lock()
         self.reports: dict[str, Report] = {}
         (out / "feedback").mkdir(parents=True, exist_ok=True)
@@ -134,10 +137,12 @@ class Writer:
             student = report.student
             try:
                 with phase("writing its report"):
+                    self.attach(report)
                     write_report_files(self.out, report)
             except GraderError as err:
                 report = not_graded(student, Path(report.submission), err, report.seed, report.isolation)
                 try:
+                    self.attach(report)
                     write_json([report], report_path(self.out, student))
                 except Exception:  # the log says why; the journal says it is not graded
                     pass

@@ -3,6 +3,8 @@ each written whole (temp file + rename) as UTF-8, named by the student's safe fi
 (:func:`autograder.results.file_stem`), never by the id itself."""
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from .. import atomic
@@ -26,6 +28,13 @@ def gradescope_path(out: Path, student: str) -> Path:
 
 
 def write_report_files(out: Path, report: Report) -> None:
-    """``out/<student>.json`` and ``out/feedback/<student>.html`` (the folder must exist)."""
+    """``out/<student>.json``, ``out/feedback/<student>.html`` (the folder must exist) and, once
+    written answers are imported (``report.manual`` is set), ``out/gradescope/<student>/results.json``
+    with them as manual items."""
     write_json([report], report_path(out, report.student))
     atomic.write_text(feedback_path(out, report.student), feedback_html(report))
+    if report.manual is not None:
+        from ..frontends.gradescope import results
+        target = gradescope_path(out, report.student)
+        os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
+        atomic.write_text(target, json.dumps(results(report, 0), indent=2) + "\n")
