@@ -135,6 +135,13 @@ def _export_parser(commands) -> None:
     c.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
                    help="the assignment's column: 'Name (12345)' as in the roster, or a name (one column 'Name (id)' "
                         "in the roster is used; otherwise Canvas creates a new assignment)")
+    partial = c.add_mutually_exclusive_group()
+    partial.add_argument("--automatic-only", action="store_true",
+                         help="export the automatic score alone, out of the automatic points (by default the total, "
+                              "written answers included; a class where some students' answers are imported and "
+                              "others' are not is refused)")
+    partial.add_argument("--missing-answers-zero", action="store_true",
+                         help="count a written answer whose score was never imported as 0")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -198,7 +205,8 @@ def export(args) -> int:
     """``export canvas``: Canvas's gradebook import CSV, and whom it could not match."""
     from ..reports.canvas import ExportError, export_canvas, unmatched_path
     try:
-        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment)
+        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment,
+                               args.automatic_only, args.missing_answers_zero)
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
