@@ -181,6 +181,8 @@ def summarize(out: Path) -> int:
     if not reports:
         print(f"error: no <student>.json reports in {out}", file=sys.stderr)
         return 2
+    from ..reports.overview import class_pages  # integrity flags across the shards, their pages, the overview
+    overview, problems = class_pages(out, reports)
     write_csv(reports, out / "grades.csv")
     print(score_table(reports))
     print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
@@ -193,8 +195,6 @@ def summarize(out: Path) -> int:
         print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
                                                                           sorted(missing.items()))
               + ". Rerun the grade command (it resumes) to grade them.")
-    from ..reports.overview import class_pages  # integrity flags across the shards, and the overview
-    overview, problems = class_pages(out, reports)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     print(f"class overview: {overview}")

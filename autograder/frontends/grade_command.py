@@ -191,7 +191,8 @@ def _say_isolation(run: GradingRun, jobs: int) -> None:
 
 def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, labels: LabelSet | None,
                  facts: dict[str, str]) -> int:
-    """grades.csv, --json, --gradescope, the score table, the class overview and --gradebook, once
+    """The integrity flags, their pair pages and the class overview (grades.csv's review column and
+    --json carry the flags), grades.csv, --json, --gradescope, the score table and --gradebook, once
     every report is written; each file is its own failure boundary (one that cannot be written is
     named and logged, never stops the others). Returns the run's exit status: 1 when a submission is
     not graded or a file could not be written, 2 when the gradebook could not be used."""
@@ -202,6 +203,11 @@ def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, label
             write()
         except OSError as err:
             problems.append(f"{what} could not be written: {err}")
+    overview = args.out / "index.html"
+
+    def pages() -> None:
+        problems.extend(class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)[1])
+    attempt(overview, pages)
     csv_path = args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv")
     attempt(csv_path, lambda: write_csv(reports, csv_path))
     if args.json:
@@ -213,12 +219,6 @@ def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, label
     print()
     print(score_table(reports))
     print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
-    # integrity flags and the class overview, after the reports
-    overview = args.out / "index.html"
-
-    def pages() -> None:
-        problems.extend(class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)[1])
-    attempt(overview, pages)
     print(f"class overview: {overview}")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)

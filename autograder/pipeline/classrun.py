@@ -156,11 +156,14 @@ class Writer:
 
 
 def counts_line(reports: list[Report], kept: int, log: Path, errors: int) -> str:
-    """The run's last line: how many submissions are in each state, and where the log is."""
+    """The run's last line: how many submissions are in each state (integrity flags included, once
+    the class's are computed), and where the log is."""
     not_graded = sum(bool(r.not_graded) for r in reports)
     flagged = sum(bool(r.with_status(Status.FLAGGED)) for r in reports if not r.not_graded)
     graded = len(reports) - not_graded - kept
     parts = [f"{graded} graded", f"{kept} kept from the recorded run", f"{not_graded} not graded",
              f"{flagged} flagged for review"]
+    if with_flags := sum(bool(r.integrity) for r in reports):
+        parts.append(f"{with_flags} with integrity flags (instructor-only: the class overview)")
     where = f"; grader errors ({errors}) with tracebacks in {log}" if errors else f"; log: {log}"
     return f"{len(reports)} submissions: " + ", ".join(parts) + where

@@ -1,4 +1,6 @@
-"""The feedback page a student reads: ``feedback/<student>.html``, self-contained (images embedded)."""
+"""The feedback page a student reads: ``feedback/<student>.html``, self-contained (images embedded).
+
+It never mentions integrity flags or another student: those are the instructor's (reports/pairs.py)."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +10,6 @@ import io
 from fcnkit.spec import miou_thresholds
 
 from ..results import Report, Status
-from .integrity import feedback_section  # the page's integrity note (filled in by overview.class_pages)
 
 MARKS = {Status.PASSED: "&#10004;", Status.FAILED: "&#10008;", Status.NOT_GRADED: "pending",
          Status.FLAGGED: "under review"}
@@ -81,6 +82,5 @@ def feedback_html(report: Report) -> str:
 <p>Automatic score: <b>{report.score} / {report.graded_max_score}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if written else ' (the written answers are graded by hand)'}.</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{_checks_rows(report)}</table>
 {written}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{_figures(report)}
-{feedback_section(report)}
 </body></html>
 """

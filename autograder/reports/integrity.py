@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import html
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -279,36 +278,38 @@ def flag_class(reports: list[Report], checkpoints: Path | None = None, labels_id
 
 
 # ----------------------------------------------------------------------------------- pages
+# Flags are for instructors only (the overview, reports/pairs.py's pair pages): a feedback page never
+# mentions them. Pages written before that carry a note between these markers, which
+# remove_feedback_note takes out.
 BEGIN, END = "<!-- integrity -->", "<!-- /integrity -->"
 KINDS = {"predictions": "submitted predictions", "weights": "recorded weights", "code": "code"}
 
 
-def feedback_section(report: Report) -> str:
-    """The feedback page's integrity note (between markers, so :func:`update_feedback_page` can
-    replace it after a sharded run's summary); empty markers when nothing is flagged."""
+def integrity_review(report: Report) -> str:
+    """grades.csv's ``review`` entry for a student with flags (how many students, which kinds, no
+    names: those are on the instructor's pages); '' without flags."""
     flags = report.integrity or []
     if not flags:
-        return BEGIN + END
-    e = html.escape
-    items = "".join(f"<li><b>{e(KINDS.get(f.kind, f.kind))}</b>, with <b>{e(f.other)}</b>: "
-                    f"{e(f.evidence)}</li>" for f in flags)
-    return (f"{BEGIN}<h2>For review</h2><p>The grader noticed similarities that a person will look at. This is not a "
-            f"penalty and changes no score.</p><ul class='integrity'>{items}</ul>{END}")
+        return ""
+    others = len({f.other for f in flags})
+    kinds = ", ".join(sorted({f.kind for f in flags}))
+    return (f"integrity: flagged with {others} other student{'s' if others > 1 else ''} ({kinds}), "
+            f"see index.html")
 
 
-def update_feedback_page(page: Path, report: Report) -> bool:
-    """Replace the integrity note of an existing feedback page (written whole: temp + rename).
-    Returns whether the page changed."""
+def remove_feedback_note(page: Path) -> bool:
+    """Take the integrity note an earlier version of the grader wrote out of a feedback page
+    (written whole: temp + rename). Returns whether the page changed.
+
+    Args:
+        page: a student's ``feedback/<student>.html`` (nothing happens when it is missing).
+    """
     if not page.is_file():
         return False
-    text = page.read_text(encoding="utf-8")
-    section = feedback_section(report)
-    if BEGIN in text and END in text:
-        start, stop = text.index(BEGIN), text.index(END) + len(END)
-        new = text[:start] + section + text[stop:]
-    else:
-        new = text.replace("</body>", section + "\n</body>", 1)
-    if new == text:
+    text = page.read_text(encoding="utf-8", errors="surrogateescape")
+    if BEGIN not in text or END not in text:
         return False
-    write_text(page, new)
+    start, stop = text.index(BEGIN), text.index(END) + len(END)
+    stop += text[stop:stop + 1] == "\n"
+    write_text(page, text[:start] + text[stop:])
     return True

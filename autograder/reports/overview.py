@@ -1,8 +1,9 @@
 """The instructor's view of a class: ``OUT/index.html``, one self-contained page (inline SVG, no
 script, nothing fetched) rebuilt after every run and by ``summarize``: the score distribution, each
 rubric item with how many passed it, the diagnoses that cost most points with links to the
-students' feedback pages, what is flagged for review or not graded and why, integrity flags, and
-the run's facts (seed, isolation layers, time)."""
+students' feedback pages, what is flagged for review or not graded and why, integrity flags (each
+pair linking to its instructor-only page, reports/pairs.py), and the run's facts (seed, isolation
+layers, time). Instructor-only: it names students."""
 from __future__ import annotations
 
 import html
@@ -16,7 +17,8 @@ from urllib.parse import quote
 from ..results import Report, Status, dumps, file_stem, read_report, report_path
 from ..rubric import RUBRIC
 from .files import feedback_path
-from .integrity import KINDS, flag_class, update_feedback_page, write_text
+from .integrity import KINDS, flag_class, remove_feedback_note, write_text
+from .pairs import pair_href, write_pair_pages
 
 HINT = re.compile(r": check (?:the )?(.+?)(?: \(|\.$| and that|$)")
 DEPARTS = re.compile(r"it matches up to (.+?); (.+?) (?:differs|is) ")
@@ -167,7 +169,8 @@ def _review_html(reports: list[Report]) -> tuple[str, str, str]:
     integrity = "".join(
         f"<li><b>{e(KINDS.get(kind, kind))}</b>: {', '.join(_link(s) for s in group)} ({len(group)} students)"
         f"<details><summary>evidence, pair by pair ({len(pairs)})</summary><ul>"
-        + "".join(f"<li class='pair {kind}'>{_link(a)} and {_link(b)}: {e(evidence)}</li>" for a, b, evidence in pairs)
+        + "".join(f"<li class='pair {kind}'>{_link(a)} and {_link(b)}: {e(evidence)} (<a class='pair-page' "
+                  f"href='{e(pair_href(a, b))}'>side by side</a>)</li>" for a, b, evidence in pairs)
         + "</ul></details></li>" for kind, group, pairs in integrity_groups(reports))
     return flagged, not_graded, integrity
 
@@ -223,6 +226,7 @@ reference); each name links to the student's feedback page.</p>
 <h2>Not graded</h2>
 {f"<ul class='not-graded'>{not_graded}</ul>" if not_graded else "<p>Every item was graded.</p>"}
 <h2>Integrity: for a person to review, never a penalty</h2>
+<p>Only here and on the pair pages (<code>instructor-only/integrity/</code>): no student's feedback page mentions a flag.</p>
 {f"<ul class='integrity'>{integrity}</ul>" if integrity else "<p>No two students' predictions, recorded weights or code are the same.</p>"}
 </body></html>
 """
@@ -238,10 +242,11 @@ def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | Non
 def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
                 image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
     """After a run's (or ``summarize``'s) reports are written: compute the class's integrity flags,
-    put them into each ``<student>.json`` and feedback page whose flags changed, and write the
-    overview. Each student's files are their own failure boundary: one that cannot be updated is
-    named, never stops the overview. Returns the overview's path and a line per student whose files
-    could not be updated.
+    put them into each ``<student>.json`` whose flags changed, write the instructor-only page of
+    each flagged pair and the overview, and take any integrity note an earlier version wrote out
+    of the feedback pages. Each student's files are their own failure boundary: one that cannot be
+    updated is named, never stops the overview. Returns the overview's path and a line per student
+    whose files could not be updated.
 
     Args:
         out: the reports folder (``<student>.json``, ``feedback/<student>.html``).
@@ -255,16 +260,19 @@ def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = Non
     flag_class(reports, checkpoints, image_ids)
     problems = []
     for r in reports:
-        if r.integrity == before[r.student]:
-            continue
         path = report_path(out, r.student)
         try:
-            if path.is_file():  # only the integrity changes: the rest is the grader's as written
+            remove_feedback_note(feedback_path(out, r.student))
+            if r.integrity != before[r.student] and path.is_file():  # only the integrity changes
                 saved = read_report(path)
                 saved.integrity = r.integrity
                 write_text(path, dumps(saved))
-            update_feedback_page(feedback_path(out, r.student), r)
         except (OSError, ValueError) as err:  # ReportError is a ValueError
-            problems.append(f"{r.student}: the integrity flags could not be written into {path} or its feedback "
-                            f"page ({err}); they are on the overview")
+            problems.append(f"{r.student}: the integrity flags could not be written into {path} ({err}); they are "
+                            f"on the overview")
+    try:
+        write_pair_pages(out, reports)
+    except OSError as err:
+        problems.append(f"the integrity pair pages could not be written into {out / 'instructor-only'} ({err}); the "
+                        f"flags are on the overview")
     return write_overview(out, reports, facts), problems

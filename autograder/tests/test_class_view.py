@@ -1,10 +1,12 @@
 """The instructor's view of a class, on a real grading run of the catalogue (every submission as a
 student's folder) plus four students with submitted predictions: the overview's per-item counts are
-grades.csv's, the page loads in headless Chromium without an error, and integrity flags name the
-students whose predictions or recorded weights are the same, and only them."""
+grades.csv's, the page loads in headless Chromium without an error, integrity flags name the
+students whose predictions or recorded weights are the same, and only them, and nothing a student
+receives names another student or says a flag exists: the flags are on the instructor's pages."""
 import ast
 import csv
 import dataclasses
+import html
 import json
 import math
 import re
@@ -16,8 +18,11 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.catalogue import REFERENCE
-from autograder.reports.integrity import TEMPLATE, flag_class
-from autograder.results import Report
+from autograder.frontends.gradescope import results as gradescope_results
+from autograder.frontends.nbgrader import verdict_output
+from autograder.reports.integrity import BEGIN, END, TEMPLATE, flag_class
+from autograder.reports.pairs import FOLDER, pair_href, pair_stem, write_pair_pages
+from autograder.results import IntegrityFlag, Report, read_report, read_reports
 from autograder.rubric import RUBRIC
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
 from fcnkit.splits import SAMPLE_ROOT, cmp_splits, load_label
@@ -126,12 +131,10 @@ def test_identical_predictions_flag_both_students_naming_each_other(graded):
     evidence = flags(graded, "zz_copier", "predictions")["zz_original"]
     assert "8 of 8 maps identical" in evidence and "100.0% of" in evidence
     assert "0 of 8 maps identical" in flags(graded, "zz_near_copy", "predictions")["zz_copier"]
-    for student, other in (("zz_copier", "zz_original"), ("zz_original", "zz_copier")):
-        page = (graded / "feedback" / f"{student}.html").read_text(encoding="utf-8")
-        assert f"with <b>{other}</b>" in page and "not a penalty" in page
     overview = (graded / "index.html").read_text(encoding="utf-8")
     assert "<li class='pair predictions'><a href='feedback/zz_copier.html'>zz_copier</a> and <a href='feedback/" \
            "zz_original.html'>zz_original</a>: FCN8s test predictions: 8 of 8 maps identical" in overview
+    assert "href='instructor-only/integrity/zz_copier--zz_original.html'>side by side</a>" in overview
     # one group of the three, not three lines
     assert "submitted predictions</b>: <a href='feedback/zz_copier.html'>zz_copier</a>, <a href='feedback/" \
            "zz_near_copy.html'>zz_near_copy</a>, <a href='feedback/zz_original.html'>zz_original</a> (3 students)" \
@@ -144,9 +147,6 @@ def test_identical_predictions_flag_both_students_naming_each_other(graded):
 def test_independent_predictions_are_not_flagged(graded):
     for student in ("zz_honest_1", "zz_honest_2", "zz_honest_3"):
         assert flags(graded, student, "predictions") == {}
-    page = (graded / "feedback" / "zz_honest_3.html").read_text(encoding="utf-8")
-    note = page.split("<!-- integrity -->")[1].split("<!-- /integrity -->")[0]
-    assert "submitted predictions" not in note and "recorded weights" not in note  # (its code is the reference's)
 
 
 def test_the_same_recorded_weights_are_flagged(graded):
@@ -167,8 +167,92 @@ def test_summarize_recomputes_the_flags_of_a_sharded_class(graded, tmp_path):
         path.write_text(json.dumps(report))
     assert main(["summarize", str(shard)]) == 0
     assert set(flags(shard, "zz_copier", "predictions")) == {"zz_original", "zz_near_copy"}
-    assert "with <b>zz_original</b>" in (shard / "feedback" / "zz_copier.html").read_text(encoding="utf-8")
+    assert (shard / pair_href("zz_copier", "zz_original")).is_file()
     assert (shard / "index.html").read_text(encoding="utf-8").count("<li class='pair predictions'>") == 3 * 2
+
+
+def test_summarize_takes_an_earlier_versions_note_out_of_a_feedback_page(graded, tmp_path):
+    """Pages written before flags were kept private carry a note naming classmates: gone after summarize."""
+    shard = tmp_path / "shard"
+    shutil.copytree(graded, shard)
+    page = shard / "feedback" / "zz_copier.html"
+    clean = page.read_text(encoding="utf-8")
+    old = clean.replace("</body>", f"{BEGIN}<h2>For review</h2><ul><li>with <b>zz_original</b></li></ul>{END}\n</body>")
+    page.write_text(old, encoding="utf-8")
+    stale = shard / FOLDER / "zz_gone--zz_left.html"  # a pair an earlier run flagged, no longer flagged
+    stale.write_text("old", encoding="utf-8")
+    assert main(["summarize", str(shard)]) == 0
+    assert page.read_text(encoding="utf-8") == clean
+    assert not stale.exists()
+
+
+# ----------------------------------------------------------------------------------- privacy
+FLAG_WORDS = ("integrity", "For review", "not a penalty", "similarit", "classmate", "flagged with", "maps identical",
+              "sampled pixels", "syntax nodes", "weights' SHA-256", "side by side")
+GRADER_WORDS = {"reference"}  # a catalogue student, and the grader's word for the solution ("matches the reference")
+
+
+def leaks(text: str, student: str, everyone: list[str], evidence: list[str]) -> list[str]:
+    """What of the class's flags a text ``student`` receives gives away: another student's name (a whole
+    word; a name that is also a word of the grader's messages, as an element's whole text), a flag's
+    words or evidence."""
+    found = []
+    for other in everyone:
+        pattern = f">{re.escape(other)}<" if other in GRADER_WORDS else rf"(?<![\w-]){re.escape(other)}(?![\w-])"
+        if other != student and re.search(pattern, text):
+            found.append(other)
+    return found + [w for w in (*FLAG_WORDS, *evidence) if w in text]
+
+
+def test_nothing_a_student_receives_names_a_classmate_or_says_a_flag_exists(graded):
+    reports, _ = read_reports(graded)
+    everyone = [r.student for r in reports]
+    evidence = sorted({f.evidence for r in reports for f in r.integrity or []})
+    flagged = [r for r in reports if r.integrity]
+    assert {"zz_copier", "zz_original", "zz_near_copy", "zz_honest_1", "zz_honest_2"} <= {r.student for r in flagged}
+    for r in reports:
+        received = {  # the feedback page; what Gradescope shows and what nbgrader writes into the test cells
+            "feedback page": (graded / "feedback" / f"{r.student}.html").read_text(encoding="utf-8"),
+            "Gradescope results.json": json.dumps(gradescope_results(r, 1.0), ensure_ascii=False),
+            "nbgrader verdicts": "".join(verdict_output(c).text for c in r.checks)}
+        for what, text in received.items():
+            assert not leaks(text, r.student, everyone, evidence), f"{r.student}'s {what}: {leaks(text, r.student, everyone, evidence)}"
+    # the instructor has them all: the record, grades.csv's review column (no names), the pair pages
+    rows = {row["student"]: row["review"] for row in grades(graded)}
+    assert all("integrity: flagged with" in rows[r.student] for r in flagged)
+    assert rows["zz_copier"].count("integrity") == 1 and "zz_" not in rows["zz_copier"]
+    for r in flagged:
+        for f in r.integrity:
+            page = (graded / pair_href(r.student, f.other)).read_text(encoding="utf-8")
+            assert f"href='../../feedback/{r.student}.html'>{r.student}</a>" in page
+            assert f"href='../../feedback/{f.other}.html'>{f.other}</a>" in page
+            assert html.escape(f.evidence) in page
+
+
+def test_a_pair_page_shows_both_students_evidence_side_by_side(graded):
+    page = (graded / FOLDER / "zz_copier--zz_original.html").read_text(encoding="utf-8")
+    assert "Instructor-only" in page and "8 of 8 maps identical" in page
+    # each student's other pairs: the near copy is flagged with both
+    assert "<a href='zz_copier--zz_near_copy.html'>zz_near_copy</a>" in page
+    assert "<a href='zz_near_copy--zz_original.html'>zz_near_copy</a>" in page
+    assert "<script" not in page and "http" not in page
+
+
+@pytest.mark.parametrize("names", [("a", "b"), ("../../x", "y"), ("a--b", "c"), ("a", "b--c"), (".hidden", "<b>"),
+                                   ("josé", "é" * 300)])
+def test_a_pair_pages_file_name_stays_in_its_folder_and_is_the_pairs_alone(names, tmp_path):
+    stem = pair_stem(*names)
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,120}", stem)  # no '/', never hidden, not too long
+    others = {pair_stem("a", "b"), pair_stem("../../x", "y"), pair_stem("a--b", "c"), pair_stem("a", "b--c")} - {stem}
+    assert stem not in others
+    assert pair_href(*names) == pair_href(*reversed(names))
+
+
+def test_gradescope_results_of_a_flagged_report_name_no_one(tmp_path):
+    """The smallest case: a report with a flag, as Gradescope shows it."""
+    report = Report("alice", "alice.ipynb", integrity=[IntegrityFlag("code", "bob", "the same code: 100% of 800")])
+    text = json.dumps(gradescope_results(report, 1.0))
+    assert "bob" not in text and "100% of 800" not in text and "integrity" not in text.lower()
 
 
 class Rename(ast.NodeTransformer):
@@ -205,3 +289,19 @@ def test_renamed_and_reformatted_code_is_the_same_code_and_the_templates_is_nobo
     assert flagged == {"author": [("code", "copier")], "copier": [("code", "author")], "untouched_1": [],
                        "untouched_2": []}
     assert "100% of" in reports[0].integrity[0].evidence
+
+
+def test_pair_pages_of_odd_names_stay_in_their_folder_escaped(tmp_path):
+    """Names from the disk under the C locale (surrogates), a formula, markup: each pair's page is
+    written whole inside instructor-only/integrity/, the names escaped, the links percent-encoded."""
+    names = ["jos\udcc3\udca9", "=HYPERLINK(1+1)", "<script>alert(1)</script>", "../../etc"]
+    reports = [Report(n, f"{i}.py", integrity=[IntegrityFlag("code", o, "100% of 800 syntax nodes")
+                                                for o in names if o != n]) for i, n in enumerate(names)]
+    pages = write_pair_pages(tmp_path, reports)
+    assert len(pages) == 6 and all(p.parent == tmp_path / FOLDER for p in pages)
+    assert sorted(p.name for p in (tmp_path / FOLDER).iterdir()) == sorted(p.name for p in pages)
+    text = "".join(p.read_bytes().decode("utf-8") for p in pages)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "href='../../feedback/jos%C3%A9.html'>josé</a>" in text
+    assert write_pair_pages(tmp_path, [Report(n, "x") for n in names]) == []  # no flags any more:
+    assert not list((tmp_path / FOLDER).iterdir())  # every page removed
