@@ -162,19 +162,23 @@ def short_hash(text: str) -> str:
 
 def file_stem(student: str) -> str:
     """The stem of every file named after ``student`` (``<stem>.json``, ``feedback/<stem>.html``,
-    ``gradescope/<stem>/``): the id as it is when it is printable, has no path separator, does not
-    start with a dot (hidden, or a writer's temporary file), is at most STEM_BYTES long in UTF-8 and
-    does not end like a made stem; otherwise its safe characters, cut to a bounded length, then ``~``
-    and ten hex digits of the id's SHA-256, so that two ids never share a stem. The id itself is
-    what reports, grades.csv and the pages show.
+    ``gradescope/<stem>/``): the id as it is (as UTF-8 text) when it is printable, has no path
+    separator, does not start with a dot (hidden, or a writer's temporary file), is at most
+    STEM_BYTES long in UTF-8 and does not end like a made stem; otherwise its safe characters, cut
+    to a bounded length, then ``~`` and ten hex digits of the id's SHA-256, so that two names never
+    share a stem. The id itself is what reports, grades.csv and the pages show.
 
     Args:
         student: a student id as :func:`autograder.pipeline.find_submissions` made it.
     """
     encoded = student.encode("utf-8", "surrogateescape")
-    if (student and student.isprintable() and "/" not in student and "\\" not in student
-            and not student.startswith(".") and len(encoded) <= STEM_BYTES and not HASHED.search(student)):
-        return student
+    try:  # a name read from the disk under the C locale (``jos\\udcc3\\udca9``) is the name it encodes (josé)
+        text = encoded.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if (text and text.isprintable() and "/" not in text and "\\" not in text and not text.startswith(".")
+            and len(encoded) <= STEM_BYTES and not HASHED.search(text)):
+        return text
     kept = "".join(c if c.isprintable() and c not in "/\\" else "_" for c in student).lstrip(".")
     while len(kept.encode("utf-8")) > STEM_BYTES - 11:
         kept = kept[:-1]
