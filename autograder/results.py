@@ -7,12 +7,16 @@ reads them, and reads ``<student>.json`` back only through :func:`read_report`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 MAX_REPORT_BYTES = 64 * 2**20  # a report is a few KB; anything near this was not written by the grader
+STEM_BYTES = 120  # a file stem's longest UTF-8 form: with ".json", ".html" or a temporary name, far under 255
+HASHED = re.compile(r"~[0-9a-f]{10}$")  # the end of a stem made by file_stem; never left on a name as it was
 
 
 class Status(str, Enum):
@@ -149,6 +153,41 @@ def dumps(reports: "Report | list[Report]") -> str:
     """The JSON text of one report (an object) or several (an array), as every report file is written."""
     data = reports.to_json() if isinstance(reports, Report) else [r.to_json() for r in reports]
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def short_hash(text: str) -> str:
+    """Ten hex digits of the SHA-256 of ``text`` (its bytes as the file system has them)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+
+
+def file_stem(student: str) -> str:
+    """The stem of every file named after ``student`` (``<stem>.json``, ``feedback/<stem>.html``,
+    ``gradescope/<stem>/``): the id as it is (as UTF-8 text) when it is printable, has no path
+    separator, does not start with a dot (hidden, or a writer's temporary file), is at most
+    STEM_BYTES long in UTF-8 and does not end like a made stem; otherwise its safe characters, cut
+    to a bounded length, then ``~`` and ten hex digits of the id's SHA-256, so that two names never
+    share a stem. The id itself is what reports, grades.csv and the pages show.
+
+    Args:
+        student: a student id as :func:`autograder.pipeline.find_submissions` made it.
+    """
+    encoded = student.encode("utf-8", "surrogateescape")
+    try:  # a name read from the disk under the C locale (``jos\\udcc3\\udca9``) is the name it encodes (josé)
+        text = encoded.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if (text and text.isprintable() and "/" not in text and "\\" not in text and not text.startswith(".")
+            and len(encoded) <= STEM_BYTES and not HASHED.search(text)):
+        return text
+    kept = "".join(c if c.isprintable() and c not in "/\\" else "_" for c in student).lstrip(".")
+    while len(kept.encode("utf-8")) > STEM_BYTES - 11:
+        kept = kept[:-1]
+    return f"{kept}~{short_hash(student)}"
+
+
+def report_path(out: Path, student: str) -> Path:
+    """Where ``student``'s report is in the reports folder ``out``."""
+    return Path(out) / f"{file_stem(student)}.json"
 
 
 class ReportError(ValueError):

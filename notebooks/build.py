@@ -361,15 +361,24 @@ def build_source(source: Path = SOURCE, out: Path | None = None, install: str | 
     return added
 
 
-def generate_release(course: Path, source: Path = SOURCE) -> Path:
+def generate_release(course: Path, source: Path = SOURCE, gradebook: Path | None = None) -> Path:
     """Run ``nbgrader generate_assignment`` on a scratch copy of the course (works from a virtual
     environment that is not activated: :func:`autograder.frontends.nbgrader.run_nbgrader`); return the
-    release folder."""
+    release folder.
+
+    Args:
+        course: the scratch course folder (made here).
+        source: the source notebook.
+        gradebook: the real course's ``gradebook.db``, where the assignment, its notebook and its
+            cells are recorded as ``nbgrader generate_assignment`` run in that course records them
+            (created when missing); by default the scratch course's own.
+    """
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(HERE / "nbgrader_config.py", course / "nbgrader_config.py")
     (course / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
     shutil.copy(source, course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-    run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", check=True)
+    database = [f"--CourseDirectory.db_url=sqlite:///{Path(gradebook).resolve()}"] if gradebook else []
+    run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", *database, check=True)
     return course / "release" / ASSIGNMENT
 
 
@@ -406,12 +415,12 @@ def main(argv=None) -> int:
         print(f"wrote {source}" + (f" (added test cells: {', '.join(added)})" if added else ""))
         for path in write_public_files():
             print(f"wrote {path}")
-        if args.release:
-            built = generate_release(tmp / "course", source)
+        if args.release:  # nbgrader's release_assignment and autograde need the assignment in the course's gradebook
+            built = generate_release(tmp / "course", source, gradebook=args.course / "gradebook.db")
             if release.parent.exists():
                 shutil.rmtree(release.parent)
             shutil.copytree(built, release.parent)
-            print(f"wrote {release}")
+            print(f"wrote {release}; {ASSIGNMENT} recorded in {args.course / 'gradebook.db'}")
             if installs_from(release).endswith(".whl"):
                 print(f"wrote {build_wheel(release.parent)} (the notebook installs it when fcnkit is missing)")
     return 0

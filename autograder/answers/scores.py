@@ -2,10 +2,12 @@
 
     python -m autograder answers --import answers/scores-question1.csv ...    # into the reports
 
-The import checks the CSVs whole before it writes anything, then merges the scores into the
-<student>.json reports, their feedback pages, grades.csv, Gradescope results
-(``gradescope/<student>/results.json``) and, with ``--gradebook``, nbgrader's gradebook, with the
-same writers as the grade command. Importing the same CSV again changes nothing.
+The import checks the CSVs whole before it writes anything, then keeps the scores in one place,
+``OUT/manual/scores.json`` (:func:`read_store`, :func:`write_store`), which grading reads and never
+writes: a regrade (resume or ``--force``) puts them back into every report it writes
+(:func:`attach`). The <student>.json reports, their feedback pages, grades.csv, Gradescope results
+(``gradescope/<student>/results.json``) and, with ``--gradebook``, nbgrader's gradebook are views of
+it, written with the same writers as the grade command. Importing the same CSV again changes nothing.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from ..results import ManualScore, Report, read_reports
 from .pages import SOURCE, AnswersError, Question, questions_from
 
 CSV_COLUMNS = ["student", "question", "score", "comment"]
+STORE = Path("manual") / "scores.json"  # under the reports folder: never a <student>.json
+Store = dict[str, dict[str, ManualScore]]  # student: question id: the imported score
 
 
 def read_scores(paths: list[Path], questions: dict[str, Question], students: set[str],
@@ -78,6 +82,43 @@ def merge(reports: list[Report], scores: dict, questions: dict[str, Question]) -
                 report.manual[qid] = ManualScore(f"Question {q.number} (graded by hand)", value, q.points, comment)
 
 
+def read_store(reports_dir: Path, reports: list[Report] | None = None) -> Store | None:
+    """The written answers' scores imported into ``reports_dir`` (None when none ever were): its
+    store, or, in a folder an earlier version wrote (no store yet), those its reports hold.
+
+    Args:
+        reports_dir: the reports folder of ``python -m autograder grade``.
+        reports: its reports when the caller has read them already (only read without a store).
+    """
+    path = Path(reports_dir) / STORE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        found = {r.student: dict(r.manual) for r in (read_reports(reports_dir)[0] if reports is None else reports)
+                 if r.manual is not None}
+        return found or None
+    try:
+        return {student: {q: ManualScore(**m) for q, m in scores.items()}
+                for student, scores in json.loads(text).items()}
+    except (ValueError, TypeError, AttributeError) as err:
+        raise AnswersError(f"{path} is not the store of imported scores the answers import writes ({err}); restore "
+                           f"it from a backup, or remove it and import the scores CSVs again.") from None
+
+
+def write_store(reports_dir: Path, store: Store) -> None:
+    """The imported scores into ``reports_dir``'s store, whole (temp + rename), as UTF-8."""
+    path = Path(reports_dir) / STORE
+    os.makedirs(atomic.fs_path(path.parent), exist_ok=True)
+    data = {student: {q: vars(m) for q, m in sorted(scores.items())} for student, scores in sorted(store.items())}
+    atomic.write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def attach(report: Report, store: Store | None) -> None:
+    """Put the student's imported scores into ``report`` (none when nothing was imported)."""
+    if store is not None:
+        report.manual = dict(store.get(report.student, {}))
+
+
 def _reports(reports_dir: Path) -> tuple[list[Report], list[str]]:
     """The reports the scores go into, and a line for each other JSON file there (not read)."""
     reports, skipped = read_reports(reports_dir)
@@ -94,14 +135,10 @@ def _anonymous(csv_paths: list[Path]) -> dict[str, str] | None:
 
 
 def _write(reports: list[Report], reports_dir: Path) -> None:
-    """The merged reports' files: as the grade command writes them, and each one's Gradescope results."""
-    from ..frontends.gradescope import results
+    """The merged reports' files, as the grade command writes them (Gradescope's results included)."""
     (reports_dir / "feedback").mkdir(exist_ok=True)
     for report in reports:
         write_report_files(reports_dir, report)
-        target = reports_dir / "gradescope" / report.student / "results.json"
-        os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
-        atomic.write_text(target, json.dumps(results(report, 0), indent=2) + "\n")
     write_csv(reports, reports_dir / "grades.csv")
 
 
@@ -114,7 +151,11 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
     scores = read_scores(csv_paths, questions, {r.student for r in reports}, _anonymous(csv_paths))
     if gradebook is not None and not (gradebook / "gradebook.db").is_file():
         raise AnswersError(f"--gradebook {gradebook}: no gradebook.db there; give the nbgrader course folder.")
+    store = read_store(reports_dir, reports) or {}
+    for report in reports:
+        attach(report, store)
     merge(reports, scores, questions)
+    store.update({r.student: r.manual for r in reports})
     done = [*skipped, f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
     if gradebook is not None:
         from ..frontends.nbgrader import GradebookError, record_manual
@@ -122,5 +163,6 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
             done += record_manual(gradebook, reports)
         except GradebookError as err:
             raise AnswersError(str(err)) from None
+    write_store(reports_dir, store)  # the one place of the scores first; then its views
     _write(reports, reports_dir)
     return done

@@ -61,14 +61,15 @@ def _grade_parser(commands) -> None:
     g.add_argument("--seed", type=int,
                    help="seed of the weights and inputs the checks use (default: drawn afresh for each run; "
                         "recorded in every report, so a run can be repeated exactly)")
-    g.add_argument("--json", type=Path, help="also write the report(s) as JSON here")
-    g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission)")
+    g.add_argument("--json", type=Path, help="also write the report(s) as JSON here (outside --out, which holds the "
+                                             "students' files)")
+    g.add_argument("--gradescope", type=Path, help="write Gradescope results.json here (one submission; outside --out)")
     g.add_argument("--gradebook", type=Path, metavar="COURSE",
                    help="an nbgrader course folder: file the graded submissions (COURSE/submitted/...) with nbgrader "
                         "autograde without running them, and put the scores into its gradebook and autograded "
                         "notebooks (formgrader and generate_feedback show them)")
-    g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here "
-                                                 "(bench/grading_speed.py reads it)")
+    g.add_argument("--timings", type=Path, help="write where the time went (by phase, per submission) as JSON here, "
+                                                 "outside --out (bench/grading_speed.py reads it)")
     g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
     g.add_argument("--force", action="store_true",
                    help="grade everyone again (by default a rerun into the same --out keeps the reports its journal "
@@ -134,6 +135,13 @@ def _export_parser(commands) -> None:
     c.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
                    help="the assignment's column: 'Name (12345)' as in the roster, or a name (one column 'Name (id)' "
                         "in the roster is used; otherwise Canvas creates a new assignment)")
+    partial = c.add_mutually_exclusive_group()
+    partial.add_argument("--automatic-only", action="store_true",
+                         help="export the automatic score alone, out of the automatic points (by default the total, "
+                              "written answers included; a class where some students' answers are imported and "
+                              "others' are not is refused)")
+    partial.add_argument("--missing-answers-zero", action="store_true",
+                         help="count a written answer whose score was never imported as 0")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -174,7 +182,7 @@ def summarize(out: Path) -> int:
         print(f"error: no <student>.json reports in {out}", file=sys.stderr)
         return 2
     from ..reports.overview import class_pages  # integrity flags across the shards, their pages, the overview
-    overview = class_pages(out, reports)
+    overview, problems = class_pages(out, reports)
     write_csv(reports, out / "grades.csv")
     print(score_table(reports))
     print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
@@ -187,15 +195,18 @@ def summarize(out: Path) -> int:
         print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
                                                                           sorted(missing.items()))
               + ". Rerun the grade command (it resumes) to grade them.")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
     print(f"class overview: {overview}")
-    return 1 if missing else 0
+    return 1 if missing or problems else 0
 
 
 def export(args) -> int:
     """``export canvas``: Canvas's gradebook import CSV, and whom it could not match."""
     from ..reports.canvas import ExportError, export_canvas, unmatched_path
     try:
-        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment)
+        result = export_canvas(args.reports, args.roster, args.out, args.match, args.assignment,
+                               args.automatic_only, args.missing_answers_zero)
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -45,6 +45,11 @@ def _submissions(args, shard: tuple[int, int] | None) -> tuple[list[tuple[str, P
         raise CannotStart(f"no .ipynb or .py submissions under {args.path}")
     if args.gradescope and len(submissions) != 1:
         raise CannotStart("--gradescope writes one submission's results; give a single file")
+    for flag, path in (("--json", args.json), ("--gradescope", args.gradescope), ("--timings", args.timings)):
+        if path is not None and path.resolve().is_relative_to(args.out.resolve()):
+            raise CannotStart(f"{flag} {path} is inside --out {args.out}, which holds the students' files (a student "
+                              f"called {path.stem!r} has {args.out / path.name}): give a path outside it, e.g. "
+                              f"{args.out.parent / path.name}")
     if args.gradebook and not (args.gradebook / "gradebook.db").is_file():
         raise CannotStart(f"--gradebook {args.gradebook}: no gradebook.db there; give the nbgrader course folder (the "
                           f"one holding nbgrader_config.py, source/ and submitted/)")
@@ -126,6 +131,13 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
     record.students = [s for s, _ in submissions]
     record.save()
     todo = classrun.plan(submissions, record, args.out, args.checkpoints)
+    from ..answers.scores import AnswersError, attach, read_store
+    try:  # the written answers' scores, imported by answers --import: grading reads them, never writes them
+        store = read_store(args.out)
+    except AnswersError as err:
+        raise CannotStart(str(err)) from None
+    for report in todo.kept.values():
+        attach(report, store)
     if todo.kept:
         print(f"{len(todo.kept)} of {len(submissions)} submissions keep their recorded reports; grading "
               f"{len(todo.todo) + len(todo.unreadable)}")
@@ -137,7 +149,7 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
     limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
                     memory_gb=args.memory_gb, threads=threads)
     progress = classrun.Progress(len(todo.todo) + len(todo.unreadable))
-    writer = classrun.Writer(args.out, record, todo.hashes, log, progress)
+    writer = classrun.Writer(args.out, record, todo.hashes, log, progress, lambda report: attach(report, store))
     for report in todo.unreadable.values():
         writer.finished(report)
     started = graded = time.perf_counter()
@@ -179,17 +191,39 @@ def _say_isolation(run: GradingRun, jobs: int) -> None:
 
 def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, labels: LabelSet | None,
                  facts: dict[str, str]) -> int:
-    """grades.csv, --json, --gradescope, --gradebook, the score table and the class overview, once
-    every report is written; returns the run's exit status."""
-    # integrity flags (grades.csv's review column says who has some), their pair pages and the class overview
-    overview = class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)
-    write_csv(reports, args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv"))
+    """The integrity flags, their pair pages and the class overview (grades.csv's review column and
+    --json carry the flags), grades.csv, --json, --gradescope, the score table and --gradebook, once
+    every report is written; each file is its own failure boundary (one that cannot be written is
+    named and logged, never stops the others). Returns the run's exit status: 1 when a submission is
+    not graded or a file could not be written, 2 when the gradebook could not be used."""
+    problems = []
+
+    def attempt(what: Path, write) -> None:
+        try:
+            write()
+        except OSError as err:
+            problems.append(f"{what} could not be written: {err}")
+    overview = args.out / "index.html"
+
+    def pages() -> None:
+        problems.extend(class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)[1])
+    attempt(overview, pages)
+    csv_path = args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv")
+    attempt(csv_path, lambda: write_csv(reports, csv_path))
     if args.json:
-        write_json(reports, args.json)
+        attempt(args.json, lambda: write_json(reports, args.json))
     if args.gradescope:
         from .gradescope import results
-        atomic.write_text(args.gradescope, json.dumps(results(reports[0], reports[0].seconds), indent=2) + "\n")
-    status = 1 if any(r.not_graded for r in reports) else 0
+        attempt(args.gradescope, lambda: atomic.write_text(
+            args.gradescope, json.dumps(results(reports[0], reports[0].seconds), indent=2) + "\n"))
+    print()
+    print(score_table(reports))
+    print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
+    print(f"class overview: {overview}")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+        log.note(problem)
+    status = 1 if problems or any(r.not_graded for r in reports) else 0
     if args.gradebook:
         from .nbgrader import GradebookError, record as into_gradebook
         try:
@@ -202,10 +236,6 @@ def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, label
             print(f"error: {problem}", file=sys.stderr)
             log.note(problem)
         status = status or (1 if filed.problems else 0)
-    print()
-    print(score_table(reports))
-    print(f"\nreports: {args.out}/grades.csv, {args.out}/<student>.json, {args.out}/feedback/<student>.html")
-    print(f"class overview: {overview}")
     return status
 
 

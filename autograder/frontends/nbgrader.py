@@ -200,7 +200,8 @@ def record(course: Path, reports: list[Report]) -> Filed:
                 notebooks = [n.name for n in gb.find_assignment(assignment).notebooks]
             except MissingEntry:
                 filed.problems.append(f"{student}: not filed: the gradebook has no assignment {assignment!r} "
-                                      f"(nbgrader generate_assignment {assignment} first)")
+                                      f"(python notebooks/build.py --release --course {course} records it, as "
+                                      f"nbgrader generate_assignment {assignment} does)")
                 continue
         why = _why_not_filed(course, assignment, student, group, notebooks, everyone_filed)
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:

@@ -15,7 +15,7 @@ from fcnkit.spec import MODEL_CLASSES
 from .. import atomic
 from ..judging.miou import find_predictions
 from ..reports.files import write_json, write_report_files
-from ..results import Report, ReportError, Status, read_report
+from ..results import Report, ReportError, Status, read_report, report_path
 from . import journal
 from .discover import find_checkpoints
 from .run import GraderError, not_graded, phase
@@ -36,7 +36,7 @@ def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
 def load_report(out: Path, student: str) -> Report | None:
     """A report written by an earlier run, or None when it is missing or not whole."""
     try:
-        report = read_report(out / f"{student}.json")  # a name from the disk: opened as it was read
+        report = read_report(report_path(out, student))
     except ReportError:
         return None
     return report if report.student == student else None
@@ -121,10 +121,13 @@ class Progress:
 
 class Writer:
     """Writes each finished submission's files and journal entry; a failure to write is that
-    submission's (not graded, logged), never the run's."""
+    submission's (not graded, logged), never the run's. ``attach`` puts what grading does not make
+    into each report before it is written (the written answers' imported scores)."""
 
-    def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress):
+    def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress,
+                 attach=lambda report: None):
         self.out, self.journal, self.hashes, self.log, self.progress = out, record, hashes, log, progress
+        self.attach = attach
         self.lock = threading.Lock()
         self.reports: dict[str, Report] = {}
         (out / "feedback").mkdir(parents=True, exist_ok=True)
@@ -134,11 +137,13 @@ class Writer:
             student = report.student
             try:
                 with phase("writing its report"):
+                    self.attach(report)
                     write_report_files(self.out, report)
             except GraderError as err:
                 report = not_graded(student, Path(report.submission), err, report.seed, report.isolation)
                 try:
-                    write_json([report], self.out / f"{student}.json")
+                    self.attach(report)
+                    write_json([report], report_path(self.out, student))
                 except Exception:  # the log says why; the journal says it is not graded
                     pass
             if report.not_graded:

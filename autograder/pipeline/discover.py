@@ -5,15 +5,42 @@ import os
 from pathlib import Path
 
 from .. import atomic
+from ..results import file_stem, short_hash
 
 CHECKPOINT_NAMES = {"fcn32s": "fcn32s.pt", "fcn8s": "fcn8s.pt"}
 
 
+def student_id(file: Path, base: Path) -> str:
+    """The student a file belongs to: in nbgrader's layout (``.../submitted/<student>/<assignment>/``)
+    the folder after ``submitted``; elsewhere the first folder under ``base`` (``<student>/<file>``,
+    ``<student>/<assignment>/<file>``), else the file's name without its suffix."""
+    parts = file.parts
+    if "submitted" in parts[:-2]:
+        return atomic.name_text(parts[len(parts) - 1 - parts[::-1].index("submitted") + 1])
+    rel = file.relative_to(base)
+    return atomic.name_text(rel.parts[0] if len(rel.parts) >= 2 else rel.stem)
+
+
+def unique_ids(found: list[tuple[str, Path]], base: Path) -> list[tuple[str, Path]]:
+    """One id per file whose files never meet, even on a file system that ignores case: ids that
+    would share a file (:func:`autograder.results.file_stem`, case-folded) become, for each file, its
+    path under ``base`` joined with ``__`` (``alice__part1`` and ``alice__part2``); any still shared
+    (``a/b.py`` beside ``a__b.py``) get ``+`` and ten hex digits of the SHA-256 of their path under
+    ``base``, which depends on that file alone, until none are."""
+    def shared(pairs: list[tuple[str, Path]]) -> set[str]:
+        keys = [file_stem(s).casefold() for s, _ in pairs]
+        return {s for s, _ in pairs if keys.count(file_stem(s).casefold()) > 1}
+    rel = {f: f.relative_to(base).with_suffix("") for _, f in found}
+    if twice := shared(found):
+        found = [(atomic.name_text("__".join(rel[f].parts)) if s in twice else s, f) for s, f in found]
+    while twice := shared(found):
+        found = [(f"{s}+{short_hash(str(rel[f]))}" if s in twice else s, f) for s, f in found]
+    return found
+
+
 def find_submissions(path: Path) -> list[tuple[str, Path]]:
-    """``(student id, file)`` pairs. A folder is searched recursively for .ipynb and .py files. In
-    nbgrader's layout (``.../submitted/<student>/<assignment>/``) the student id is the folder after
-    ``submitted``; elsewhere it is the first folder of ``<student>/<assignment>/<file>``, else the
-    file's name."""
+    """``(student id, file)`` pairs, one per file, the ids unique (:func:`student_id`,
+    :func:`unique_ids`). A folder is searched recursively for .ipynb and .py files."""
     path = path.resolve()
     if path.is_file():
         files, base = [path], path.parent
@@ -28,18 +55,7 @@ def find_submissions(path: Path) -> list[tuple[str, Path]]:
         files.sort()
     else:
         raise FileNotFoundError(f"{path} is neither a submission file nor a folder of them.")
-
-    def student(f: Path) -> str:
-        parts = f.parts
-        if "submitted" in parts[:-2]:
-            return parts[len(parts) - 1 - parts[::-1].index("submitted") + 1]
-        rel = f.relative_to(base).parts
-        return rel[0] if len(rel) >= 3 else "__".join(f.relative_to(base).with_suffix("").parts)
-    found = [(atomic.name_text(student(f)), f) for f in files]
-    ids = [s for s, _ in found]
-    # two files of one student: keep both, named by their paths
-    return [(s if ids.count(s) == 1 else atomic.name_text("__".join(f.relative_to(base).with_suffix("").parts)), f)
-            for s, f in found]
+    return unique_ids([(student_id(f, base), f) for f in files], base)
 
 
 def find_checkpoints(checkpoints: Path, student: str) -> dict[str, Path | None]:

@@ -8,7 +8,9 @@ The file has the roster's identifying columns (Student, ID, SIS User ID, SIS Log
 one by name). Students are matched on SIS Login ID (``--match`` names another roster column); graded
 students missing from the roster and roster students without a report are listed on stderr and in
 a file beside the output, never dropped silently. The score is the total, written answers included
-once they are imported (``python -m autograder answers --import``).
+once they are imported (``python -m autograder answers --import``); a class where some students have
+imported answers and others lack some is refused, naming them, unless the export is told to send the
+automatic score only or to count the missing answers as 0.
 """
 from __future__ import annotations
 
@@ -83,13 +85,22 @@ def assignment_column(header: list[str], name: str) -> str:
     return matches[0] if matches else name
 
 
-def points_possible(reports: list[Report]) -> float:
+def points_possible(reports: list[Report], automatic_only: bool = False) -> float:
     manual = max((sum(m.max_score for m in (r.manual or {}).values()) for r in reports), default=0)
-    return float(max(r.max_score for r in reports) + manual)
+    return float(max(r.max_score for r in reports) + (0 if automatic_only else manual))
+
+
+def missing_answers(reports: list[Report]) -> dict[str, list[str]]:
+    """The students without an imported score for a written question someone else has one for: the
+    questions each lacks."""
+    questions = sorted({q for r in reports for q in (r.manual or {})})
+    lacking = {r.student: [q for q in questions if q not in (r.manual or {})] for r in reports}
+    return {student: missing for student, missing in sorted(lacking.items()) if missing}
 
 
 def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS Login ID",
-                  assignment: str = DEFAULT_ASSIGNMENT) -> Export:
+                  assignment: str = DEFAULT_ASSIGNMENT, automatic_only: bool = False,
+                  missing_as_zero: bool = False) -> Export:
     """Write Canvas's gradebook import CSV (UTF-8, whole: temp + rename) and a list of whom it
     could not match (``out`` with ``-unmatched.csv``).
 
@@ -99,6 +110,10 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
         out: the CSV to write, for Canvas's Grades > Import.
         match: the roster column holding the grader's student ids (nbgrader's are usually logins).
         assignment: the assignment's column, ``Name (12345)`` as in the roster, or a new name.
+        automatic_only: export the automatic score alone (out of the automatic points).
+        missing_as_zero: count a written answer without an imported score as 0; without this (or
+            ``automatic_only``), a class where some exported students lack scores others have is
+            refused (ExportError naming them), rather than sent as partial totals.
     """
     header, students, points_row = read_roster(roster)
     if match not in header:
@@ -107,20 +122,33 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
     read, skipped = class_reports(reports_dir)
     reports = {r.student: r for r in read}
     column = assignment_column(header, assignment)
-    possible = points_possible(list(reports.values()))
+    possible = points_possible(list(reports.values()), automatic_only)
     by_key: dict[str, dict] = {}
     for row in students:
         key = (row[match] or "").strip()
         if key:
             by_key.setdefault(key.casefold(), row)
     found = {s.casefold(): s for s in reports}
+    lacking = missing_answers([reports[s] for s in reports if s.casefold() in by_key])
+    if lacking and not (automatic_only or missing_as_zero):
+        raise ExportError(f"{len(lacking)} students have no imported score for written answers others have: "
+                          + "; ".join(f"{s} ({', '.join(q)})" for s, q in lacking.items())
+                          + ". Import their scores (python -m autograder answers --import ...), or export with "
+                            "--automatic-only (the automatic score alone) or --missing-answers-zero (count them "
+                            "as 0).")
     result = Export(column, possible, 0, notes=skipped)
     result.not_in_roster = sorted(s for s in reports if s.casefold() not in by_key)
     result.without_report = sorted((row["Student"] or row[match] or "?").strip() for row in students
                                    if (row[match] or "").strip().casefold() not in found)
-    if not any(r.manual for r in reports.values()):
+    if automatic_only:
+        result.notes.append("--automatic-only: the column holds the automatic score only, out of "
+                            f"{possible:g} points")
+    elif not any(r.manual for r in reports.values()):
         result.notes.append("the written answers are not imported yet: the column holds the automatic score only "
                             "(python -m autograder answers --import ...)")
+    elif lacking:
+        result.notes.append(f"--missing-answers-zero: {len(lacking)} students' missing written answers count as 0: "
+                            + ", ".join(lacking))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([*IDENTITY, column])
@@ -130,7 +158,8 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
         student = found.get((row[match] or "").strip().casefold())
         if student is None:
             continue
-        writer.writerow([text_cell((row[c] or "").strip()) for c in IDENTITY] + [f"{float(reports[student].total):g}"])
+        score = reports[student].score if automatic_only else reports[student].total
+        writer.writerow([text_cell((row[c] or "").strip()) for c in IDENTITY] + [f"{float(score):g}"])
         result.rows += 1
     write_text(Path(out), buffer.getvalue())
     unmatched = io.StringIO()

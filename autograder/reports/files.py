@@ -1,11 +1,14 @@
 """A submission's files in the reports folder: ``<student>.json`` and ``feedback/<student>.html``,
-each written whole (temp file + rename) as UTF-8."""
+each written whole (temp file + rename) as UTF-8, named by the student's safe file stem
+(:func:`autograder.results.file_stem`), never by the id itself."""
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from .. import atomic
-from ..results import Report, dumps
+from ..results import Report, dumps, file_stem, report_path
 from .html import feedback_html
 
 
@@ -14,7 +17,24 @@ def write_json(reports: list[Report], path: Path) -> None:
     atomic.write_text(path, dumps(reports[0] if len(reports) == 1 else reports))
 
 
+def feedback_path(out: Path, student: str) -> Path:
+    """Where ``student``'s feedback page is in the reports folder ``out``."""
+    return Path(out) / "feedback" / f"{file_stem(student)}.html"
+
+
+def gradescope_path(out: Path, student: str) -> Path:
+    """Where ``student``'s Gradescope results are in the reports folder ``out``."""
+    return Path(out) / "gradescope" / file_stem(student) / "results.json"
+
+
 def write_report_files(out: Path, report: Report) -> None:
-    """``out/<student>.json`` and ``out/feedback/<student>.html`` (the folder must exist)."""
-    write_json([report], Path(out) / f"{report.student}.json")
-    atomic.write_text(Path(out) / "feedback" / f"{report.student}.html", feedback_html(report))
+    """``out/<student>.json``, ``out/feedback/<student>.html`` (the folder must exist) and, once
+    written answers are imported (``report.manual`` is set), ``out/gradescope/<student>/results.json``
+    with them as manual items."""
+    write_json([report], report_path(out, report.student))
+    atomic.write_text(feedback_path(out, report.student), feedback_html(report))
+    if report.manual is not None:
+        from ..frontends.gradescope import results
+        target = gradescope_path(out, report.student)
+        os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
+        atomic.write_text(target, json.dumps(results(report, 0), indent=2) + "\n")

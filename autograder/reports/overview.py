@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from ..results import Report, Status, dumps, read_report
+from ..results import Report, Status, dumps, file_stem, read_report, report_path
 from ..rubric import RUBRIC
+from .files import feedback_path
 from .integrity import KINDS, flag_class, remove_feedback_note, write_text
 from .pairs import pair_href, write_pair_pages
 
@@ -125,7 +126,7 @@ def _bar(share: float, colour: str) -> str:
 
 
 def _link(student: str) -> str:
-    return f"<a href='feedback/{quote(student)}.html'>{html.escape(student)}</a>"
+    return f"<a href='feedback/{quote(file_stem(student))}.html'>{html.escape(student)}</a>"
 
 
 def _items_html(reports: list[Report]) -> str:
@@ -239,11 +240,13 @@ def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | Non
 
 
 def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
-                image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> Path:
+                image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
     """After a run's (or ``summarize``'s) reports are written: compute the class's integrity flags,
     put them into each ``<student>.json`` whose flags changed, write the instructor-only page of
     each flagged pair and the overview, and take any integrity note an earlier version wrote out
-    of the feedback pages. Returns the overview's path.
+    of the feedback pages. Each student's files are their own failure boundary: one that cannot be
+    updated is named, never stops the overview. Returns the overview's path and a line per student
+    whose files could not be updated.
 
     Args:
         out: the reports folder (``<student>.json``, ``feedback/<student>.html``).
@@ -255,14 +258,21 @@ def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = Non
     out = Path(out)
     before = {r.student: r.integrity or [] for r in reports}
     flag_class(reports, checkpoints, image_ids)
+    problems = []
     for r in reports:
-        remove_feedback_note(out / "feedback" / f"{r.student}.html")
-        if r.integrity == before[r.student]:
-            continue
-        path = out / f"{r.student}.json"
-        if path.is_file():  # only the integrity changes: the rest is the grader's as written
-            saved = read_report(path)
-            saved.integrity = r.integrity
-            write_text(path, dumps(saved))
-    write_pair_pages(out, reports)
-    return write_overview(out, reports, facts)
+        path = report_path(out, r.student)
+        try:
+            remove_feedback_note(feedback_path(out, r.student))
+            if r.integrity != before[r.student] and path.is_file():  # only the integrity changes
+                saved = read_report(path)
+                saved.integrity = r.integrity
+                write_text(path, dumps(saved))
+        except (OSError, ValueError) as err:  # ReportError is a ValueError
+            problems.append(f"{r.student}: the integrity flags could not be written into {path} ({err}); they are "
+                            f"on the overview")
+    try:
+        write_pair_pages(out, reports)
+    except OSError as err:
+        problems.append(f"the integrity pair pages could not be written into {out / 'instructor-only'} ({err}); the "
+                        f"flags are on the overview")
+    return write_overview(out, reports, facts), problems

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..atomic import write_text
-from ..results import IntegrityFlag, Report, Status
+from ..results import IntegrityFlag, Report, Status, file_stem
 from .integrity import KINDS
 
 FOLDER = Path("instructor-only") / "integrity"  # relative to the reports folder
@@ -65,7 +65,7 @@ def flagged_pairs(reports: list[Report]) -> dict[tuple[str, str], list[Integrity
 
 
 def _feedback_link(student: str) -> str:
-    href = f"../../feedback/{_quote(student)}.html"
+    href = f"../../feedback/{_quote(file_stem(student))}.html"
     return f"<a href='{html.escape(href)}'>{html.escape(student)}</a>"
 
 

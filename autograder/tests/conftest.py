@@ -39,7 +39,8 @@ def graded_catalogue(catalogue, tmp_path_factory) -> GradedCatalogue:
     """``python -m autograder grade`` on the catalogue, two children at a time, with a fixed seed."""
     from autograder.__main__ import main
     out = tmp_path_factory.mktemp("graded")
-    assert main(["grade", str(catalogue), "--out", str(out), "--json", str(out / "all.json"), "--jobs", "2",
+    every = tmp_path_factory.mktemp("json") / "all.json"  # outside --out, which holds the students' files
+    assert main(["grade", str(catalogue), "--out", str(out), "--json", str(every), "--jobs", "2",
                  "--device", "cpu", "--seed", str(CATALOGUE_SEED)]) == 0
-    reports = {r["student"]: r for r in json.loads((out / "all.json").read_text(encoding="utf-8"))}
+    reports = {r["student"]: r for r in json.loads(every.read_text(encoding="utf-8"))}
     return GradedCatalogue(catalogue, out, reports)

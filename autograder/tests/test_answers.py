@@ -186,3 +186,37 @@ def test_a_browser_saves_scores_the_import_reads(klass, reports, tmp_path):
     assert '"\'=HYPERLINK(""http://x"") très ≤"' in saved.read_text(encoding="utf-8")
     assert json.loads((reports / "carol.json").read_text(encoding="utf-8"))["manual"]["question1"]["comment"] == \
         '=HYPERLINK("http://x") très ≤'
+
+
+def _views(out: Path, student: str) -> tuple[str, dict, str, dict]:
+    """What the class's files say of a student: grades.csv's row, the report, the page, Gradescope's results."""
+    import csv
+    row = next(r for r in csv.DictReader(open(out / "grades.csv", encoding="utf-8")) if r["student"] == student)
+    return (row, json.loads((out / f"{student}.json").read_text(encoding="utf-8")),
+            (out / "feedback" / f"{student}.html").read_text(encoding="utf-8"),
+            json.loads((out / "gradescope" / student / "results.json").read_text(encoding="utf-8")))
+
+
+@pytest.mark.slow
+def test_a_regrade_keeps_the_imported_answers(tmp_path):
+    """Scores imported for two students survive a resumed run after one submission changed, and a
+    --force run: in grades.csv, the reports, the feedback pages and Gradescope's results."""
+    from autograder.catalogue import REFERENCE, sources
+    folder, out = tmp_path / "class", tmp_path / "out"
+    for student in ("ann", "ben"):
+        (folder / student).mkdir(parents=True)
+        (folder / student / "fcn_segmentation.py").write_text(REFERENCE, encoding="utf-8")
+    assert main(["grade", str(folder), "--out", str(out), "--seed", "3", "--jobs", "2"]) == 0
+    scores = write_csv(tmp_path / "scores.csv", [["ann", "question1", "12", "clear"], ["ben", "question2", "7", "thin"]],
+                       ("student", "question", "score", "comment"))
+    assert main(["answers", "--import", str(scores), "--reports", str(out)]) == 0
+    (folder / "ben" / "fcn_segmentation.py").write_text(sources()["fcn8s_no_ceil_mode"], encoding="utf-8")
+    for again in ([], ["--force"]):
+        assert main(["grade", str(folder), "--out", str(out), "--seed", "3", "--jobs", "2", *again]) == 0
+        for student, question, points, comment in (("ann", "question1", 12, "clear"), ("ben", "question2", 7, "thin")):
+            row, report, page, gradescope = _views(out, student)
+            assert row[question] == f"{points:g}" and float(row["total"]) == report["score"] + points, again
+            assert report["manual"][question]["score"] == points and report["total"] == report["score"] + points
+            assert comment in page and f"{points:g} / 15" in page
+            assert gradescope["score"] == report["total"]
+        assert _views(out, "ben")[1]["score"] < _views(out, "ann")[1]["score"]  # ben's change was graded

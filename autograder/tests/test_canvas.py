@@ -56,7 +56,8 @@ def read_back(path: Path) -> list[list[str]]:
 def test_a_canvas_roster_in_the_import_file_out(tmp_path, reports, capsys):
     (tmp_path / "roster.csv").write_text(ROSTER, encoding="utf-8")
     out = tmp_path / "canvas-import.csv"
-    assert main(["export", "canvas", str(reports), "--roster", str(tmp_path / "roster.csv"), "--out", str(out)]) == 0
+    assert main(["export", "canvas", str(reports), "--roster", str(tmp_path / "roster.csv"), "--out", str(out),
+                 "--missing-answers-zero"]) == 0  # Eve has no score for the second question: 0
     rows = read_back(out)
     assert rows[0] == [*IDENTITY, "FCN segmentation (12345)"]  # the roster's own column for the assignment
     saved = {json.loads(p.read_text())["student"]: json.loads(p.read_text()) for p in reports.glob("*.json")}
@@ -99,3 +100,26 @@ def test_a_roster_that_is_not_canvass_is_refused_with_the_fix(tmp_path, reports,
     assert main(["export", "canvas", str(reports), "--roster", str(tmp_path / "roster.csv"),
                  "--out", str(tmp_path / "out.csv"), "--match", "Email"]) == 2
     assert "no 'Email' column to match students on" in capsys.readouterr().err
+
+
+def test_partial_totals_are_refused_unless_told_what_to_send(tmp_path, reports, capsys):
+    """Ada's two answers are imported, Eve's second is not: the total would be partial, so the
+    export is refused naming her, unless told to send the automatic score only or to count it as 0."""
+    (tmp_path / "roster.csv").write_text(ROSTER, encoding="utf-8")
+    out = tmp_path / "canvas-import.csv"
+    command = ["export", "canvas", str(reports), "--roster", str(tmp_path / "roster.csv"), "--out", str(out)]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "1 students have no imported score for written answers others have: eve (question2)" in err
+    assert "--automatic-only" in err and "--missing-answers-zero" in err and not out.exists()
+    saved = {json.loads(p.read_text())["student"]: json.loads(p.read_text()) for p in reports.glob("*.json")}
+    assert main([*command, "--automatic-only"]) == 0
+    rows = read_back(out)
+    assert rows[1][-1] == f"{saved['ada']['max_score']:g}"
+    assert {r[3]: float(r[5]) for r in rows[2:]} == {"ada": saved["ada"]["score"], "Eve": saved["eve"]["score"]}
+    assert main([*command, "--missing-answers-zero"]) == 0
+    assert {r[3]: float(r[5]) for r in read_back(out)[2:]} == {"ada": saved["ada"]["total"],
+                                                              "Eve": saved["eve"]["score"] + 3.0}
+    assert "--missing-answers-zero: 1 students' missing written answers count as 0: eve" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # one or the other
+        main([*command, "--automatic-only", "--missing-answers-zero"])

@@ -16,7 +16,7 @@ SUBMISSIONS = "{SUBMISSIONS}"  # the golden files' name for the graded folder
 def written(out: Path) -> dict[str, str]:
     """The files of a run that must not drift, by path relative to ``out``."""
     files = [out / "grades.csv", *sorted(out.glob("*.json")), *sorted((out / "feedback").glob("*.html"))]
-    return {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in files if p.name != "all.json"}
+    return {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in files}
 
 
 @pytest.mark.slow

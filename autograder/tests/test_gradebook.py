@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import nbformat
+import pytest
 
 from autograder.__main__ import main
 from autograder.frontends.nbgrader import nbgrader_cause
@@ -80,3 +81,30 @@ def test_nbgrader_cause_is_the_exception_line_not_a_tail():
               "    of the nbgrader metadata format. Please **back up your class files\n")
     assert nbgrader_cause(output) == ("Cell with id 'a' exists multiple times!; nbgrader then stopped: One or more "
                                       "notebooks in the assignment use an old version")
+
+
+@pytest.mark.slow
+def test_the_builds_release_is_in_the_courses_gradebook(tmp_path, monkeypatch, capsys):
+    """``python notebooks/build.py --release`` (its main, on a course of our own) records the assignment
+    in the course's gradebook.db, as nbgrader generate_assignment does, so that ``grade --gradebook``
+    files the scores of a course that never ran generate_assignment itself."""
+    import shutil
+    from nbgrader.api import Gradebook
+    course = tmp_path / "course"
+    shutil.copytree(build.HERE / "source", course / "source")
+    shutil.copy(build.HERE / "nbgrader_config.py", course)
+    monkeypatch.setattr(build, "write_public_files", lambda check=False: [])  # the repository's files: not here
+    monkeypatch.setattr(build, "build_wheel", lambda folder: folder / "fcnkit.whl")  # no pip wheel
+    assert build.main(["--release", "--course", str(course)]) == 0
+    release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    for student, nb in (("ann", _solved(release)), ("ben", nbformat.read(release, as_version=4))):
+        (course / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
+        nbformat.write(nb, course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    capsys.readouterr()
+    status = main(["grade", str(course / "submitted"), "--out", str(tmp_path / "reports"), "--gradebook", str(course),
+                   "--seed", "1", "--jobs", "2", "--timeout", "120"])
+    printed = capsys.readouterr()
+    assert status == 0, printed.out[-3000:] + printed.err[-3000:]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_submission(ASSIGNMENT, "ann").code_score == STRUCTURE
+        assert gb.find_submission(ASSIGNMENT, "ben").code_score == 0

@@ -58,3 +58,69 @@ def test_every_hostile_notebook_gets_its_reason_and_the_correct_ones_full_marks(
         assert json.loads((out / f"{name}.json").read_text(encoding="utf-8"))["score"] == STRUCTURAL, name
     rows = (out / "grades.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == len(files) + 3
+
+
+def test_ids_never_collide_and_files_are_named_by_a_safe_stem(tmp_path):
+    """Student ids from every layout, unique even where paths would meet; the stems of hostile names
+    are bounded, without separators or control characters, and never another student's."""
+    from autograder.pipeline import find_submissions
+    from autograder.results import STEM_BYTES, file_stem
+    for name in ["a/b.py", "a__b.py", "bob/fcn_segmentation.ipynb", "carl/hw/fcn_segmentation.ipynb",
+                 "dan/part1.py", "dan/part2.py", "Eve.py", "eve.py", "submitted/fay/hw/fcn_segmentation.ipynb"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = {str(f.relative_to(tmp_path)): s for s, f in find_submissions(tmp_path)}
+    assert len(set(found.values())) == len(found) == 9
+    assert found["bob/fcn_segmentation.ipynb"] == "bob" and found["carl/hw/fcn_segmentation.ipynb"] == "carl"
+    assert found["dan/part1.py"] == "dan__part1" and found["submitted/fay/hw/fcn_segmentation.ipynb"] == "fay"
+    assert found["a__b.py"] != found["a/b.py"] and found["eve.py"].casefold() != found["Eve.py"].casefold()
+    assert find_submissions(tmp_path) == find_submissions(tmp_path)  # stable
+    hostile = ["x" * 251, "é" * 200, "a\nb", "a/b", ".tmp-x", "..", "", "tab\there", "a~0123456789", "x\udcc3"]
+    stems = [file_stem(n) for n in hostile]
+    assert len(set(stems)) == len(stems) and "a~0123456789" not in stems
+    for stem in stems:
+        assert 0 < len(stem.encode("utf-8")) <= STEM_BYTES and stem.isprintable() and "/" not in stem
+        assert not stem.startswith(".")
+    assert [file_stem(n) for n in ("josé", "all", "copier_bob")] == ["josé", "all", "copier_bob"]
+
+
+def test_a_class_of_odd_names_gets_one_honest_row_each_and_its_overview(tmp_path):
+    """``a/b.py`` (buggy) beside ``a__b.py`` (correct), a 251-character name and a name with a newline
+    and markup: four reports, four rows with their own files and scores, a finished overview whose
+    links open the right pages, exit 0."""
+    from autograder.catalogue import sources
+    folder = tmp_path / "class"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "b.py").write_text(sources()["fcn8s_no_ceil_mode"], encoding="utf-8")
+    names = ["a__b", "y" * 251, "new\nline <b>bold"]
+    for name in names:
+        (folder / f"{name}.py").write_text(REFERENCE, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["grade", str(folder), "--out", str(out), "--seed", "2", "--jobs", "2"]) == 0
+    from autograder.reports.files import feedback_path
+    from autograder.results import read_reports
+    reports, skipped = read_reports(out)
+    assert not skipped
+    by_file = {os.path.relpath(r.submission, folder): r for r in reports}
+    assert sorted(by_file) == sorted(["a/b.py", *(f"{n}.py" for n in names)])
+    assert by_file["a/b.py"].student == "a" and by_file["a/b.py"].score < STRUCTURAL
+    assert all(by_file[f"{n}.py"].score == STRUCTURAL and by_file[f"{n}.py"].student == n for n in names)
+    import csv
+    rows = list(csv.DictReader(open(out / "grades.csv", encoding="utf-8")))
+    assert sorted((r["student"], r["score"]) for r in rows) == sorted((r.student, str(r.score)) for r in reports)
+    overview = (out / "index.html").read_text(encoding="utf-8")
+    assert "new\nline &lt;b&gt;bold" in overview and "<b>bold" not in overview
+    for r in reports:
+        assert feedback_path(out, r.student).is_file(), r.student
+
+
+def test_the_runs_own_files_never_take_a_students_name(tmp_path, capsys):
+    """``--json OUT/all.json`` (or --gradescope, --timings inside --out) would overwrite the report of
+    a student called ``all``: refused before anything is graded, naming the flag and the fix."""
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "all.py").write_text(REFERENCE, encoding="utf-8")
+    out = tmp_path / "out"
+    for flag, name in (("--json", "all.json"), ("--timings", "feedback/all.html"), ("--gradescope", "all.json")):
+        assert main(["grade", str(tmp_path / "class"), "--out", str(out), flag, str(out / name)]) == 2
+        assert f"{flag} {out / name} is inside --out" in capsys.readouterr().err
+    assert not (out / "all.json").exists()
