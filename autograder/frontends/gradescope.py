@@ -27,7 +27,8 @@ from ..rubric import ITEMS
 REPO = Path(__file__).resolve().parents[2]  # a clone's root (the bundle is built from a clone)
 DATA_FOLDER = "data"  # in the bundle: the evaluation split's images and labels, when --data was given
 # What the grader needs on Gradescope's Ubuntu image (the rest of requirements.txt is course tooling).
-RUNTIME_REQUIREMENTS = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "tqdm", "pyseccomp")
+RUNTIME_REQUIREMENTS = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "tqdm", "pyseccomp", "markdown-it-py",
+                        "latex2mathml", "nh3")
 
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, in /autograder/source, to build the autograder's image.
