@@ -270,3 +270,19 @@ def test_hostile_answers_and_comments_are_inert_in_chromium(tmp_path):
                 assert "<script>window.__pwned = 7</script>" in tab.inner_text("tr[data-student='comments']")
                 assert "nested too deeply" in tab.inner_text("tr[data-student='deep_list']")
         browser.close()
+
+
+def test_the_overview_shows_written_answer_scores_once_imported():
+    from autograder.reports.overview import overview_html
+    from autograder.results import ManualScore
+    from autograder.tests.test_canvas import report
+    reports = [report(name, {"fcn32s_vgg"}) for name in ("ada", "bob", "cy")]
+    assert "Written answers (graded by hand)" not in overview_html(reports)
+    reports[0].manual = {"question1": ManualScore("Question 1 (graded by hand)", 12, 15),
+                         "question2": ManualScore("Question 2 (graded by hand)", 6, 15)}
+    reports[1].manual = {"question1": ManualScore("Question 1 (graded by hand)", 9, 15)}
+    page = overview_html(reports)
+    assert "<td class='scored' data-question='question1'>2 of 3</td><td>10.5 of 15</td>" in page
+    assert "<td class='scored' data-question='question2'>1 of 3</td><td>6.0 of 15</td>" in page
+    assert "<td>6.0 of 15</td><td><a href='feedback/bob.html'>bob</a>, <a href='feedback/cy.html'>cy</a></td>" in page
+    assert f"mean total {reports[0].total:.1f} of 100, written answers included (students with every question scored: 1)" in page
