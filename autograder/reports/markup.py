@@ -4,6 +4,7 @@ script a student writes is shown, never run. Used by the answers pages and the f
 from __future__ import annotations
 
 import html
+import re
 
 import latex2mathml.converter
 import nh3
@@ -21,6 +22,7 @@ MATHML_ATTRIBUTES = {"display", "mathvariant", "stretchy", "fence", "separator",
                      "accentunder", "linethickness", "columnalign", "rowspacing", "columnspacing", "displaystyle",
                      "scriptlevel", "width", "height", "depth", "notation", "minsize", "maxsize", "movablelimits",
                      "symmetric", "largeop", "form", "mathcolor", "encoding"}
+NOT_A_TAG = re.compile(rf"<(?!/?(?:{'|'.join(sorted(MATHML))})[\s/>])")
 TAGS = {"p", "br", "hr", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li", "a", "h1", "h2", "h3", "h4",
         "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "s", "span", *MATHML}
 ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}, "span": {"class"},
@@ -56,7 +58,8 @@ def _render_math(renderer, tokens, idx, options, env) -> str:
     if len(token.content) > MAX_FORMULA:
         return f"<code>{html.escape(token.markup + token.content + token.markup)}</code>"
     try:
-        return latex2mathml.converter.convert(token.content, display=display)
+        # the converter copies \text{...} as it is: a "<" that opens no MathML tag is text, escaped
+        return NOT_A_TAG.sub("&lt;", latex2mathml.converter.convert(token.content, display=display))
     except Exception:  # LaTeX this converter cannot read (or too deep for it): shown as written
         return f"<code>{html.escape(token.markup + token.content + token.markup)}</code>"
 
@@ -103,5 +106,7 @@ def render(text: str) -> str:
     return f"<div class='markdown'>{body}</div>"
 
 
-STYLE = (".markdown p{margin:0.3em 0}.markdown pre{background:#f4f4f4;padding:4px;overflow-x:auto}"
-         ".plain{white-space:pre-wrap}.note{color:#a60;margin:0}math[display=block]{margin:0.4em 0}")
+STYLE = (".markdown p,.markdown ul,.markdown ol{margin:0.3em 0}.markdown ul,.markdown ol{padding-left:1.4em}"
+         ".markdown h1,.markdown h2,.markdown h3,.markdown h4{font-size:1.1em;margin:0.4em 0}"
+         ".markdown pre{background:#f4f4f4;padding:4px;overflow-x:auto}.plain{white-space:pre-wrap}"
+         ".note{color:#a60;margin:0}.note+.plain{max-height:20em;overflow:auto}math[display=block]{margin:0.4em 0}")

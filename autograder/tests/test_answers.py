@@ -211,6 +211,7 @@ def test_markdown_and_formulas_render_and_depth_is_shown_as_text():
         shown = render(HOSTILE[name])
         assert "nested too deeply" in shown and "<li>" not in shown and "<blockquote>" not in shown
     assert render(HOSTILE["unbalanced"]).count("$") == 4 and "<math" not in render(HOSTILE["unbalanced"])
+    assert "<mtext>&lt;script&gt;window.__pwned&nbsp;=&nbsp;5" in render(HOSTILE["math_text"])  # shown as text
     assert "&lt;script&gt;" in render(HOSTILE["script"]) and "<strong>bold</strong>" in render(HOSTILE["script"])
     link = render(HOSTILE["link"])
     assert "javascript:" not in link.replace("[click me](javascript:", "").replace("&lt;javascript:", "")
