@@ -53,15 +53,17 @@ def _math(state: StateInline, silent: bool) -> bool:
 
 
 def _render_math(renderer, tokens, idx, options, env) -> str:
+    """A ``math`` token as MathML; as its LaTeX source (``<code>``) when it is too long, or LaTeX
+    the converter cannot read."""
     token = tokens[idx]
-    display = "block" if token.markup == "$$" else "inline"
+    source = f"<code>{html.escape(token.markup + token.content + token.markup)}</code>"
     if len(token.content) > MAX_FORMULA:
-        return f"<code>{html.escape(token.markup + token.content + token.markup)}</code>"
+        return source
     try:
-        # the converter copies \text{...} as it is: a "<" that opens no MathML tag is text, escaped
-        return NOT_A_TAG.sub("&lt;", latex2mathml.converter.convert(token.content, display=display))
-    except Exception:  # LaTeX this converter cannot read (or too deep for it): shown as written
-        return f"<code>{html.escape(token.markup + token.content + token.markup)}</code>"
+        mathml = latex2mathml.converter.convert(token.content, display="block" if token.markup == "$$" else "inline")
+    except Exception:  # the converter's errors are of many kinds (RecursionError included)
+        return source
+    return NOT_A_TAG.sub("&lt;", mathml)  # it copies \text{...} as it is: a "<" that opens no MathML tag is text
 
 
 def _parser() -> MarkdownIt:
@@ -98,10 +100,11 @@ def render(text: str) -> str:
         return f"<p class='note'><i>({len(text)} characters: shown as written)</i></p>" + as_text(text)
     try:
         tokens = MARKDOWN.parse(text)
-        if max((t.level for t in tokens for t in (t, *(t.children or []))), default=0) > MAX_LEVEL:
-            raise RecursionError
-        body = sanitize(MARKDOWN.renderer.render(tokens, MARKDOWN.options, {}))
+        depth = max((t.level for token in tokens for t in (token, *(token.children or []))), default=0)
+        body = sanitize(MARKDOWN.renderer.render(tokens, MARKDOWN.options, {})) if depth <= MAX_LEVEL else None
     except RecursionError:
+        body = None
+    if body is None:
         return "<p class='note'><i>(nested too deeply to format: shown as written)</i></p>" + as_text(text)
     return f"<div class='markdown'>{body}</div>"
 
