@@ -15,7 +15,7 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from fcnkit.extract import NotANotebook, notebook_cells
@@ -24,6 +24,7 @@ from fcnkit.spec import CLASS_NAMES
 
 from .. import atomic
 from ..pipeline.extract import MAX_SUBMISSION_BYTES
+from ..reports.markup import STYLE as MARKUP_STYLE, as_text, render
 
 SOURCE = Path(__file__).resolve().parents[2] / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 BOILERPLATE = re.compile(r"YOUR ANSWER HERE|\*{0,2}your answers?:?\*{0,2}:?", re.IGNORECASE)
@@ -62,6 +63,11 @@ class Answer:
     numbers: str = ""  # what the student's own notebook reports, where the question refers to it
     hints: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    comments: bool = False  # written as comments in a code cell: shown as text, not as markdown
+
+    def html(self) -> str:
+        """The answer as the page shows it: markdown and formulas rendered (safely), comments as text."""
+        return as_text(self.text) if self.comments else render(self.text)
 
 
 def _source(cell) -> str:
@@ -106,6 +112,20 @@ def questions_from(source: Path) -> list[Question]:
     return questions
 
 
+@cache
+def question_points(source: Path = SOURCE) -> dict[str, float]:
+    """The written questions' points by id (``{"question1": 15.0, ...}``); {} where the source
+    notebook is not at hand (an installed grader).
+
+    Args:
+        source: the source notebook.
+    """
+    try:
+        return {q.id: q.points for q in questions_from(source)}
+    except AnswersError:
+        return {}
+
+
 def _clean(text: str) -> str:
     return BOILERPLATE.sub("", text).strip()
 
@@ -118,19 +138,25 @@ def _as_text(cell) -> str:
     return _source(cell)
 
 
-def find_answer(cells: list[dict], question: Question) -> str:
+def find_answer(cells: list[dict], question: Question) -> tuple[str, bool]:
     """A student's answer to ``question``: the cell with its grade_id (our release), else the cells
-    after the one that states it, up to the next question or heading; '' when there is none."""
+    after the one that states it, up to the next question or heading ('' when there is none); and
+    whether any of it was written as comments in a code cell (then it is shown as text).
+
+    Args:
+        cells: the notebook's cells.
+        question: the question, as the source notebook states it.
+    """
     for cell in cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == question.id:
-            return _clean(_as_text(cell))
+            return _clean(_as_text(cell)), cell.get("cell_type") == "code"
     marker = re.compile(rf"\bquestion\s*{question.number}\b|\bq{question.number}\b", re.IGNORECASE)
     stop = re.compile(r"\bquestion\s*(\d+)\b|^\s*#{1,6}\s", re.IGNORECASE | re.MULTILINE)
     for i, cell in enumerate(cells):
         own = _as_text(cell)
         if not marker.search(own):
             continue
-        parts = []
+        parts, comments = [], cell.get("cell_type") == "code"
         inline = re.split(r"your answers?\s*:?\**", own, maxsplit=1, flags=re.IGNORECASE)
         if len(inline) == 2:  # "Your Answer:" in the question's own cell
             parts.append(inline[1])
@@ -142,8 +168,9 @@ def find_answer(cells: list[dict], question: Question) -> str:
             if found and (found.group(1) is None or found.group(1) != str(question.number)):
                 break
             parts.append(text)
-        return _clean("\n\n".join(p for p in parts if p.strip()))
-    return ""
+            comments = comments or (follower.get("cell_type") == "code" and bool(text.strip()))
+        return _clean("\n\n".join(p for p in parts if p.strip())), comments
+    return "", False
 
 
 def _metrics(submission: Path) -> dict:
@@ -213,8 +240,8 @@ def collect(submissions: list[tuple[str, Path]], questions: list[Question]) -> d
         cells = _cells(path) if path.suffix == ".ipynb" else _script(path)
         metrics = _metrics(path)
         for q in questions:
-            text = find_answer(cells, q)
-            found[q.id].append(Answer(student, text, numbers_for(q, metrics), hints(q, text)))
+            text, comments = find_answer(cells, q)
+            found[q.id].append(Answer(student, text, numbers_for(q, metrics), hints(q, text), comments=comments))
     for answers in found.values():
         near_duplicates([a for a in answers if a.text])
     return found
@@ -260,7 +287,7 @@ def page(question: Question, answers: list[Answer], names: dict[str, str]) -> st
         if a.duplicates:
             notes.append("<b>near-duplicate of " + e(", ".join(names[d] for d in a.duplicates)) + "</b>")
         return (f"<tr class='answer' data-student='{e(names[a.student])}'><td>{e(names[a.student])}</td>"
-                f"<td><div class='text'>{e(a.text) or '<i>(no answer)</i>'}</div>"
+                f"<td><div class='text'>{a.html() if a.text else '<i>(no answer)</i>'}</div>"
                 f"<div class='numbers'>{e(a.numbers)}</div><div class='hints'>{'; '.join(notes)}</div></td>"
                 f"<td><input class='score' type='number' min='0' max='{question.points:g}' step='0.5' value='{default}'>"
                 f" / {question.points:g}<br><textarea class='comment' rows='3' cols='28'></textarea></td></tr>")
@@ -269,12 +296,12 @@ def page(question: Question, answers: list[Answer], names: dict[str, str]) -> st
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(question.id)}: written answers</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;width:100%}}
-td,th{{border:1px solid #ccc;padding:6px;vertical-align:top}}.text{{white-space:pre-wrap}}
-.numbers{{color:#555;font-size:90%;margin-top:6px}}.hints{{color:#06c;font-size:90%}}.key{{background:#f4f4f4;padding:8px;white-space:pre-wrap}}
-</style></head><body data-question="{e(question.id)}">
+td,th{{border:1px solid #ccc;padding:6px;vertical-align:top}}.text{{overflow-wrap:anywhere}}
+.numbers{{color:#555;font-size:90%;margin-top:6px}}.hints{{color:#06c;font-size:90%}}.key{{background:#f4f4f4;padding:8px;margin:6px 0}}
+{MARKUP_STYLE}</style></head><body data-question="{e(question.id)}">
 <h1>{e(question.id)} ({question.points:g} points): {len(answers) - len(blank)} answers, {len(blank)} blank</h1>
-<div class="key"><b>Question.</b> {e(question.text)}</div>
-<div class="key"><b>Key and rubric.</b> {e(question.key)}</div>
+<div class="key"><b>Question.</b> {render(question.text)}</div>
+<div class="key"><b>Key and rubric.</b> {render(question.key)}</div>
 <p>Hints list the key's terms each answer mentions; they are help, not a grade. Scores stay in this browser
 until you download them: <button id="download">Download scores (CSV)</button></p>
 <table><tr><th>student</th><th>answer</th><th>score, comment</th></tr>{answered}</table>

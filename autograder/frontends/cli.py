@@ -1,5 +1,5 @@
 """The command line: ``python -m autograder COMMAND`` (grade, summarize, answers, gradescope-bundle,
-gradescope-run, export; see --help). Each command's work is in its own module; this one parses the
+gradescope-run, gradescope-autograde, export; see --help). Each command's work is in its own module; this one parses the
 arguments and dispatches."""
 from __future__ import annotations
 
@@ -113,10 +113,19 @@ def _bundle_parser(commands) -> None:
 
 
 def _run_parser(commands) -> None:
-    r = commands.add_parser("gradescope-run", help="what the zip's run_autograder runs",
+    r = commands.add_parser("gradescope-run", help="run the Gradescope zip's run_autograder here, on one submission",
+                            description="Lay out a temporary folder as Gradescope's /autograder (the zip unpacked, "
+                                        "SUBMISSION in submission/), run the zip's run_autograder there as Gradescope "
+                                        "does, and print results.json's score and tests.")
+    r.add_argument("submission", type=Path, help="the notebook a student uploads, or a folder with it and outputs/")
+    r.add_argument("--bundle", type=Path, help="the zip of gradescope-bundle (default: one is built for the run)")
+    r.add_argument("--data", type=Path, help="for a zip built for the run: dataset folder whose test split goes "
+                                              "into it (default $FCNKIT_DATA)")
+    r.add_argument("--out", type=Path, help="write results.json here")
+    a = commands.add_parser("gradescope-autograde", help="what the zip's run_autograder runs (inside Gradescope)",
                             description="Grade ROOT/submission, write ROOT/results/results.json (Gradescope's "
                                         "layout; ROOT is /autograder there).")
-    r.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
+    a.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
 
 
 def _export_parser(commands) -> None:
@@ -240,10 +249,11 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     if args.command != "grade":
-        from .gradescope import bundle_command, run_command
+        from .gradescope import bundle_command, local_run_command, run_command
         commands = {"summarize": lambda: summarize(args.out), "answers": lambda: answers(args),
                     "gradescope-bundle": lambda: bundle_command(args.out, args.data),
-                    "export": lambda: export(args), "gradescope-run": lambda: run_command(args.root)}
+                    "export": lambda: export(args), "gradescope-autograde": lambda: run_command(args.root),
+                    "gradescope-run": lambda: local_run_command(args.submission, args.bundle, args.data, args.out)}
         return commands[args.command]()
     try:
         shard = _shard(args.shard)

@@ -7,12 +7,14 @@ submission as the CLI does (same worker, same sandbox and verdicts; the child ru
 one child at a time so that a run stays small, and writes Gradescope's results format.
 
     python -m autograder gradescope-bundle fcn_gradescope.zip --data data/cmp_facade   # the zip to upload
-    python -m autograder gradescope-run /autograder                                   # what run_autograder runs
+    python -m autograder gradescope-run fcn_segmentation.ipynb --bundle fcn_gradescope.zip  # try it locally
+    python -m autograder gradescope-autograde /autograder                             # what run_autograder runs
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +29,8 @@ from ..rubric import ITEMS
 REPO = Path(__file__).resolve().parents[2]  # a clone's root (the bundle is built from a clone)
 DATA_FOLDER = "data"  # in the bundle: the evaluation split's images and labels, when --data was given
 # What the grader needs on Gradescope's Ubuntu image (the rest of requirements.txt is course tooling).
-RUNTIME_REQUIREMENTS = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "tqdm", "pyseccomp")
+RUNTIME_REQUIREMENTS = ("torch", "torchvision", "numpy", "pillow", "matplotlib", "tqdm", "pyseccomp", "markdown-it-py",
+                        "latex2mathml", "nh3")
 
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, in /autograder/source, to build the autograder's image.
@@ -51,7 +54,7 @@ ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="$ROOT/venv/bin/python"
 [ -x "$PYTHON" ] || PYTHON="$(command -v python3)"
 cd "$ROOT/source"
-exec "$PYTHON" -m autograder gradescope-run "$ROOT"
+exec "$PYTHON" -m autograder gradescope-autograde "$ROOT"
 """
 
 
@@ -204,7 +207,7 @@ def bundle_command(out: Path, data: Path | None) -> int:
 
 
 def run_command(root: Path) -> int:
-    """``python -m autograder gradescope-run ROOT``: what the zip's run_autograder runs."""
+    """``python -m autograder gradescope-autograde ROOT``: what the zip's run_autograder runs."""
     from ..pipeline import GraderError
     try:
         print(json.dumps(run(root), indent=1))
@@ -212,3 +215,88 @@ def run_command(root: Path) -> int:
         print(f"error: not graded: {err} (results.json says so, without a score)", file=sys.stderr)
         return 1
     return 0
+
+
+# ---------------------------------------------------------------- the zip's run_autograder, run here
+def lay_out(root: Path, bundle_zip: Path, submission: Path) -> Path:
+    """Lay ``root`` out as Gradescope's ``/autograder``: ``source/`` (the zip, unpacked, its modes
+    kept), ``run_autograder`` (copied from ``source/``, as Gradescope does), ``submission/`` and
+    ``results/``. Returns ``root``.
+
+    Args:
+        root: an empty or missing folder.
+        bundle_zip: the zip of ``gradescope-bundle``.
+        submission: what a student uploads: a file (the notebook), or a folder whose contents
+            (the notebook and ``outputs/``) go into ``submission/``.
+    """
+    with zipfile.ZipFile(bundle_zip) as z:
+        z.extractall(root / "source")
+        for info in z.infolist():  # zipfile drops the mode bits
+            os.chmod(root / "source" / info.filename, info.external_attr >> 16 or 0o644)
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    if submission.is_dir():
+        shutil.copytree(submission, root / "submission")
+    else:
+        (root / "submission").mkdir()
+        shutil.copy(submission, root / "submission" / submission.name)
+    (root / "results").mkdir()
+    return root
+
+
+def run_autograder(root: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``root/run_autograder`` as Gradescope does, with ``AUTOGRADER_ROOT`` set to ``root``
+    (it writes ``root/results/results.json``); its output is captured.
+
+    Args:
+        root: a folder laid out by :func:`lay_out`.
+        timeout: seconds before it is stopped (subprocess.TimeoutExpired).
+    """
+    return subprocess.run([str(root / "run_autograder")], env={**os.environ, "AUTOGRADER_ROOT": str(root)},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def summary(result: dict) -> str:
+    """results.json in a few lines: the score of the tests' maximum, then each test."""
+    tests = result.get("tests", [])
+    lines = [f"score: {result.get('score', 'none (not graded)')} of {sum(t['max_score'] for t in tests):g}"]
+    lines += [f"  {t['score']:>4g} of {t['max_score']:<4g} {t.get('status', 'not graded'):<10} {t['name']}"
+              for t in tests]
+    return "\n".join(lines + ([result["output"]] if result.get("output") else []))
+
+
+def local_run_command(submission: Path, bundle_zip: Path | None, data: Path | None, out: Path | None) -> int:
+    """``python -m autograder gradescope-run SUBMISSION [--bundle ZIP] [--data DIR] [--out FILE]``:
+    the bundle's ``run_autograder`` on SUBMISSION in a temporary folder laid out as ``/autograder``
+    (the bundle built there first when none is given); prints the results, or writes them to ``out``.
+
+    Args:
+        submission: a notebook (or .py) file, or a folder with it and ``outputs/``.
+        bundle_zip: the zip of ``gradescope-bundle``; None builds one (with ``data``'s test split).
+        data: the dataset for a bundle built here (default $FCNKIT_DATA).
+        out: where results.json goes (default: printed).
+    """
+    from ..isolation import tempdirs
+    if not submission.exists():
+        print(f"error: {submission}: no such file or folder", file=sys.stderr)
+        return 2
+    scratch = tempdirs.make("fcnkit-gradescope-")
+    try:
+        os.chmod(scratch, 0o755)  # run_autograder's child runs as nobody
+        if bundle_zip is None:
+            bundle_zip = scratch / "fcn_gradescope.zip"
+            if bundle_command(bundle_zip, data) != 0:
+                return 2
+        done = run_autograder(lay_out(scratch / "autograder", bundle_zip, submission))
+        results_json = scratch / "autograder" / "results" / "results.json"
+        if not results_json.is_file():
+            print(f"error: run_autograder wrote no results.json (exit {done.returncode}):\n{done.stderr[-3000:]}",
+                  file=sys.stderr)
+            return 1
+        text = results_json.read_text(encoding="utf-8")
+        if out is not None:
+            from ..atomic import write_text
+            write_text(out, text)
+        print(summary(json.loads(text)) + (f"\nwrote {out}" if out is not None else ""))
+        return 0 if done.returncode == 0 else 1
+    finally:
+        tempdirs.remove(scratch)

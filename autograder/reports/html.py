@@ -10,6 +10,7 @@ import io
 from fcnkit.spec import miou_thresholds
 
 from ..results import Report, Status
+from .markup import STYLE as MARKUP_STYLE, render
 
 MARKS = {Status.PASSED: "&#10004;", Status.FAILED: "&#10008;", Status.NOT_GRADED: "pending",
          Status.FLAGGED: "under review"}
@@ -48,9 +49,32 @@ def _written(report: Report) -> str:
     """The written answers' scores, once imported; '' before."""
     e = html.escape
     manual = "".join(f"<tr><td>{e(m.title)}</td><td>{m.score:g} / {m.max_score:g}</td>"
-                     f"<td>{e(m.comment) or '&ndash;'}</td></tr>" for m in (report.manual or {}).values())
+                     f"<td>{render(m.comment) if m.comment else '&ndash;'}</td></tr>" for m in (report.manual or {}).values())
     return (f"<h2>Written answers (graded by hand)</h2><table><tr><th>question</th><th>points</th>"
-            f"<th>comment</th></tr>{manual}</table><p>Total: <b>{report.total:g}</b></p>" if manual else "")
+            f"<th>comment</th></tr>{manual}</table>" if manual else "")
+
+
+def total_line(report: Report, questions: dict[str, float]) -> str:
+    """"Total: 78 of 100"; while parts are not graded, the total of what is, and what is not.
+
+    Args:
+        report: the student's report (written answers included once imported).
+        questions: the written questions' points by id ({} when they are not known).
+    """
+    manual = report.manual or {}
+    pending = report.max_score - report.graded_max_score
+    unscored = {q: p for q, p in questions.items() if q not in manual}
+    graded = report.graded_max_score + sum(m.max_score for m in manual.values())
+    missing = [f"{pending:g} points of automatic checks"] if pending else []
+    if unscored:
+        missing.append(f"the written answers ({', '.join(unscored)}: {sum(unscored.values()):g} points, graded by hand)")
+    elif not questions and not manual:
+        missing.append("the written answers (graded by hand)")
+    line = f"Total: <b>{report.total:g} of {graded:g}</b>"
+    if missing:
+        line += (f" graded so far; not graded yet: {'; '.join(missing)}"
+                 + (f"; the assignment is out of {graded + pending + sum(unscored.values()):g}" if questions else ""))
+    return f"<p class='total'>{line}.</p>"
 
 
 def _figures(report: Report) -> str:
@@ -74,13 +98,14 @@ def feedback_html(report: Report) -> str:
     e = html.escape
     pending = report.max_score - report.graded_max_score
     notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
+    from ..answers.pages import question_points  # not at import time: answers imports the reports
     written = _written(report)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>FCN assignment feedback: {e(report.student)}</title>
-<style>{STYLE}</style></head><body>
+<style>{STYLE}{MARKUP_STYLE}</style></head><body>
 <h1>FCN assignment: {e(report.student)}</h1>
-<p>Automatic score: <b>{report.score} / {report.graded_max_score}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if written else ' (the written answers are graded by hand)'}.</p>
+<p>Automatic score: <b>{report.score} of {report.graded_max_score}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if written else ' (the written answers are graded by hand)'}.</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{_checks_rows(report)}</table>
-{written}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{_figures(report)}
+{written}{total_line(report, question_points())}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{_figures(report)}
 </body></html>
 """

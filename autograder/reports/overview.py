@@ -184,16 +184,42 @@ def _facts_html(reports: list[Report], facts: dict[str, str] | None) -> str:
     return "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in all_facts.items())
 
 
+def _written_html(reports: list[Report], max_score: int) -> str:
+    """Once written-answer scores are imported: per question, how many students have a score, their
+    mean and who has none yet; then the mean total of the students with every question scored.
+    '' before any import."""
+    from ..answers.pages import question_points  # not at import time: answers imports the reports
+    if not any(r.manual for r in reports):
+        return ""
+    e = html.escape
+    questions = {q: (f"Question {q.removeprefix('question')}", p) for q, p in question_points().items()}
+    for r in reports:
+        for q, m in r.manual.items() if r.manual else ():
+            questions.setdefault(q, (m.title.removesuffix(" (graded by hand)"), m.max_score))
+    rows = []
+    for q, (title, points) in sorted(questions.items()):
+        scored = [r.manual[q].score for r in reports if q in (r.manual or {})]
+        missing = [r.student for r in reports if q not in (r.manual or {})]
+        mean = f"{sum(scored) / len(scored):.1f} of {points:g}" if scored else "&ndash;"
+        rows.append(f"<tr><td>{e(title)} <code>{e(q)}</code></td><td>{points:g}</td>"
+                    f"<td class='scored' data-question='{e(q)}'>{len(scored)} of {len(reports)}</td><td>{mean}</td>"
+                    f"<td>{', '.join(_link(s) for s in missing) or '&ndash;'}</td></tr>")
+    complete = [r.total for r in reports if all(q in (r.manual or {}) for q in questions)]
+    full = max_score + sum(p for _, p in questions.values())
+    totals = (f"mean total {sum(complete) / len(complete):.1f} of {full:g}, written answers included "
+              f"(students with every question scored: {len(complete)})" if complete
+              else "no student has every question scored yet")
+    return (f"<h3>Written answers (graded by hand)</h3><table class='written'><tr><th>question</th><th>points</th>"
+            f"<th>scored</th><th>mean</th><th>not scored yet</th></tr>{''.join(rows)}</table><p>{totals}.</p>")
+
+
 def _scores_html(reports: list[Report]) -> str:
     max_score = max((r.max_score for r in reports), default=0)
     scores = [r.score for r in reports]
-    manual = [r.total for r in reports if r.manual]
-    totals = (f"<p>With the written answers imported ({len(manual)} students): mean total "
-              f"{sum(manual) / len(manual):.1f}.</p>" if manual else "")
     mean = sum(scores) / len(scores) if scores else 0
     return f"""<p>Automatic score: mean {mean:.1f} of {max_score}, {sum(s == max_score for s in scores)} with full marks
-(the written answers are graded by hand).</p>{totals}
-{histogram_svg(scores, max_score)}"""
+(the written answers are graded by hand).</p>
+{histogram_svg(scores, max_score)}{_written_html(reports, max_score)}"""
 
 
 def overview_html(reports: list[Report], facts: dict[str, str] | None = None) -> str:

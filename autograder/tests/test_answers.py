@@ -66,6 +66,7 @@ def test_answers_are_found_in_every_shape(klass):
     assert q1["alice"].text == ALICE_Q1 and q1["eve"].text == ALICE_Q1
     assert q1["bob"].text == "ImageNet features transfer; scratch overfits."
     assert q1["carol"].text == "Pretrained helps a lot because the features are generic\nand the dataset is small"
+    assert q1["carol"].comments and not q1["bob"].comments and not q1["alice"].comments
     assert q2["carol"].text == "FCN-8s sharpens window boundaries" and q2["bob"].text == "thin classes such as sill and molding."
     assert q1["dave"].text == "" and q2["dave"].text == ""  # the untouched release: blank
     assert q1["alice"].numbers == "their test mIoU: FCN-32s from scratch 0.061, from ImageNet 0.470"
@@ -220,3 +221,103 @@ def test_a_regrade_keeps_the_imported_answers(tmp_path):
             assert comment in page and f"{points:g} / 15" in page
             assert gradescope["score"] == report["total"]
         assert _views(out, "ben")[1]["score"] < _views(out, "ann")[1]["score"]  # ben's change was graded
+
+
+# ----------------------------------------------------------------------------------- rendered, inert
+HOSTILE = {
+    "script": "<script>window.__pwned = 1</script> **bold** stays",
+    "onerror": "<img src=x onerror='window.__pwned = 2'> and ![img](x.png)",
+    "link": "[click me](javascript:window.__pwned=3) <javascript:window.__pwned=4> [fine](https://example.org)",
+    "math_text": r"$\text{<script>window.__pwned = 5</script>}$ $\text{<img src=x onerror='window.__pwned=6'>}$",
+    "deep_list": "- " * 10_000 + "x",
+    "deep_quote": ">" * 10_000 + " x",
+    "unbalanced": r"it costs $5, and $x = \frac{a}{b and $$ never closes",
+}
+FORMULA = r"## 6. Questions" "\n\n" r"**Question 1**: IoU is $\frac{|A \cap B|}{|A \cup B|}$ and $$\sum_i x_i$$"
+
+
+def test_markdown_and_formulas_render_and_depth_is_shown_as_text():
+    from autograder.reports.markup import render
+    formula = render(FORMULA)
+    assert "<h2>6. Questions</h2>" in formula and "<strong>Question 1</strong>" in formula
+    assert '<math display="inline">' in formula and "<mfrac>" in formula and '<math display="block">' in formula
+    for name in ("deep_list", "deep_quote"):
+        shown = render(HOSTILE[name])
+        assert "nested too deeply" in shown and "<li>" not in shown and "<blockquote>" not in shown
+    assert render(HOSTILE["unbalanced"]).count("$") == 4 and "<math" not in render(HOSTILE["unbalanced"])
+    assert "<mtext>&lt;script&gt;window.__pwned&nbsp;=&nbsp;5" in render(HOSTILE["math_text"])  # shown as text
+    assert "&lt;script&gt;" in render(HOSTILE["script"]) and "<strong>bold</strong>" in render(HOSTILE["script"])
+    link = render(HOSTILE["link"])
+    assert "javascript:" not in link.replace("[click me](javascript:", "").replace("&lt;javascript:", "")
+    assert '<a href="https://example.org"' in link
+
+
+def test_feedback_page_total_says_of_what(tmp_path):
+    from autograder.reports.html import total_line
+    from autograder.results import ManualScore, Report
+    from autograder.tests.test_canvas import report
+    r = report("ada", {"fcn32s_vgg"})
+    assert total_line(r, {}) == (f"<p class='total'>Total: <b>{r.score} of 70</b> graded so far; not graded yet: "
+                                 "the written answers (graded by hand).</p>")
+    r.manual = {"question1": ManualScore("Question 1 (graded by hand)", 12, 15)}
+    line = total_line(r, {"question1": 15, "question2": 15})
+    assert f"Total: <b>{r.score + 12} of 85</b> graded so far" in line and "question2: 15 points" in line
+    assert "out of 100" in line
+    r.manual["question2"] = ManualScore("Question 2 (graded by hand)", 15, 15)
+    assert total_line(r, {"question1": 15, "question2": 15}) == f"<p class='total'>Total: <b>{r.score + 27} of 100</b>.</p>"
+
+
+def test_hostile_answers_and_comments_are_inert_in_chromium(tmp_path):
+    """The answers page and a feedback page with hostile answers and comments, opened in headless
+    Chromium: no script of theirs runs, no console error, the formulas are MathML."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    from autograder.answers.pages import Answer, Question, page
+    from autograder.reports.html import feedback_html
+    from autograder.results import ManualScore
+    from autograder.tests.test_canvas import report
+    answers = [Answer(name, text) for name, text in {**HOSTILE, "formula": FORMULA}.items()]
+    answers.append(Answer("comments", "x = $a$ <script>window.__pwned = 7</script>", comments=True))
+    names = {a.student: a.student for a in answers}
+    question = Question("question1", 1, "Why? $x^2$", "the key <script>window.__pwned = 8</script>", 15)
+    (tmp_path / "question1.html").write_text(page(question, answers, names), encoding="utf-8")
+    student = report("ada", {"fcn32s_vgg"})
+    student.manual = {"question1": ManualScore("Question 1 (graded by hand)", 9, 15, HOSTILE["onerror"] + " $x^2$"),
+                      "question2": ManualScore("Question 2 (graded by hand)", 3, 15, HOSTILE["link"])}
+    (tmp_path / "ada.html").write_text(feedback_html(student), encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        for name, formulas in (("question1.html", 4), ("ada.html", 1)):
+            tab = browser.new_page()
+            errors = []
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda err: errors.append(str(err)))
+            tab.goto((tmp_path / name).as_uri())
+            tab.wait_for_timeout(200)
+            assert tab.evaluate("window.__pwned") is None, name
+            assert not errors, (name, errors)
+            assert tab.locator("math").count() >= formulas and tab.locator("math mfrac, math msup").count() >= 1
+            assert tab.locator("img, [onerror], a[href^='javascript']").count() == 0, name
+            assert tab.locator("script").count() == (1 if name == "question1.html" else 0)  # the page's own
+            if name == "question1.html":
+                assert "<script>window.__pwned = 7</script>" in tab.inner_text("tr[data-student='comments']")
+                assert "nested too deeply" in tab.inner_text("tr[data-student='deep_list']")
+        browser.close()
+
+
+def test_the_overview_shows_written_answer_scores_once_imported():
+    from autograder.reports.overview import overview_html
+    from autograder.results import ManualScore
+    from autograder.tests.test_canvas import report
+    reports = [report(name, {"fcn32s_vgg"}) for name in ("ada", "bob", "cy")]
+    assert "Written answers (graded by hand)" not in overview_html(reports)
+    reports[0].manual = {"question1": ManualScore("Question 1 (graded by hand)", 12, 15),
+                         "question2": ManualScore("Question 2 (graded by hand)", 6, 15)}
+    reports[1].manual = {"question1": ManualScore("Question 1 (graded by hand)", 9, 15)}
+    page = overview_html(reports)
+    assert "<td class='scored' data-question='question1'>2 of 3</td><td>10.5 of 15</td>" in page
+    assert "<td class='scored' data-question='question2'>1 of 3</td><td>6.0 of 15</td>" in page
+    assert "<td>6.0 of 15</td><td><a href='feedback/bob.html'>bob</a>, <a href='feedback/cy.html'>cy</a></td>" in page
+    assert f"mean total {reports[0].total:.1f} of 100, written answers included (students with every question scored: 1)" in page

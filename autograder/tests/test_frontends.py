@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from autograder.__main__ import main
+from autograder.frontends import gradescope
 from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.splits import SAMPLE_ROOT
 
@@ -61,26 +62,11 @@ def bundle(tmp_path_factory) -> Path:
     return out
 
 
-def autograder_root(tmp_path: Path, bundle: Path, files: dict[str, Path]) -> Path:
-    """A folder laid out as Gradescope's /autograder: source/ (the zip, unpacked), run_autograder
-    (copied from source/, as setup does), submission/ and results/."""
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(bundle) as z:
-        z.extractall(root / "source")
-        for info in z.infolist():  # zipfile drops the mode bits
-            os.chmod(root / "source" / info.filename, info.external_attr >> 16 or 0o644)
-    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
-    for name, path in files.items():
-        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, root / "submission" / name)
-    (root / "results").mkdir()
-    return root
-
-
-def run_autograder(root: Path) -> dict:
-    """As Gradescope does: run_autograder as root, then read results/results.json."""
-    result = subprocess.run([str(root / "run_autograder")], env={**os.environ, "AUTOGRADER_ROOT": str(root)},
-                            capture_output=True, text=True, timeout=600)
+def run_autograder(tmp_path: Path, bundle: Path, submission: Path) -> dict:
+    """As Gradescope does (the product's own layout and run): run_autograder as root on a folder laid
+    out as /autograder, then results/results.json."""
+    root = gradescope.lay_out(tmp_path / "autograder", bundle, submission)
+    result = gradescope.run_autograder(root)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads((root / "results" / "results.json").read_text())
 
@@ -104,17 +90,22 @@ def test_the_bundle_holds_what_gradescope_needs(bundle):
 
 
 @pytest.mark.slow
-def test_run_autograder_grades_a_submission_like_the_cli(tmp_path, bundle, catalogue, cli_reports):
-    """The reference with trained results, through run_autograder: results.json follows Gradescope's
-    specification, hidden checks are shown after publication only, the child runs as nobody."""
+def test_gradescope_run_grades_a_submission_like_the_cli(tmp_path, bundle, catalogue, cli_reports, capsys):
+    """The reference with trained results, through the zip's run_autograder
+    (``python -m autograder gradescope-run SUBMISSION --bundle ZIP``): results.json follows
+    Gradescope's specification, hidden checks are shown after publication only, the child runs as nobody."""
     from autograder.tests.test_trained import noisy_labels, write_predictions
-    outputs = tmp_path / "outputs"
-    write_predictions(outputs, "fcn32s", noisy_labels(0.2))
-    write_predictions(outputs, "fcn8s", noisy_labels(0.2))
-    files = {"fcn_segmentation.ipynb": _as_notebook(catalogue / "reference" / "fcn_segmentation" /
-                                                    "fcn_segmentation.py", tmp_path),
-             **{f"outputs/{p.name}": p for p in outputs.iterdir()}}
-    results = run_autograder(autograder_root(tmp_path, bundle, files))
+    submission = tmp_path / "submission"
+    write_predictions(submission / "outputs", "fcn32s", noisy_labels(0.2))
+    write_predictions(submission / "outputs", "fcn8s", noisy_labels(0.2))
+    _as_notebook(catalogue / "reference" / "fcn_segmentation" / "fcn_segmentation.py", submission,
+                 "fcn_segmentation.ipynb")
+    out = tmp_path / "results.json"
+    assert main(["gradescope-run", str(submission), "--bundle", str(bundle), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert f"score: {results['score']} of 70" in printed and f"wrote {out}" in printed
+    assert printed.count(" passed ") == len(RUBRIC)
     validate_results(results)
     tests = {t["name"]: t for t in results["tests"]}
     assert results["score"] == sum(i.points for i in RUBRIC)
@@ -174,8 +165,7 @@ def test_run_autograder_fits_gradescopes_default_768_mb(tmp_path, bundle, catalo
     group = memory_cgroup(limit)
     if group is None:
         pytest.skip("no memory cgroup can be made here (needs root and a writable cgroup file system)")
-    root = autograder_root(tmp_path, bundle, {
-        "fcn_segmentation.py": catalogue / "reference" / "fcn_segmentation" / "fcn_segmentation.py"})
+    root = gradescope.lay_out(tmp_path / "autograder", bundle, catalogue / "reference" / "fcn_segmentation")
     try:
         enter = f"echo $$ > {group / 'cgroup.procs'} && exec {root / 'run_autograder'}"
         result = subprocess.run(["bash", "-c", enter], env={**os.environ, "AUTOGRADER_ROOT": str(root)},
@@ -197,10 +187,11 @@ def test_run_autograder_fits_gradescopes_default_768_mb(tmp_path, bundle, catalo
     assert results["score"] == sum(i.points for i in RUBRIC if not i.needs_weights)
 
 
-def _as_notebook(script: Path, folder: Path) -> Path:
+def _as_notebook(script: Path, folder: Path, name: str = "as_notebook.ipynb") -> Path:
     import nbformat
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(script.read_text())])
-    path = folder / "as_notebook.ipynb"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     nbformat.write(nb, path)
     return path
 
@@ -215,9 +206,7 @@ SAMPLE = ("reference", "fc6_kernel_3", "fcn8s_no_ceil_mode")
 @pytest.mark.slow
 def test_run_autograder_gives_the_clis_verdicts_on_the_catalogue(tmp_path, bundle, catalogue, cli_reports):
     def one(name):
-        root = autograder_root(tmp_path / name, bundle, {
-            "fcn_segmentation.py": catalogue / name / "fcn_segmentation" / "fcn_segmentation.py"})
-        return name, run_autograder(root)
+        return name, run_autograder(tmp_path / name, bundle, catalogue / name / "fcn_segmentation")
     with ThreadPoolExecutor(2) as pool:
         results = dict(pool.map(one, SAMPLE))
     full = cli_reports["reference"]["score"]
@@ -237,7 +226,7 @@ def test_run_autograder_gives_the_clis_verdicts_on_the_catalogue(tmp_path, bundl
 def test_run_autograder_explains_a_submission_without_a_notebook(tmp_path, bundle):
     notes = tmp_path / "notes.txt"
     notes.write_text("my answers")
-    results = run_autograder(autograder_root(tmp_path, bundle, {"notes.txt": notes}))
+    results = run_autograder(tmp_path, bundle, notes)
     validate_results(results)
     assert results["score"] == 0 and "Submit one notebook, fcn_segmentation.ipynb" in results["output"]
 
