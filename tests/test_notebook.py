@@ -272,6 +272,7 @@ def test_disagreeing_points_and_a_missing_test_cell(tmp_path):
     assert ids.index("fcn8s_head") == ids.index("fcn8s_miou") + 1  # after FCN-8s's last test
 
 
+@pytest.mark.slow
 def test_the_build_works_without_an_activated_environment():
     """nbgrader runs its own console scripts (alembic): found beside the interpreter, not on PATH."""
     result = run_build("--check", env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")})

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from autograder.reference.__main__ import main
@@ -9,6 +10,7 @@ from fcnkit.data import SAMPLE_ROOT
 from fcnkit.train import load_checkpoint
 
 
+@pytest.mark.slow
 def test_train_command_end_to_end_on_cpu(tmp_path, vgg_features_file, capsys):
     out = tmp_path / "run"
     assert main(["train", "--model", "fcn32s", "--init", str(vgg_features_file), "--epochs", "2",

@@ -98,6 +98,27 @@ def missing_answers(reports: list[Report]) -> dict[str, list[str]]:
     return {student: missing for student, missing in sorted(lacking.items()) if missing}
 
 
+def written_answers_notes(reports: list[Report], lacking: dict[str, list[str]], possible: float,
+                          automatic_only: bool, missing_as_zero: bool) -> list[str]:
+    """What the exported column holds, as notes; ExportError for partial totals (``lacking``: see
+    :func:`missing_answers`) unless ``automatic_only`` or ``missing_as_zero`` says what to send."""
+    if lacking and not (automatic_only or missing_as_zero):
+        raise ExportError(f"{len(lacking)} students have no imported score for written answers others have: "
+                          + "; ".join(f"{s} ({', '.join(q)})" for s, q in lacking.items())
+                          + ". Import their scores (python -m autograder answers --import ...), or export with "
+                            "--automatic-only (the automatic score alone) or --missing-answers-zero (count them "
+                            "as 0).")
+    if automatic_only:
+        return [f"--automatic-only: the column holds the automatic score only, out of {possible:g} points"]
+    if not any(r.manual for r in reports):
+        return ["the written answers are not imported yet: the column holds the automatic score only "
+                "(python -m autograder answers --import ...)"]
+    if lacking:
+        return [f"--missing-answers-zero: {len(lacking)} students' missing written answers count as 0: "
+                + ", ".join(lacking)]
+    return []
+
+
 def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS Login ID",
                   assignment: str = DEFAULT_ASSIGNMENT, automatic_only: bool = False,
                   missing_as_zero: bool = False) -> Export:
@@ -130,25 +151,11 @@ def export_canvas(reports_dir: Path, roster: Path, out: Path, match: str = "SIS 
             by_key.setdefault(key.casefold(), row)
     found = {s.casefold(): s for s in reports}
     lacking = missing_answers([reports[s] for s in reports if s.casefold() in by_key])
-    if lacking and not (automatic_only or missing_as_zero):
-        raise ExportError(f"{len(lacking)} students have no imported score for written answers others have: "
-                          + "; ".join(f"{s} ({', '.join(q)})" for s, q in lacking.items())
-                          + ". Import their scores (python -m autograder answers --import ...), or export with "
-                            "--automatic-only (the automatic score alone) or --missing-answers-zero (count them "
-                            "as 0).")
     result = Export(column, possible, 0, notes=skipped)
     result.not_in_roster = sorted(s for s in reports if s.casefold() not in by_key)
     result.without_report = sorted((row["Student"] or row[match] or "?").strip() for row in students
                                    if (row[match] or "").strip().casefold() not in found)
-    if automatic_only:
-        result.notes.append("--automatic-only: the column holds the automatic score only, out of "
-                            f"{possible:g} points")
-    elif not any(r.manual for r in reports.values()):
-        result.notes.append("the written answers are not imported yet: the column holds the automatic score only "
-                            "(python -m autograder answers --import ...)")
-    elif lacking:
-        result.notes.append(f"--missing-answers-zero: {len(lacking)} students' missing written answers count as 0: "
-                            + ", ".join(lacking))
+    result.notes += written_answers_notes(list(reports.values()), lacking, possible, automatic_only, missing_as_zero)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([*IDENTITY, column])
