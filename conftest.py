@@ -37,14 +37,3 @@ def write_label_with_value(src: Path, dst: Path, value: int) -> None:
     out.putpalette(label.getpalette())
     out.save(dst)
 
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``-n 2 --dist loadgroup``), a file's tests stay on one worker, so that its
-    module fixtures are built once; the files that read the graded catalogue share one group, so that
-    it is graded once."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    shared = {item.nodeid.split("::")[0] for item in items if "graded_catalogue" in item.fixturenames}
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("graded_catalogue" if path in shared else path))
