@@ -255,3 +255,26 @@ def test_pytest_gives_the_clis_verdicts_on_the_catalogue(tmp_path, catalogue, cl
     for student in SAMPLE:
         assert got[student] == per_item(cli_reports[student]), student
     assert f"{2 * len(SAMPLE)} skipped" in result.stdout.strip().splitlines()[-1]  # the mIoU items, no dataset
+
+
+def test_pytest_reports_a_submission_without_a_model_item_by_item(tmp_path):
+    """The inner loop's run of the pytest front-end (the catalogue's comparison above is slow): real pytest,
+    one submission that defines no model, every structural item failed with the grader's message, the
+    mIoU items skipped (no dataset); and the import path nbgrader's stored hidden cells use."""
+    from autograder.checks import check_in_process
+    from autograder.judging.inprocess import check_in_process as judged_in_process
+    assert check_in_process is judged_in_process
+    (tmp_path / "alice.py").write_text("x = 1\n")
+    junit = tmp_path / "results.xml"
+    result = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "autograder", "--submission",
+                             str(tmp_path / "alice.py"), f"--junitxml={junit}", "-q", "-p", "no:cacheprovider"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:]
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {f"test_rubric_item[alice-{item.name}]" for item in RUBRIC}
+    for item in RUBRIC:
+        case = cases[f"test_rubric_item[alice-{item.name}]"]
+        if item.needs_weights:
+            assert case.find("skipped") is not None, item.name
+        else:
+            assert "No class named FCN" in case.find("failure").get("message"), item.name
