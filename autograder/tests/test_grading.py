@@ -265,8 +265,15 @@ def sample_eval(tmp_path_factory):
     return EvalSet.load(SAMPLE_ROOT, "test", 0.5, tmp_path_factory.mktemp("eval"))
 
 
+@pytest.fixture(scope="module")
+def eval_run(sample_eval):
+    """One warm run that evaluates checkpoints on the sample's test split, for the checkpoint cases."""
+    with grading_run(evalset=sample_eval, limits=FAST) as run:
+        yield run
+
+
 @pytest.mark.slow
-def test_checkpoints_scored_in_the_grader(tmp_path, sample_eval, monkeypatch):
+def test_checkpoints_scored_in_the_grader(tmp_path, sample_eval, eval_run, monkeypatch):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     torch.save(FCN32s().state_dict(), ckpt / "fcn32s.pt")
@@ -274,25 +281,26 @@ def test_checkpoints_scored_in_the_grader(tmp_path, sample_eval, monkeypatch):
     path = tmp_path / "s.py"
     path.write_text(REFERENCE)
     report = grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST,
-                              only=["fcn32s_miou", "fcn8s_miou"])
+                              only=["fcn32s_miou", "fcn8s_miou"], run=eval_run)
     got = by_name(report)
     # an untrained FCN-32s predicts one class everywhere: far below the threshold, measured here
     assert "below the threshold 0.30" in got["fcn32s_miou"]["message"]
     assert report.metrics["fcn32s"]["mean_iou"] < 0.1
     assert "does not fit the model" in got["fcn8s_miou"]["message"]
-    monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", "fcn32s=0.0")
-    report = grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST, only=["fcn32s_miou"])
+    monkeypatch.setenv("FCNKIT_MIOU_THRESHOLDS", "fcn32s=0.0")  # read by the judgement, in the grading process
+    report = grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST, only=["fcn32s_miou"],
+                              run=eval_run)
     assert by_name(report)["fcn32s_miou"]["status"] == "passed"
 
 
-def test_pickled_object_checkpoint_is_refused(tmp_path, sample_eval):
+def test_pickled_object_checkpoint_is_refused(tmp_path, sample_eval, eval_run):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     torch.save(torch.nn.Linear(2, 2), ckpt / "fcn32s.pt")  # a pickled module, not a state_dict
     path = tmp_path / "s.py"
     path.write_text(REFERENCE)
     got = by_name(grade_submission("s", path, checkpoints=ckpt, evalset=sample_eval, limits=FAST,
-                                   only=["fcn32s_miou"]))
+                                   only=["fcn32s_miou"], run=eval_run))
     assert "not a plain state_dict" in got["fcn32s_miou"]["message"]
     assert "no fcn8s.pt found" in got["fcn8s_miou"]["message"]
 
@@ -400,15 +408,16 @@ def test_a_busy_machine_does_not_change_the_grade(tmp_path):
     path = tmp_path / "reference.py"
     path.write_text(REFERENCE)
     tight = Limits(wall_s=300, check_s=3, check_wall_s=100, memory_gb=8)
-    quiet = grade_submission("s", path, limits=tight)
-    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(3 * len(os.sched_getaffinity(0)))]
-    for hog in hogs:
-        hog.start()
-    try:
-        busy = grade_submission("s", path, limits=tight)
-    finally:
+    with grading_run(limits=tight) as run:  # one worker: each submission a fresh fork of it
+        quiet = grade_submission("s", path, limits=tight, run=run)
+        hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(3 * len(os.sched_getaffinity(0)))]
         for hog in hogs:
-            hog.kill()
+            hog.start()
+        try:
+            busy = grade_submission("s", path, limits=tight, run=run)
+        finally:
+            for hog in hogs:
+                hog.kill()
     assert quiet.score == busy.score == FULL
     assert busy.checks == quiet.checks
 
