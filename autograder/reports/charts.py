@@ -93,6 +93,17 @@ def class_iou_svg(per_student: list[list], model: str, width: int = 520) -> str:
     return "".join(parts)
 
 
+def class_medians(reports: list[Report]) -> dict[str, list]:
+    """Per model with scored predictions, the class's median IoU of each class (None where no one has one)."""
+    found = {}
+    for model in MODEL_TITLES:
+        per_class = [r.metrics[model]["per_class_iou"] for r in reports if model in (r.metrics or {})]
+        if per_class:
+            found[model] = [statistics.median(vs) if (vs := [p[c] for p in per_class if p[c] is not None]) else None
+                            for c in range(len(CLASS_NAMES))]
+    return found
+
+
 def predictions_html(reports: list[Report]) -> str:
     """Per model with submitted predictions: the mIoU histogram and the per-class IoU; '' without any."""
     thresholds = miou_thresholds()

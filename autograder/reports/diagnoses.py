@@ -54,11 +54,11 @@ def lost_points(report: Report) -> list:
 
 def whole_cause(report: Report) -> str | None:
     """Why a submission fails as a whole: the grader could not grade it at all, or no check passed and
-    every failed one says the same (the model names aside); None when its items fail for their own reasons."""
+    every failed one says the same (the model names aside; flagged items are a person's to judge); None when its items fail for their own reasons."""
     if report.not_graded:
         return diagnosis(report.not_graded.removeprefix("not graded: "))
     failed = lost_points(report)
-    if not failed or report.with_status(Status.PASSED, Status.FLAGGED):
+    if not failed or report.with_status(Status.PASSED):
         return None
     causes = {MODEL_NAME.sub("FCN", diagnosis(c.message.removeprefix("not graded: "))) for c in failed}
     return causes.pop() if len(causes) == 1 else None
@@ -79,7 +79,7 @@ def diagnoses(reports: list[Report]) -> list[Diagnosis]:
     for r in reports:
         if cause := whole_cause(r):
             key = (WHOLE, cause)
-            found.setdefault(key, Diagnosis(*key)).add(r.student, r.graded_max_score - r.score)
+            found.setdefault(key, Diagnosis(*key)).add(r.student, sum(c.max_score - c.score for c in lost_points(r)))
             continue
         for c in lost_points(r):
             key = (c.name, diagnosis(c.message))
