@@ -15,6 +15,7 @@ from .pairs import flagged_pairs, pair_href
 from .table import MODELS
 
 NEAR_ZERO = 0.1  # a score at most this share of the graded points
+SHOWN_PAIRS = 10  # per tier; the rest folded
 IDENTICAL = 0.9995  # an agreement this high is a true copy (pixels, syntax nodes); below it, a near match
 STYLE = """table.students{font-size:13px}table.students td,table.students th{padding:2px 5px}
 table.students thead{position:sticky;top:0}table.students th{background:#f4f4f4}td.full{background:#e6f4e6}td.zero{background:#fbe3e3}
@@ -87,6 +88,21 @@ def _pair_item(a: str, b: str, flag: IntegrityFlag) -> str:
             f"side by side</a>)</li>")
 
 
+def _pairs_html(title: str, cls: str, pairs: list) -> str:
+    """A tier of pairs: how many, of how many students, per kind; the first SHOWN_PAIRS, the rest folded."""
+    if not pairs:
+        return ""
+    kinds = {}
+    for a, b, f in pairs:
+        kinds.setdefault(f.kind, set()).update((a, b))
+    counts = "; ".join(f"{KINDS.get(k, k)}: {sum(f.kind == k for _, _, f in pairs)} pairs among {len(s)} students"
+                       for k, s in sorted(kinds.items()))
+    shown = "".join(_pair_item(*p) for p in pairs[:SHOWN_PAIRS])
+    rest = (f"<details><summary>{len(pairs) - SHOWN_PAIRS} more pairs</summary><ul class='integrity {cls}'>"
+            + "".join(_pair_item(*p) for p in pairs[SHOWN_PAIRS:]) + "</ul></details>") if len(pairs) > SHOWN_PAIRS else ""
+    return f"<p><b>{title}</b> ({html.escape(counts)}):</p><ul class='integrity {cls}'>{shown}</ul>{rest}"
+
+
 def attention_html(reports: list[Report]) -> str:
     """The section "Who needs you", each part saying when it is empty."""
     e = html.escape
@@ -109,10 +125,7 @@ def attention_html(reports: list[Report]) -> str:
     pairs = integrity_pairs(reports)
     same = [p for p in pairs if strength(p[2]) >= IDENTICAL]
     near = [p for p in pairs if strength(p[2]) < IDENTICAL]
-    integrity = ((f"<p><b>Identical</b> ({len(same)} pairs):</p><ul class='integrity identical'>"
-                  + "".join(_pair_item(*p) for p in same) + "</ul>" if same else "")
-                 + (f"<p><b>Near matches</b> ({len(near)} pairs):</p><ul class='integrity near'>"
-                    + "".join(_pair_item(*p) for p in near) + "</ul>" if near else ""))
+    integrity = _pairs_html("Identical", "identical", same) + _pairs_html("Near matches", "near", near)
     parts.append("<h3>Integrity: pairs for a person to review, never a penalty</h3><p>Only here and on the pair pages "
                  "(<code>instructor-only/integrity/</code>): no student's feedback page mentions a flag.</p>"
                  + (integrity or "<p class='integrity'>No two students' predictions, recorded weights or code are "

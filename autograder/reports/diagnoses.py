@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..results import Report, Status
+from ..rubric import RUBRIC
 
 HINT = re.compile(r": check (?:the )?(.+?)(?: \(|\.$| and that|$)")
 DEPARTS = re.compile(r"it matches up to (.+?); (.+?) (?:differs|is) ")
@@ -17,6 +18,7 @@ RAISED = re.compile(r"^(\S+) on an input of shape \([^)]*\) raised (\w+)")
 # the student's own numbers (shapes, sizes, differences), not layer names (conv1_1), VGG-16 or 1x1
 NUMBER = re.compile(r"(?<![A-Za-z_\d-])(?:\d+x\d+x\d+(?:x\d+)*|\d+(?:\.\d+)?)(?![A-Za-z_\d])")
 MODEL_NAME = re.compile(r"\bFCN(?:32|8)s\b")  # one cause named for each model is one cause for the submission
+TRAINED = {i.name: i.needs_weights for i in RUBRIC}
 WHOLE = "the whole submission"  # the item a whole-submission cause is shown under
 TOP = 10  # rows shown; the rest folded
 
@@ -54,20 +56,23 @@ def lost_points(report: Report) -> list:
 
 def whole_cause(report: Report) -> str | None:
     """Why a submission fails as a whole: the grader could not grade it at all, or no check passed and
-    every failed one says the same (the model names aside; flagged items are a person's to judge); None when its items fail for their own reasons."""
+    every failed check of its code says the same (the model names aside; the trained items, which
+    cannot pass without the code, and flagged items, a person's to judge, aside); None when its items fail for their own reasons."""
     if report.not_graded:
         return diagnosis(report.not_graded.removeprefix("not graded: "))
     failed = lost_points(report)
     if not failed or report.with_status(Status.PASSED):
         return None
-    causes = {MODEL_NAME.sub("FCN", diagnosis(c.message.removeprefix("not graded: "))) for c in failed}
+    code = [c for c in failed if not TRAINED.get(c.name)] or failed  # no trained results follow from code that fails
+    causes = {MODEL_NAME.sub("FCN", diagnosis(c.message.removeprefix("not graded: "))) for c in code}
     return causes.pop() if len(causes) == 1 else None
 
 
 def not_graded_cause(report: Report) -> str | None:
     """The reason a submission was not graded, as its whole cause says it ('not graded: ...'), else None."""
     cause = whole_cause(report)
-    if report.not_graded or (cause and all(c.message.startswith("not graded") for c in lost_points(report))):
+    code = [c for c in lost_points(report) if not TRAINED.get(c.name)]
+    if report.not_graded or (cause and code and all(c.message.startswith("not graded") for c in code)):
         return cause
     return None
 
