@@ -18,7 +18,7 @@ STYLE = """body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{bo
 td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}tr.passed td:nth-child(3){color:green}
 tr.failed td:nth-child(3){color:#b00}tr.not-graded td{color:#777}tr.flagged td:nth-child(3){color:#a60}
 div.pictures{display:grid;grid-template-columns:max-content max-content;gap:0 1em;align-items:start}
-div.pictures figure{margin:0}figcaption{font-size:90%;max-width:600px}"""
+div.pictures figure{margin:0}figcaption{font-size:90%;width:600px}figure.bars figcaption{width:352px}"""
 
 
 def isolation_line(report: Report) -> str:

@@ -4,9 +4,11 @@ grades.csv's, the page loads in headless Chromium without an error, integrity fl
 students whose predictions or recorded weights are the same, and only them, and nothing a student
 receives names another student or says a flag exists: the flags are on the instructor's pages."""
 import ast
+import base64
 import csv
 import dataclasses
 import html
+import io
 import json
 import math
 import re
@@ -414,8 +416,9 @@ def test_a_feedback_page_with_predictions_has_three_captioned_triptychs_the_lege
         assert f"{which}: <b>{image_id}</b>, IoU {iou:.2f}" in captions[0]
     # the triptychs' picture: three rows of image | truth | prediction, and the legend of every class's colour
     src = re.search(r"alt='FCN-32s: image, truth and prediction' src='data:image/png;base64,([^']+)'", page).group(1)
-    picture = np.asarray(Image.open(__import__("io").BytesIO(__import__("base64").b64decode(src))).convert("RGB"))
-    legend = picture[:, int(picture.shape[1] * 0.8):].reshape(-1, 3)
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(src))).convert("RGB"))
+    assert picture.shape[0] < picture.shape[1]  # three rows of three side by side, not a column
+    legend = picture[:, int(picture.shape[1] * 0.82):].reshape(-1, 3)  # right of the three columns
     assert all((legend == colour).all(1).any() for colour in PALETTE)
     # the bars with the class's median (once the class was graded) and the threshold
     assert page.count("the black ticks: the class's median") == 2 and "the dashed red line: the mIoU threshold" in page
