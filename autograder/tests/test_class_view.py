@@ -424,3 +424,28 @@ def test_a_feedback_page_with_predictions_has_three_captioned_triptychs_the_lege
     assert all((legend == colour).all(1).any() for colour in PALETTE)
     # the bars with the class's median (once the class was graded) and the threshold
     assert page.count("the black ticks: the class's median") == 2 and "the dashed red line: the mIoU threshold" in page
+
+
+def test_a_submission_failing_as_a_whole_is_one_diagnosis_and_the_eleventh_is_folded():
+    """The smallest case without grading: the untouched release's messages (one cause, named per model)
+    count once; twelve other causes show ten rows and fold the rest."""
+    from autograder.reports.diagnoses import WHOLE, diagnoses
+    from autograder.reports.overview import overview_html
+    from autograder.results import CheckResult, Status
+
+    def check(item, passed, message):
+        return CheckResult(item.name, item.title, item.model, item.points, item.points if passed else 0,
+                           Status.PASSED if passed else Status.FAILED, message)
+    untouched = Report("release", "r.ipynb", checks=[check(i, False, f"{'FCN8s' if i.model == 'fcn8s' else 'FCN32s'}"
+                                                                     f"(n_class=12) raised NotImplementedError.")
+                                                     for i in RUBRIC])
+    others = [Report(f"s{n:02d}", "s.py", checks=[check(i, i is not RUBRIC[0], f"cause number {n}x") for i in RUBRIC])
+              for n in range(12)]
+    found = diagnoses([untouched, *others])
+    assert [(d.item, d.students, d.lost) for d in found if d.item == WHOLE] == [
+        (WHOLE, ["release"], sum(i.points for i in RUBRIC))]
+    assert sum("release" in d.students for d in found) == 1
+    page = overview_html([untouched, *others])
+    top, rest = page.split("<table class='diagnoses'>")[1].split("<details><summary>3 more diagnoses</summary>")
+    assert top.split("</table>")[0].count("<tr>") == 1 + 10 and rest.split("</table>")[0].count("<tr>") == 1 + 3
+    assert linked(section(page, "near-zero")) == {"release"} and "Every student's every item was graded" in page
