@@ -95,7 +95,8 @@ def _pairs_html(title: str, cls: str, pairs: list) -> str:
     kinds = {}
     for a, b, f in pairs:
         kinds.setdefault(f.kind, set()).update((a, b))
-    counts = "; ".join(f"{KINDS.get(k, k)}: {sum(f.kind == k for _, _, f in pairs)} pairs among {len(s)} students"
+    numbers = {k: sum(f.kind == k for _, _, f in pairs) for k in kinds}
+    counts = "; ".join(f"{KINDS.get(k, k)}: {numbers[k]} pair{'s' if numbers[k] > 1 else ''} among {len(s)} students"
                        for k, s in sorted(kinds.items()))
     shown = "".join(_pair_item(*p) for p in pairs[:SHOWN_PAIRS])
     rest = (f"<details><summary>{len(pairs) - SHOWN_PAIRS} more pairs</summary><ul class='integrity {cls}'>"

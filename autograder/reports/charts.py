@@ -16,8 +16,8 @@ MISSED = 0.2  # a class whose median IoU across the class is below this is one e
 
 def _bars(counts: list[int], labels: list[str], what: str, aria: str, width: int = 640, height: int = 220,
           marks: dict[float, str] | None = None, axis: str = "") -> str:
-    """Vertical bars of ``counts`` (one per bin, ``labels`` under them); ``marks``: {bin position: text}
-    drawn as dashed red lines."""
+    """Vertical bars of ``counts`` (one per bin, each bin's ``labels`` under its left edge); ``marks``:
+    {bin position: text} drawn as dashed red lines."""
     top = max(counts) or 1
     left, bottom, bar = 36, 30, (width - 46) / len(counts)
     parts = [SVG.format(w=width, h=height, label=aria),
@@ -29,8 +29,8 @@ def _bars(counts: list[int], labels: list[str], what: str, aria: str, width: int
                      f"<title>{low}: {n} {what}</title></rect>")
         if n:
             parts.append(f"<text x='{x + bar / 2:.1f}' y='{y - 4:.1f}' font-size='11' text-anchor='middle'>{n}</text>")
-        parts.append(f"<text x='{x + bar / 2:.1f}' y='{height - bottom + 14}' font-size='10' "
-                     f"text-anchor='middle'>{low}</text>")
+        parts.append(f"<line x1='{x:.1f}' y1='{height - bottom}' x2='{x:.1f}' y2='{height - bottom + 4}' stroke='#333'/>"
+                     f"<text x='{x:.1f}' y='{height - bottom + 14}' font-size='10' text-anchor='middle'>{low}</text>")
     for position, text in (marks or {}).items():
         x = left + position * bar
         parts.append(f"<line class='threshold' x1='{x:.1f}' y1='12' x2='{x:.1f}' y2='{height - bottom}' stroke='#c00' "
@@ -121,7 +121,8 @@ def predictions_html(reports: list[Report]) -> str:
         blocks.append(
             f"<div class='model'><h3>{title}: {len(values)} students with scored predictions, {below} below the "
             f"threshold {thresholds[model]:.2f}</h3>{miou_histogram_svg(values, thresholds[model], title)}"
-            f"{class_iou_svg(per_class, title)}<p>{'Classes most students miss (median IoU under ' + format(MISSED, 'g') + '): ' + ', '.join(missed) if missed else 'No class has a median IoU under ' + format(MISSED, 'g')}."
+            f"{class_iou_svg(per_class, title)}<p>IoU per class: the middle half of the students (box), the median (tick "
+            f"and number). {'Classes most students miss (median IoU under ' + format(MISSED, 'g') + '): ' + ', '.join(missed) if missed else 'No class has a median IoU under ' + format(MISSED, 'g')}."
             f"</p></div>")
     return ("<h2>Predictions across the class</h2><p>Flagged predictions (smoke runs, implausible) are not scored and "
             "not counted here.</p><div class='models'>" + "".join(blocks) + "</div>") if blocks else ""
