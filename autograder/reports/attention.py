@@ -38,16 +38,18 @@ def questions_of(reports: list[Report]) -> dict[str, float]:
 
 
 def not_graded(reports: list[Report]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(why: students) of the submissions not graded, and (why: items) of what no student was graded on
-    (a run without trained results, ``--only``): the run's, not a student's."""
+    """(why: students) of the submissions not graded (at all, or some items), and (why: items) of what no
+    student graded at all was graded on (a run without trained results, ``--only``): the run's, not a student's."""
     students: dict[str, list[str]] = {}
     pending: dict[str, dict[str, set]] = {}
+    everyone = set()  # the students graded at all
     for r in reports:
         if cause := not_graded_cause(r):
             students.setdefault(cause, []).append(r.student)
+            continue
+        everyone.add(r.student)
         for c in r.with_status(Status.NOT_GRADED):
             pending.setdefault(c.message.removeprefix("not graded: "), {}).setdefault(c.name, set()).add(r.student)
-    everyone = {r.student for r in reports}
     run = {why: sorted(items) for why, items in pending.items() if all(s == everyone for s in items.values())}
     for why, items in pending.items():
         if why not in run:

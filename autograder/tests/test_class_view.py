@@ -449,3 +449,17 @@ def test_a_submission_failing_as_a_whole_is_one_diagnosis_and_the_eleventh_is_fo
     top, rest = page.split("<table class='diagnoses'>")[1].split("<details><summary>3 more diagnoses</summary>")
     assert top.split("</table>")[0].count("<tr>") == 1 + 10 and rest.split("</table>")[0].count("<tr>") == 1 + 3
     assert linked(section(page, "near-zero")) == {"release"} and "Every student's every item was graded" in page
+
+
+def test_what_no_one_was_graded_on_is_the_runs_line_not_a_line_per_student():
+    """A run without trained results and one submission the grader could not read: the unreadable one is
+    named with its reason; the mIoU items no one was graded on are one line, not every student's."""
+    from autograder.reports.attention import not_graded
+    from autograder.results import CheckResult, Status
+    ok = [Report(s, "x", checks=[CheckResult(i.name, i.title, i.model, i.points, 0 if i.needs_weights else i.points,
+                                             Status.NOT_GRADED if i.needs_weights else Status.PASSED,
+                                             "not graded: no trained results given.") for i in RUBRIC])
+          for s in ("a", "b")]
+    students, run = not_graded([*ok, Report("bad", "y", not_graded="the file is not UTF-8")])
+    assert students == {"the file is not UTF-8": ["bad"]}
+    assert run == {"no trained results given.": [i.name for i in RUBRIC if i.needs_weights]}
