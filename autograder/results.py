@@ -61,6 +61,10 @@ class IntegrityFlag:
     kind: str  # "predictions", "weights" or "code"
     other: str  # the other student
     evidence: str
+    agreement: float | None = None  # the share that is the same (pixels, syntax nodes; 1.0: the same weights)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class Report:
     """Everything the grader says about one submission.
 
     ``score``, ``max_score``, ``graded_max_score`` and ``total`` are computed from the checks (and the
-    imported written answers); the fields after ``manual`` depend on the run (timings, the traceback
+    imported written answers); the fields after ``image_iou`` depend on the run (timings, the traceback
     of a grader error, the first predicted maps for the feedback page) and never reach the JSON.
     """
     student: str
@@ -90,13 +94,16 @@ class Report:
     metrics: dict[str, dict] | None = None  # model: fcnkit.metrics.scores of its submitted predictions
     integrity: list[IntegrityFlag] | None = None  # None: the class's flags were not computed
     manual: dict[str, ManualScore] | None = None  # question id: its score, once imported
+    image_iou: dict[str, dict[str, float | None]] | None = None  # model: {test image id: its mIoU}
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
     traceback: str = ""
-    first_predictions: dict[str, list] = field(default_factory=dict)  # model: up to 3 predicted maps
+    # model: the feedback page's examples (best, median, worst by IoU), each {"image_id", "iou", "prediction",
+    # "truth", "image"} (arrays; "truth"/"image" None when the run has not got them)
+    first_predictions: dict[str, list] = field(default_factory=dict)
 
     _IN_JSON = ("student", "submission", "seed", "isolation", "checks", "notes", "not_graded", "metrics",
-                "integrity", "manual")
+                "integrity", "manual", "image_iou")
 
     @property
     def score(self) -> int:
@@ -127,7 +134,9 @@ class Report:
         if self.metrics is not None:
             data["metrics"] = self.metrics
         if self.integrity is not None:
-            data["integrity"] = [vars(f) for f in self.integrity]
+            data["integrity"] = [f.to_json() for f in self.integrity]
+        if self.image_iou is not None:
+            data["image_iou"] = self.image_iou
         if self.manual is not None:
             data["manual"] = {q: vars(m) for q, m in self.manual.items()}
             data["total"] = self.total

@@ -97,16 +97,57 @@ def plot_upsampling(kernels: dict, images: dict) -> Figure:
     return fig
 
 
-def plot_class_iou(per_class_iou, title: str = "IoU per class") -> Figure:
-    """Horizontal bars of per-class IoU (classes absent from truth and prediction are left empty)."""
-    values = [np.nan if v is None else v for v in per_class_iou]
-    fig = Figure(figsize=(6, 4), layout="constrained")
+def plot_class_iou(per_class_iou, title: str = "IoU per class", median=None, threshold: float | None = None,
+                   figsize=(6, 4)) -> Figure:
+    """Horizontal bars of per-class IoU (classes absent from truth and prediction are left empty).
+
+    Args:
+        per_class_iou: one IoU (or None) per class, in CLASS_NAMES's order.
+        title: the figure's title.
+        median: the class's median IoU per class (e.g. across a course), marked by a black tick on each bar.
+        threshold: the mIoU to reach, a dashed red line; the model's own mIoU a dotted one beside it.
+    """
+    values = np.array([np.nan if v is None else v for v in per_class_iou], dtype=float)
+    fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.subplots()
     ax.barh(CLASS_NAMES, values, color=np.array(PALETTE) / 255, edgecolor="black")
+    if median is not None:
+        rows = [i for i, m in enumerate(median) if m is not None]
+        ax.scatter([median[i] for i in rows], rows, marker="|", s=260, linewidths=2.5, color="black", zorder=3,
+                   label="class median")
+    if threshold is not None:
+        ax.axvline(threshold, color="#c00", linestyle="--", label=f"mIoU threshold {threshold:.2f}")
+        if not np.isnan(values).all():
+            ax.axvline(np.nanmean(values), color="#333", linestyle=":", label=f"your mIoU {np.nanmean(values):.2f}")
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("IoU")
     ax.set_title(title)
+    if median is not None or threshold is not None:
+        ax.legend(loc="lower right", fontsize="small", framealpha=0.9)
+    return fig
+
+
+def show_examples(examples: list[dict], title: str = "") -> Figure:
+    """One row per example: the image, its ground truth and the prediction, side by side; each row
+    captioned with its ``which`` (best, median, worst), image id and IoU; the classes' colours to the
+    right. ``examples``: ``{"which", "image_id", "iou", "image", "truth", "prediction"}`` (``image``
+    may be None: the column is left empty)."""
+    heights = [np.asarray(e["truth"]).shape[0] / np.asarray(e["truth"]).shape[1] for e in examples]
+    width = 2.0
+    fig = Figure(figsize=(width * 3 + 1.5, width * sum(heights) + 0.6), layout="constrained")
+    axes = fig.subplots(len(examples), 3, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for row, e in zip(axes, examples):
+        shown = [e.get("image"), colorize(e["truth"]), colorize(e["prediction"])]
+        for column, (ax, picture) in enumerate(zip(row, shown)):
+            if picture is not None:
+                ax.imshow(picture, interpolation="nearest")
+            _bare(ax, f"{e.get('which', '')}: {e['image_id']}\nIoU {e['iou']:.2f}" if column == 0 else None)
+    for ax, heading in zip(axes[0], ("image", "truth", "prediction")):
+        ax.set_title(heading, fontsize="medium")
+    if title:
+        fig.suptitle(title)
+    _legend(fig)
     return fig
 
 

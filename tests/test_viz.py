@@ -146,3 +146,32 @@ def test_upsampling_figure_shows_the_kernels_and_images():
     assert list(shown) == ["4 x 4", "64 x 64", "small", "upsampled"]
     assert np.allclose(shown["4 x 4"], np.outer([0.25, 0.75, 0.75, 0.25], [0.25, 0.75, 0.75, 0.25]))
     assert shown["64 x 64"].shape == (64, 64) and shown["upsampled"].shape == (6, 4, 3)
+
+
+def test_class_iou_bars_mark_the_class_median_and_the_threshold():
+    values = [0.5] * 11 + [None]
+    median = [0.1 * i for i in range(11)] + [None]
+    [ax] = drawn(viz.plot_class_iou(values, median=median, threshold=0.4)).axes
+    [ticks] = ax.collections  # one black tick per class with a median, on its row
+    assert [tuple(p) for p in ticks.get_offsets()] == [(0.1 * i, i) for i in range(11)]
+    lines = {line.get_label(): line.get_xdata()[0] for line in ax.lines}
+    assert lines == {"mIoU threshold 0.40": 0.4, "your mIoU 0.50": 0.5}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class median", "mIoU threshold 0.40",
+                                                                   "your mIoU 0.50"]
+
+
+def test_examples_show_image_truth_and_prediction_per_row_captioned_with_the_legend():
+    rng = np.random.default_rng(0)
+    examples = [{"which": which, "image_id": f"cmp_x{i}", "iou": iou, "image": rng.integers(0, 255, (30, 20, 3), np.uint8),
+                 "truth": rng.integers(0, 12, (30, 20)), "prediction": rng.integers(0, 12, (30, 20))}
+                for i, (which, iou) in enumerate((("best", 0.61), ("median", 0.42), ("worst", 0.1)))]
+    fig = drawn(viz.show_examples(examples))
+    axes = image_axes(fig)
+    assert len(axes) == 9 and [ax.get_title() for ax in axes[:3]] == ["image", "truth", "prediction"]
+    assert [ax.get_ylabel() for ax in axes[::3]] == ["best: cmp_x0\nIoU 0.61", "median: cmp_x1\nIoU 0.42",
+                                                     "worst: cmp_x2\nIoU 0.10"]
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), colorize(examples[0]["truth"]))
+    np.testing.assert_array_equal(axes[2].images[0].get_array(), colorize(examples[0]["prediction"]))
+    assert legend_entries(fig) == list(zip(CLASS_NAMES, PALETTE_RGB))
+    legend = fig.legends[0].get_window_extent()
+    assert all(legend.x0 >= ax.get_window_extent().x1 for ax in axes)  # beside the images, never over them

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit.judges import CheckFailed
-from fcnkit.metrics import PairMismatch, confusion_sum, scores
+from fcnkit.metrics import PairMismatch, confusion, confusion_sum, scores
 from fcnkit.predictions import META_FILE, PredictionsError, PredictionsMeta, read_predictions, sha256_file
 from fcnkit.records import Predictions
 from fcnkit.spec import MODEL_CLASSES, N_CLASS, miou_thresholds
-from fcnkit.splits import cmp_splits, load_label
+from fcnkit.splits import cmp_splits, load_label, load_pair
 
 from .context import Context
 from .registry import judgement
@@ -58,6 +58,38 @@ class LabelSet:
             if scale not in self._by_scale:
                 self._by_scale[scale] = {i: load_label(p, scale) for i, p in self._images.items()}
             return self._by_scale[scale]
+
+    def image(self, image_id: str, shape: tuple[int, int]) -> np.ndarray:
+        """The test image ``image_id`` (RGB, uint8) resized to ``shape`` (its label map's at the predicted scale)."""
+        from PIL import Image
+        picture, _ = load_pair(self._images[image_id])
+        return np.asarray(picture.resize((shape[1], shape[0]), Image.BILINEAR))
+
+
+def image_iou(ids: list[str], maps, truth) -> dict[str, float | None]:
+    """Each test image's own mIoU (over the classes in its truth or prediction): ``{image id: mIoU}``."""
+    found = {}
+    for image_id, pred, label in zip(ids, maps, truth):
+        value = scores(confusion(pred, label, N_CLASS))["mean_iou"]
+        found[image_id] = None if np.isnan(value) else round(value, 4)
+    return found
+
+
+def examples(per_image: dict[str, float | None], maps: dict, truth: dict, labels: LabelSet | None = None) -> list[dict]:
+    """The student's best, median and worst test image by IoU, for the feedback page: each
+    ``{"which", "image_id", "iou", "prediction", "truth", "image"}`` (``image`` None without ``labels``)."""
+    ranked = sorted((v, i) for i, v in per_image.items() if v is not None)
+    if not ranked:
+        return []
+    chosen = {"best": ranked[-1], "median": ranked[(len(ranked) - 1) // 2], "worst": ranked[0]}
+    found = []
+    for which, (value, image_id) in chosen.items():
+        if any(e["image_id"] == image_id for e in found):  # fewer than three images
+            continue
+        label = truth[image_id]
+        found.append({"which": which, "image_id": image_id, "iou": value, "prediction": maps[image_id],
+                      "truth": label, "image": labels.image(image_id, label.shape) if labels else None})
+    return found
 
 
 def find_predictions(submission: Path, kind: str, student: str, elsewhere: Path | None = None) -> Path | None:

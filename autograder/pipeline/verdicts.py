@@ -8,7 +8,7 @@ from fcnkit.records import Failure, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
 from ..judging import CheckFailed, OBSERVATIONS, judgement_of
-from ..judging.miou import Flagged, cross_check, judge_miou, read_and_judge, score_predictions
+from ..judging.miou import Flagged, cross_check, examples, image_iou, judge_miou, read_and_judge, score_predictions
 from ..results import CheckResult, Report, Status
 from ..rubric import RUBRIC, Item
 from .discover import CHECKPOINT_NAMES
@@ -42,9 +42,16 @@ def judge(item: Item, outcome, run) -> CheckResult:
     return result(item, True, message)
 
 
-def _keep_scores(report: Report, kind: str, scores: dict, first_maps: list) -> None:
+def _keep_scores(report: Report, kind: str, scores: dict, ids: list[str], maps: list, truth: list,
+                 labels=None) -> None:
+    """The scores, each test image's mIoU, and the feedback page's examples (best, median, worst)."""
     report.metrics = {**(report.metrics or {}), kind: scores}
-    report.first_predictions[kind] = first_maps[:3]  # for the feedback page
+    per_image = image_iou(ids, maps, truth)
+    report.image_iou = {**(report.image_iou or {}), kind: per_image}
+    try:
+        report.first_predictions[kind] = examples(per_image, dict(zip(ids, maps)), dict(zip(ids, truth)), labels)
+    except (OSError, ValueError):  # an image the page cannot show (DataError: unreadable) never costs the scores
+        report.first_predictions[kind] = []
 
 
 def _from_predictions(item: Item, run, report: Report, folder: Path, weights: Path | None,
@@ -54,7 +61,9 @@ def _from_predictions(item: Item, run, report: Report, folder: Path, weights: Pa
     kind = item.model
     try:
         meta, maps, scores = read_and_judge(folder, kind, run.labels)
-        _keep_scores(report, kind, scores, [maps[i] for i in run.labels.ids])
+        truth = run.labels.labels(meta.scale)
+        _keep_scores(report, kind, scores, run.labels.ids, [maps[i] for i in run.labels.ids],
+                     [truth[i] for i in run.labels.ids], run.labels)
         if recomputed is not None:
             report.notes.append(cross_check(kind, meta, maps, recomputed, run.evalset.ids, run.evalset.scale,
                                             weights))
@@ -75,7 +84,8 @@ def judge_trained(item: Item, run, report: Report, folder: Path | None, weights:
     if outcome is not None:
         if recomputed is not None:
             try:
-                _keep_scores(report, kind, score_predictions(recomputed, run.context.labels), recomputed)
+                _keep_scores(report, kind, score_predictions(recomputed, run.context.labels), run.evalset.ids,
+                             recomputed, run.context.labels)
             except CheckFailed:
                 pass
         return judge(item, outcome, run)

@@ -7,7 +7,7 @@ import base64
 import html
 import io
 
-from fcnkit.spec import miou_thresholds
+from fcnkit.spec import MODEL_TITLES, miou_thresholds
 
 from ..results import Report, Status
 from .markup import STYLE as MARKUP_STYLE, render
@@ -16,24 +16,18 @@ MARKS = {Status.PASSED: "&#10004;", Status.FAILED: "&#10008;", Status.NOT_GRADED
          Status.FLAGGED: "under review"}
 STYLE = """body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}tr.passed td:nth-child(3){color:green}
-tr.failed td:nth-child(3){color:#b00}tr.not-graded td{color:#777}tr.flagged td:nth-child(3){color:#a60}"""
+tr.failed td:nth-child(3){color:#b00}tr.not-graded td{color:#777}tr.flagged td:nth-child(3){color:#a60}
+div.pictures{display:grid;grid-template-columns:max-content max-content;gap:0 1em;align-items:start}
+div.pictures figure{margin:0}figcaption{font-size:90%;width:600px}figure.bars figcaption{width:352px}"""
 
 
 def isolation_line(report: Report) -> str:
     return f"Graded under isolation: {', '.join(report.isolation.get('layers', [])) or 'unknown'}."
 
 
-def _png(fig) -> str:
+def _png(fig, dpi: int = 80) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _image_png(array) -> str:
-    from PIL import Image
-    from fcnkit.spec import colorize
-    buf = io.BytesIO()
-    Image.fromarray(colorize(array)).save(buf, format="PNG")
+    fig.savefig(buf, format="png", dpi=dpi)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -77,24 +71,60 @@ def total_line(report: Report, questions: dict[str, float]) -> str:
     return f"<p class='total'>{line}.</p>"
 
 
-def _figures(report: Report) -> str:
-    """The mIoU thresholds, and per model with submitted results its per-class IoU and first maps."""
+def _examples_png(shown: list[dict]) -> str:
+    """The triptychs' PNG, drawn once per report and kept with its examples: class_pages redraws the
+    page with the class's medians, which change only the bars."""
+    from fcnkit.viz import show_examples
+    if "png" not in shown[0]:
+        shown[0]["png"] = _png(show_examples(shown))
+    return shown[0]["png"]
+
+
+def _pictures(report: Report, model: str, threshold: float, median: list | None) -> str:
+    """Side by side: the per-class IoU bars (the class median and the threshold marked) and the
+    student's best, median and worst test images as image | truth | prediction, captioned."""
+    from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
+    e = html.escape
+    title = MODEL_TITLES.get(model, model)
+    scores = report.metrics[model]
+    bars = plot_class_iou(scores["per_class_iou"], f"{title}: test IoU per class", median=median,
+                          threshold=threshold, figsize=(4.4, 4.2))
+    marked = "the black ticks: the class's median" if median else "the class's median: once the class is graded"
+    cells = [f"<figure class='bars'><img alt='{e(title)} IoU per class' width='352' src='data:image/png;base64,"
+             f"{_png(bars)}'><figcaption>Your IoU per class ({marked}; the dashed red line: the mIoU threshold "
+             f"{threshold:.2f}).</figcaption></figure>"]
+    shown = report.first_predictions.get(model, [])
+    if shown:
+        caption = "; ".join(f"{x['which']}: <b>{e(x['image_id'])}</b>, IoU {x['iou']:.2f}" for x in shown)
+        cells.append(f"<figure class='examples'><img alt='{e(title)}: image, truth and prediction' "
+                     f"src='data:image/png;base64,{_examples_png(shown)}'><figcaption class='examples'>"
+                     f"Your {'best, median and worst' if len(shown) == 3 else 'scored'} test images by IoU ({caption}): "
+                     f"the image, its ground truth, your prediction; colours as in the legend.</figcaption></figure>")
+    return f"<div class='pictures'>{''.join(cells)}</div>"
+
+
+def _figures(report: Report, class_median: dict[str, list] | None = None) -> str:
+    """The mIoU thresholds, and per model with submitted results its pictures."""
     e = html.escape
     thresholds = miou_thresholds()
     figures = ("<p>The mIoU items need a test mIoU of at least "
                f"{thresholds['fcn32s']:.2f} (FCN-32s) and {thresholds['fcn8s']:.2f} (FCN-8s) on the whole test split; "
                "predictions of a smoke run (FCNKIT_SMOKE=1) do not cover it.</p>")
     for model, scores in (report.metrics or {}).items():
-        from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
-        figures += f"<h2>{e(model)}: test mIoU {scores['mean_iou']:.3f} (threshold {thresholds[model]:.2f})</h2>"
-        figures += f"<img alt='per-class IoU' src='data:image/png;base64,{_png(plot_class_iou(scores['per_class_iou'], model))}'>"
-        for pred in report.first_predictions.get(model, []):
-            figures += f"<img alt='prediction' height='200' src='data:image/png;base64,{_image_png(pred)}'>"
+        figures += (f"<h2>{e(MODEL_TITLES.get(model, model))}: test mIoU {scores['mean_iou']:.3f} (threshold "
+                    f"{thresholds[model]:.2f})</h2>"
+                    + _pictures(report, model, thresholds[model], (class_median or {}).get(model)))
     return figures
 
 
-def feedback_html(report: Report) -> str:
-    """A self-contained feedback page (images embedded) for one student."""
+def feedback_html(report: Report, class_median: dict[str, list] | None = None) -> str:
+    """A self-contained feedback page (images embedded) for one student.
+
+    Args:
+        report: the student's report.
+        class_median: per model, the class's median IoU of each class (overview.class_medians), marked on
+            the student's bars; no names, no one's scores but the student's.
+    """
     e = html.escape
     pending = report.max_score - report.graded_max_score
     notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
@@ -106,6 +136,6 @@ def feedback_html(report: Report) -> str:
 <h1>FCN assignment: {e(report.student)}</h1>
 <p>Automatic score: <b>{report.score} of {report.graded_max_score}</b>{f' ({pending} more points pending: not graded yet)' if pending else ''}{'' if written else ' (the written answers are graded by hand)'}.</p>
 <table><tr><th>check</th><th>points</th><th></th><th>what the grader found</th></tr>{_checks_rows(report)}</table>
-{written}{total_line(report, question_points())}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{_figures(report)}
+{written}{total_line(report, question_points())}{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}{_figures(report, class_median)}
 </body></html>
 """

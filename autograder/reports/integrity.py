@@ -13,6 +13,7 @@ import ast
 import hashlib
 import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,9 +202,9 @@ def student_evidence(report: Report, ids: list[str] | None, template: dict[str, 
     return student
 
 
-def _flag(flags: dict, a: str, b: str, kind: str, evidence: str) -> None:
-    flags.setdefault(a, []).append(IntegrityFlag(kind, b, evidence))
-    flags.setdefault(b, []).append(IntegrityFlag(kind, a, evidence))
+def _flag(flags: dict, a: str, b: str, kind: str, evidence: str, agreement: float) -> None:
+    flags.setdefault(a, []).append(IntegrityFlag(kind, b, evidence, round(float(agreement), 4)))
+    flags.setdefault(b, []).append(IntegrityFlag(kind, a, evidence, round(float(agreement), 4)))
 
 
 def compare(students: list[Student]) -> dict[str, list[IntegrityFlag]]:
@@ -213,7 +214,12 @@ def compare(students: list[Student]) -> dict[str, list[IntegrityFlag]]:
     flags: dict[str, list[IntegrityFlag]] = {}
     for kind, title in MODEL_CLASSES.items():
         have = [s for s in students if kind in s.sketches]
-        if len(have) < 2 or len({len(s.sketches[kind]) for s in have}) != 1:
+        if not have:
+            continue
+        # the students whose predictions cover the most common list of images (a smoke run's few are left out)
+        common = Counter(len(s.sketches[kind]) for s in have).most_common(1)[0][0]
+        have = [s for s in have if len(s.sketches[kind]) == common]
+        if len(have) < 2:
             continue
         matrix = np.stack([s.sketches[kind] for s in have])
         present = matrix != MISSING
@@ -226,7 +232,7 @@ def compare(students: list[Student]) -> dict[str, list[IntegrityFlag]]:
                 _flag(flags, a.name, b.name, "predictions",
                       f"{title} test predictions: {same} of {len(a.hashes[kind])} maps identical, "
                       f"{agree[j - i - 1]:.1%} of {int(both[j - i - 1].sum())} sampled pixels agree "
-                      f"(independent trainings agree on far fewer; threshold {PREDICTIONS_AGREEMENT:.0%})")
+                      f"(independent trainings agree on far fewer; threshold {PREDICTIONS_AGREEMENT:.0%})", agree[j - i - 1])
     by_sha: dict[str, list[tuple[str, str]]] = {}
     for s in students:
         for kind, digest in s.weights.items():
@@ -235,7 +241,7 @@ def compare(students: list[Student]) -> dict[str, list[IntegrityFlag]]:
         for (a, kind_a), (b, kind_b) in itertools.combinations(owners, 2):
             if a != b:
                 _flag(flags, a, b, "weights", f"the same weights' SHA-256 ({digest[:16]}...) recorded in "
-                                              f"{MODEL_CLASSES[kind_a]} and {MODEL_CLASSES[kind_b]} predictions")
+                                              f"{MODEL_CLASSES[kind_a]} and {MODEL_CLASSES[kind_b]} predictions", 1.0)
     by_unit: dict[str, list[int]] = {}
     for index, s in enumerate(students):
         for unit in s.code:
@@ -249,7 +255,7 @@ def compare(students: list[Student]) -> dict[str, list[IntegrityFlag]]:
             _flag(flags, a.name, b.name, "code",
                   f"the same code in the cells students write, after normalising names and formatting: "
                   f"{shared / union:.0%} of {union} syntax nodes in common ({sum(u in b.code for u in a.code)} of "
-                  f"{len(a.code)} functions and statements)")
+                  f"{len(a.code)} functions and statements)", shared / union)
     return flags
 
 

@@ -1,68 +1,26 @@
 """The instructor's view of a class: ``OUT/index.html``, one self-contained page (inline SVG, no
-script, nothing fetched) rebuilt after every run and by ``summarize``: the score distribution, each
-rubric item with how many passed it, the diagnoses that cost most points with links to the
-students' feedback pages, what is flagged for review or not graded and why, integrity flags (each
-pair linking to its instructor-only page, reports/pairs.py), and the run's facts (seed, isolation
-layers, time). Instructor-only: it names students."""
+script, nothing fetched) rebuilt after every run and by ``summarize``. First who needs the
+instructor (reports/attention.py: not graded and why, near-zero scores, flagged predictions,
+integrity pairs linking to their instructor-only pages, unscored written answers), then every
+student's marks, the score distribution, each rubric item with how many passed it, the diagnoses
+that cost most points (reports/diagnoses.py), the predictions across the class (reports/charts.py)
+and the run's facts (seed, isolation layers, time). Instructor-only: it names students."""
 from __future__ import annotations
 
 import html
-import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
-from ..results import Report, Status, dumps, file_stem, read_report, report_path
+from ..results import Report, Status, dumps, read_report, report_path
 from ..rubric import RUBRIC
+from .attention import STYLE as ATTENTION_STYLE, attention_html, link, students_table
+from .charts import class_medians, histogram_svg, predictions_html
+from .diagnoses import TOP, diagnoses
 from .files import feedback_path
-from .integrity import KINDS, flag_class, remove_feedback_note, write_text
-from .pairs import pair_href, write_pair_pages
-
-HINT = re.compile(r": check (?:the )?(.+?)(?: \(|\.$| and that|$)")
-DEPARTS = re.compile(r"it matches up to (.+?); (.+?) (?:differs|is) ")
-RAISED = re.compile(r"^(\S+) on an input of shape \([^)]*\) raised (\w+)")
-# the student's own numbers (shapes, sizes, differences), not layer names (conv1_1), VGG-16 or 1x1
-NUMBER = re.compile(r"(?<![A-Za-z_\d-])(?:\d+x\d+x\d+(?:x\d+)*|\d+(?:\.\d+)?)(?![A-Za-z_\d])")
-
-
-@dataclass
-class Diagnosis:
-    """One reason for lost points, shared by ``students``."""
-    item: str
-    label: str
-    points: int  # the item's, lost by each student
-    students: list[str] = field(default_factory=list)
-
-    @property
-    def lost(self) -> int:
-        return self.points * len(self.students)
-
-
-def diagnosis(message: str) -> str:
-    """What a failed check's message says went wrong, without the student's own numbers: the stage
-    its hint names (``crop of score_pool4``), the exception a forward raised, else its first clause."""
-    if hint := HINT.search(message):
-        return hint.group(1)
-    if departs := DEPARTS.search(message):
-        return f"{departs.group(2)} (matches up to {departs.group(1)})"
-    if raised := RAISED.match(message):
-        return f"{raised.group(1)} raises {raised.group(2)}"
-    label = NUMBER.sub("#", message.split("; ")[0].rstrip("."))
-    return label if len(label) <= 100 else label[:100].rsplit(" ", 1)[0] + " ..."
-
-
-def diagnoses(reports: list[Report]) -> list[Diagnosis]:
-    """Failed checks grouped by item and diagnosis, the costliest first."""
-    found: dict[tuple[str, str], Diagnosis] = {}
-    for r in reports:
-        for c in r.with_status(Status.FAILED):
-            if c.score < c.max_score:
-                key = (c.name, diagnosis(c.message))
-                found.setdefault(key, Diagnosis(c.name, key[1], c.max_score - c.score)).students.append(r.student)
-    return sorted(found.values(), key=lambda d: (-d.lost, d.item, d.label))
-
+from .html import feedback_html
+from .integrity import flag_class, remove_feedback_note, write_text
+from .pairs import write_pair_pages
 
 def item_counts(reports: list[Report]) -> dict[str, Counter]:
     """Per rubric item: how many students passed, failed, were flagged, were not graded (by Status)."""
@@ -74,59 +32,9 @@ def item_counts(reports: list[Report]) -> dict[str, Counter]:
     return counts
 
 
-def integrity_groups(reports: list[Report]) -> list[tuple[str, list[str], list[tuple[str, str, str]]]]:
-    """The integrity flags as groups: per kind, the students linked by flagged pairs (a class
-    where seven hand in one notebook has one group of seven, not 21 lines), with their pairs."""
-    pairs: dict[str, set] = {}
-    for r in reports:
-        for f in r.integrity or []:
-            pairs.setdefault(f.kind, set()).add((*sorted((r.student, f.other)), f.evidence))
-    groups = []
-    for kind, found in sorted(pairs.items()):
-        group_of: dict[str, set] = {}
-        for a, b, _ in found:
-            merged = group_of.get(a, {a}) | group_of.get(b, {b})
-            for student in merged:
-                group_of[student] = merged
-        for group in {frozenset(g) for g in group_of.values()}:
-            groups.append((kind, sorted(group), sorted(p for p in found if p[0] in group)))
-    return sorted(groups, key=lambda g: (g[0], -len(g[1]), g[1]))
-
-
-def histogram_svg(scores: list[float], max_score: float, bin_width: float = 5, width: int = 640,
-                  height: int = 220) -> str:
-    """Inline SVG bar chart of scores in bins of ``bin_width`` points (the last bin holds full marks)."""
-    bins = max(1, int(-(-max_score // bin_width)))
-    counts = [0] * bins
-    for s in scores:
-        counts[min(bins - 1, int(s // bin_width))] += 1
-    top = max(counts) or 1
-    left, bottom, bar = 36, 30, (width - 46) / bins
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
-             f"aria-label='score distribution'>",
-             f"<line x1='{left}' y1='{height - bottom}' x2='{width - 10}' y2='{height - bottom}' stroke='#333'/>"]
-    for i, n in enumerate(counts):
-        h = (height - bottom - 20) * n / top
-        x, y = left + i * bar, height - bottom - h
-        low, high = i * bin_width, min(max_score, (i + 1) * bin_width)
-        parts.append(f"<rect x='{x + 1:.1f}' y='{y:.1f}' width='{bar - 2:.1f}' height='{h:.1f}' fill='#4a7ab5'>"
-                     f"<title>{low:g}-{high:g} points: {n} students</title></rect>")
-        if n:
-            parts.append(f"<text x='{x + bar / 2:.1f}' y='{y - 4:.1f}' font-size='11' text-anchor='middle'>{n}</text>")
-        parts.append(f"<text x='{x + bar / 2:.1f}' y='{height - bottom + 14}' font-size='10' "
-                     f"text-anchor='middle'>{low:g}</text>")
-    parts.append(f"<text x='{width - 10}' y='{height - 4}' font-size='11' text-anchor='end'>points (of "
-                 f"{max_score:g})</text><text x='4' y='14' font-size='11'>students</text></svg>")
-    return "".join(parts)
-
-
 def _bar(share: float, colour: str) -> str:
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='120' height='12'><rect width='120' height='12' "
             f"fill='#eee'/><rect width='{120 * share:.1f}' height='12' fill='{colour}'/></svg>")
-
-
-def _link(student: str) -> str:
-    return f"<a href='feedback/{quote(file_stem(student))}.html'>{html.escape(student)}</a>"
 
 
 def _items_html(reports: list[Report]) -> str:
@@ -146,33 +54,19 @@ def _items_html(reports: list[Report]) -> str:
 
 
 def _diagnoses_html(reports: list[Report]) -> str:
+    """The costliest diagnoses: the first TOP as rows, the rest folded."""
     e = html.escape
-    return "".join(
-        f"<tr><td><code>{d.item}</code></td><td>{e(d.label)}</td><td class='count'>&times; {len(d.students)}</td>"
-        f"<td>{d.lost}</td><td>{', '.join(_link(s) for s in sorted(d.students))}</td></tr>" for d in diagnoses(reports))
 
-
-def _review_html(reports: list[Report]) -> tuple[str, str, str]:
-    """The list items of what is flagged for review, what is not graded (and why), and the integrity groups."""
-    e = html.escape
-    flagged = "".join(
-        f"<li>{_link(r.student)}: <code>{c.name}</code>: {e(c.message.removeprefix('flagged for review: '))}"
-        f"</li>" for r in reports for c in r.with_status(Status.FLAGGED))
-    pending: dict[str, list[str]] = {}
-    for r in reports:
-        for message in {c.message for c in r.with_status(Status.NOT_GRADED)}:
-            pending.setdefault(message, []).append(r.student)
-    not_graded = "".join(
-        f"<li>{len(students)} students: {e(message.removeprefix('not graded: '))} "
-        f"<details><summary>who</summary>{', '.join(_link(s) for s in sorted(students))}</details></li>"
-        for message, students in sorted(pending.items(), key=lambda kv: -len(kv[1])))
-    integrity = "".join(
-        f"<li><b>{e(KINDS.get(kind, kind))}</b>: {', '.join(_link(s) for s in group)} ({len(group)} students)"
-        f"<details><summary>evidence, pair by pair ({len(pairs)})</summary><ul>"
-        + "".join(f"<li class='pair {kind}'>{_link(a)} and {_link(b)}: {e(evidence)} (<a class='pair-page' "
-                  f"href='{e(pair_href(a, b))}'>side by side</a>)</li>" for a, b, evidence in pairs)
-        + "</ul></details></li>" for kind, group, pairs in integrity_groups(reports))
-    return flagged, not_graded, integrity
+    def row(d) -> str:
+        return (f"<tr><td><code>{e(d.item)}</code></td><td>{e(d.label)}</td><td class='count'>&times; "
+                f"{len(d.students)}</td><td>{d.lost}</td><td>{', '.join(link(s) for s in sorted(d.students))}</td></tr>")
+    found = diagnoses(reports)
+    if not found:
+        return "<p>Nothing failed.</p>"
+    head = "<tr><th>item</th><th>diagnosis</th><th>students</th><th>points lost</th><th>who</th></tr>"
+    rest = (f"<details><summary>{len(found) - TOP} more diagnoses</summary><table class='diagnoses rest'>{head}"
+            + "".join(row(d) for d in found[TOP:]) + "</table></details>") if len(found) > TOP else ""
+    return f"<table class='diagnoses'>{head}{''.join(row(d) for d in found[:TOP])}</table>{rest}"
 
 
 def _facts_html(reports: list[Report], facts: dict[str, str] | None) -> str:
@@ -203,7 +97,7 @@ def _written_html(reports: list[Report], max_score: int) -> str:
         mean = f"{sum(scored) / len(scored):.1f} of {points:g}" if scored else "&ndash;"
         rows.append(f"<tr><td>{e(title)} <code>{e(q)}</code></td><td>{points:g}</td>"
                     f"<td class='scored' data-question='{e(q)}'>{len(scored)} of {len(reports)}</td><td>{mean}</td>"
-                    f"<td>{', '.join(_link(s) for s in missing) or '&ndash;'}</td></tr>")
+                    f"<td>{', '.join(link(s) for s in missing) or '&ndash;'}</td></tr>")
     complete = [r.total for r in reports if all(q in (r.manual or {}) for q in questions)]
     full = max_score + sum(p for _, p in questions.values())
     totals = (f"mean total {sum(complete) / len(complete):.1f} of {full:g}, written answers included "
@@ -223,21 +117,25 @@ def _scores_html(reports: list[Report]) -> str:
 
 
 def overview_html(reports: list[Report], facts: dict[str, str] | None = None) -> str:
-    """The class overview page.
+    """The class overview page: who needs the instructor first, then every student, the scores and
+    items, what cost most points, the predictions across the class, the run's facts.
 
     Args:
         reports: every student's report (as in ``<student>.json``).
         facts: extra lines for the run's facts (e.g. ``{"grading time": "41 s"}``).
     """
-    diag = _diagnoses_html(reports)
-    flagged, not_graded, integrity = _review_html(reports)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>FCN assignment: class overview</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:0.5em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}td.passed,td.count{{font-weight:bold}}
-code{{font-size:90%}}h2{{margin-top:1.6em}}</style></head><body>
+code{{font-size:90%}}h2{{margin-top:1.6em}}div.models{{display:flex;flex-wrap:wrap;gap:1em}}{ATTENTION_STYLE}</style></head><body>
 <h1>FCN assignment: class overview</h1>
-<table class='facts'>{_facts_html(reports, facts)}</table>
+<p>Instructor-only: this page names students and integrity flags.</p>
+<h2>Who needs you</h2>
+{attention_html(reports)}
+<h2>Every student ({len(reports)}), lowest total first</h2>
+<p>Each item's points (&ndash;: not graded, ?: flagged for review); each name links to the student's feedback page.</p>
+{students_table(reports)}
 <h2>Scores</h2>
 {_scores_html(reports)}
 <h2>Rubric items</h2>
@@ -245,15 +143,11 @@ code{{font-size:90%}}h2{{margin-top:1.6em}}</style></head><body>
 <th>share passed (of graded)</th></tr>{_items_html(reports)}</table>
 <h2>What cost most points</h2>
 <p>Failed checks grouped by what the grader found (for the equivalence checks, the first stage that departs from the
-reference); each name links to the student's feedback page.</p>
-{f"<table class='diagnoses'><tr><th>item</th><th>diagnosis</th><th>students</th><th>points lost</th><th>who</th></tr>{diag}</table>" if diag else "<p>Nothing failed.</p>"}
-<h2>Flagged for review (not credited)</h2>
-{f"<ul class='flagged'>{flagged}</ul>" if flagged else "<p>Nothing flagged.</p>"}
-<h2>Not graded</h2>
-{f"<ul class='not-graded'>{not_graded}</ul>" if not_graded else "<p>Every item was graded.</p>"}
-<h2>Integrity: for a person to review, never a penalty</h2>
-<p>Only here and on the pair pages (<code>instructor-only/integrity/</code>): no student's feedback page mentions a flag.</p>
-{f"<ul class='integrity'>{integrity}</ul>" if integrity else "<p>No two students' predictions, recorded weights or code are the same.</p>"}
+reference); a submission that fails as a whole is counted once, under its cause (item <code>the whole submission</code>).</p>
+{_diagnoses_html(reports)}
+{predictions_html(reports)}
+<h2>The run</h2>
+<table class='facts'>{_facts_html(reports, facts)}</table>
 </body></html>
 """
 
@@ -268,7 +162,8 @@ def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | Non
 def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
                 image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
     """After a run's (or ``summarize``'s) reports are written: compute the class's integrity flags,
-    put them into each ``<student>.json`` whose flags changed, write the instructor-only page of
+    put them into each ``<student>.json`` whose flags changed, redraw the feedback pages whose pictures
+    this run drew with the class's median IoU per class marked, write the instructor-only page of
     each flagged pair and the overview, and take any integrity note an earlier version wrote out
     of the feedback pages. Each student's files are their own failure boundary: one that cannot be
     updated is named, never stops the overview. Returns the overview's path and a line per student
@@ -285,9 +180,12 @@ def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = Non
     before = {r.student: r.integrity or [] for r in reports}
     flag_class(reports, checkpoints, image_ids)
     problems = []
+    medians = class_medians(reports)
     for r in reports:
         path = report_path(out, r.student)
         try:
+            if r.first_predictions and medians and feedback_path(out, r.student).is_file():  # this run's pictures
+                write_text(feedback_path(out, r.student), feedback_html(r, medians))  # with the class's medians
             remove_feedback_note(feedback_path(out, r.student))
             if r.integrity != before[r.student] and path.is_file():  # only the integrity changes
                 saved = read_report(path)

@@ -321,3 +321,8 @@ def test_the_overview_shows_written_answer_scores_once_imported():
     assert "<td class='scored' data-question='question2'>1 of 3</td><td>6.0 of 15</td>" in page
     assert "<td>6.0 of 15</td><td><a href='feedback/bob.html'>bob</a>, <a href='feedback/cy.html'>cy</a></td>" in page
     assert f"mean total {reports[0].total:.1f} of 100, written answers included (students with every question scored: 1)" in page
+    # who needs the instructor: the students with a question not scored; the table's written answers and totals
+    assert ("<ul class='unscored'><li><a href='feedback/bob.html'>bob</a>: question2</li><li><a href='feedback/cy.html'>"
+            "cy</a>: question1, question2</li></ul>") in page
+    ada = page.split("feedback/ada.html'>ada</a></td>")[1].split("</tr>")[0]
+    assert ada.endswith(f"<td>18 of 30</td><td class='total'>{reports[0].total:g} of {reports[0].graded_max_score + 30}</td>")

@@ -4,9 +4,11 @@ grades.csv's, the page loads in headless Chromium without an error, integrity fl
 students whose predictions or recorded weights are the same, and only them, and nothing a student
 receives names another student or says a flag exists: the flags are on the instructor's pages."""
 import ast
+import base64
 import csv
 import dataclasses
 import html
+import io
 import json
 import math
 import re
@@ -42,15 +44,16 @@ def noisy_labels(noise: float, seed: int) -> dict:
     return maps
 
 
-def hand_in(folder: Path, maps: dict, sha: str) -> None:
+def hand_in(folder: Path, maps: dict, sha: str, code: tuple[str, str] = ("fcn_segmentation.py", REFERENCE),
+            smoke: bool = False) -> None:
     """A student's notebook folder with outputs/ as the notebook writes it, for both models."""
     folder.mkdir(parents=True)
-    (folder / "fcn_segmentation.py").write_text(REFERENCE)
+    (folder / code[0]).write_text(code[1])
     for kind in ("fcn32s", "fcn8s"):
         outputs = folder / "outputs"
         outputs.mkdir(exist_ok=True)
         np.savez_compressed(outputs / MAPS_FILE.format(kind=kind), **maps)
-        meta = PredictionsMeta(kind, list(maps), 0.5, weights_sha256=sha if kind == "fcn8s" else "")
+        meta = PredictionsMeta(kind, list(maps), 0.5, weights_sha256=sha if kind == "fcn8s" else "", smoke=smoke)
         (outputs / META_FILE.format(kind=kind)).write_text(json.dumps(dataclasses.asdict(meta)))
 
 
@@ -75,6 +78,11 @@ def graded(catalogue, tmp_path_factory) -> Path:
     hand_in(klass / "zz_honest_1" / "fcn_segmentation", noisy_labels(0.4, seed=1), SHA_A)
     hand_in(klass / "zz_honest_2" / "fcn_segmentation", noisy_labels(0.4, seed=2), SHA_A)
     hand_in(klass / "zz_honest_3" / "fcn_segmentation", noisy_labels(0.4, seed=3), SHA_B)
+    # an empty notebook with a smoke run's predictions (3 of the 8 maps), and the release as handed out
+    smoke = dict(list(noisy_labels(0.6, seed=4).items())[:3])
+    hand_in(klass / "zz_empty" / "fcn_segmentation", smoke, "", ("fcn_segmentation.ipynb", ""), smoke=True)
+    (klass / "zz_untouched" / "fcn_segmentation").mkdir(parents=True)
+    shutil.copy(TEMPLATE, klass / "zz_untouched" / "fcn_segmentation")
     out = tmp_path_factory.mktemp("reports")
     assert main(["grade", str(klass), "--out", str(out), "--seed", "7", "--data", str(SAMPLE_ROOT)]) == 0
     return out
@@ -144,12 +152,17 @@ def test_identical_predictions_flag_both_students_naming_each_other(graded):
     assert "0 of 8 maps identical" in flags(graded, "zz_near_copy", "predictions")["zz_copier"]
     overview = (graded / "index.html").read_text(encoding="utf-8")
     assert "<li class='pair predictions'><a href='feedback/zz_copier.html'>zz_copier</a> and <a href='feedback/" \
-           "zz_original.html'>zz_original</a>: FCN8s test predictions: 8 of 8 maps identical" in overview
+           "zz_original.html'>zz_original</a>: <b>submitted predictions</b>: 100.0% the same; FCN8s test predictions: " \
+           "8 of 8 maps identical" in overview
     assert "href='instructor-only/integrity/zz_copier--zz_original.html'>side by side</a>" in overview
-    # one group of the three, not three lines
-    assert "submitted predictions</b>: <a href='feedback/zz_copier.html'>zz_copier</a>, <a href='feedback/" \
-           "zz_near_copy.html'>zz_near_copy</a>, <a href='feedback/zz_original.html'>zz_original</a> (3 students)" \
-           in overview
+    # the true copy apart from the near matches, strongest first
+    identical, near = overview.split("<b>Identical</b>")[1].split("<h3>")[0].split("<b>Near matches</b>")
+    same = re.findall(r"<li class='pair predictions'>(.*?)</li>", identical)
+    assert len(same) == 2 and all("zz_copier.html'>zz_copier</a> and <a href='feedback/zz_original.html'" in p
+                                  for p in same)  # one pair, two models
+    assert "".join(re.findall(r"<li class='pair predictions'>(.*?)</li>", near)).count(">zz_near_copy</a>") == 4
+    shares = [float(x) for x in re.findall(r"predictions</b>: ([\d.]+)% the same", overview)]
+    assert shares == sorted(shares, reverse=True) and shares[0] == 100.0 and 95 < shares[-1] < 100
     # never a penalty: the copier's score is the original's
     rows = {r["student"]: r for r in grades(graded)}
     assert rows["zz_copier"]["score"] == rows["zz_original"]["score"]
@@ -322,3 +335,131 @@ def test_pair_pages_of_odd_names_stay_in_their_folder_escaped(tmp_path):
     assert "href='../../feedback/jos%C3%A9.html'>josé</a>" in text
     assert write_pair_pages(tmp_path, [Report(n, "x") for n in names]) == []  # no flags any more:
     assert not list((tmp_path / FOLDER).iterdir())  # every page removed
+
+
+# ----------------------------------------------------------------------------------- who needs the instructor
+def section(page: str, cls: str) -> str:
+    """The text of the overview's element of class ``cls`` (a list or its 'nothing here' line)."""
+    return re.search(rf"<(ul|p) class='{cls}'>(.*?)</\1>", page, re.S).group(2)
+
+
+def linked(text: str) -> set[str]:
+    return set(re.findall(r"<a href='feedback/[^']+'>([^<]+)</a>", text))
+
+
+@pytest.mark.slow
+def test_the_overviews_sections_agree_with_each_other_and_grades_csv(graded):
+    """An empty notebook (with a smoke run's predictions), the untouched release, a copy and a near copy:
+    each section names exactly the students grades.csv's numbers and review column imply."""
+    page = (graded / "index.html").read_text(encoding="utf-8")
+    rows = {r["student"]: r for r in grades(graded)}
+    points = {i.name: i.points for i in RUBRIC}
+    # not graded: the empty notebook, with why; the mIoU items every student was graded on are not 'the run's'
+    not_graded = section(page, "not-graded")
+    assert linked(not_graded) == {"zz_empty"} and "is not a valid notebook" in not_graded
+    assert all(rows["zz_empty"][i] in ("0", "") for i in points)
+    # near zero: the rows whose score is at most a tenth of their graded points (cells not empty)
+    graded_max = {s: sum(p for i, p in points.items() if r[i] != "") for s, r in rows.items()}
+    low = {s for s, r in rows.items() if int(r["score"]) <= 0.1 * graded_max[s]}
+    assert linked(section(page, "near-zero")) == low == {"zz_empty", "zz_untouched"}
+    assert "raised NotImplementedError" in section(page, "near-zero")
+    # flagged for review: the rows whose review names an item (the smoke run's predictions)
+    flagged = section(page, "flagged")
+    assert linked(flagged) == {s for s, r in rows.items() if "_miou: " in r["review"]} == {"zz_empty"}
+    assert "smoke run" in flagged
+    # integrity: the students in pairs are the rows whose review says so
+    pairs = page.split("<h3>Integrity")[1].split("<h3>")[0]
+    assert linked(pairs) == {s for s, r in rows.items() if "integrity" in r["review"]}
+    assert "None scored yet" in section(page, "unscored")  # no written answers imported
+    # every student: one row each, the CSV's score as the total, lowest first
+    table = page.split("<table class='students'>")[1].split("</table>")[0]
+    shown = re.findall(r"<tr><td><a href='feedback/[^']+'>([^<]+)</a>.*?<td class='total'>([\d.]+) of (\d+)</td>", table)
+    assert {s for s, _, _ in shown} == set(rows) and len(shown) == len(rows)
+    assert all(float(t) == int(rows[s]["score"]) and int(n) == graded_max[s] for s, t, n in shown)
+    assert [float(t) for _, t, _ in shown] == sorted(float(t) for _, t, _ in shown)
+    # the costliest diagnoses: a whole-submission failure once, under its cause; at most ten rows, the rest folded
+    top = page.split("<table class='diagnoses'>")[1].split("</table>")[0]
+    every = "".join(page.split("<table class='diagnoses")[1:])
+    for student in ("zz_empty", "zz_untouched"):
+        assert every.count(f">{student}</a>") == 1
+    whole = [row for row in every.split("<tr>") if "<code>the whole submission</code>" in row]
+    assert any("raised NotImplementedError" in row and ">zz_untouched<" in row for row in whole)
+    assert top.count("<tr>") - 1 <= 10
+
+
+@pytest.mark.slow
+def test_the_overview_shows_the_classes_predictions_against_the_thresholds(graded):
+    page = (graded / "index.html").read_text(encoding="utf-8")
+    reports, _ = read_reports(graded)
+    for model, title in (("fcn32s", "FCN-32s"), ("fcn8s", "FCN-8s")):
+        scored = [r for r in reports if model in (r.metrics or {})]
+        chart = page.split(f"aria-label='{title} test mIoU'>")[1].split("</svg>")[0]
+        assert sum(int(n) for n in re.findall(r": (\d+) students</title>", chart)) == len(scored) == 6
+        assert "class='threshold'" in chart
+        assert f"aria-label='{title} IoU per class across the class'" in page
+
+
+@pytest.mark.slow
+def test_a_feedback_page_with_predictions_has_three_captioned_triptychs_the_legend_and_the_median(graded):
+    from PIL import Image
+    from fcnkit.metrics import confusion, scores
+    from fcnkit.spec import PALETTE
+    page = (graded / "feedback" / "zz_honest_1.html").read_text(encoding="utf-8")
+    assert len(page.encode("utf-8")) < 2**20
+    assert "<script" not in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    # the best, median and worst test image by its own mIoU, computed here from the maps handed in
+    maps = noisy_labels(0.4, seed=1)
+    own = sorted((scores(confusion(maps[j.stem], load_label(j, 0.5), 12))["mean_iou"], j.stem)
+                 for j in cmp_splits(SAMPLE_ROOT)["test"])
+    expected = [own[-1], own[(len(own) - 1) // 2], own[0]]
+    captions = re.findall(r"<figcaption class='examples'>(.*?)</figcaption>", page)
+    assert len(captions) == 2  # one per model
+    for which, (iou, image_id) in zip(("best", "median", "worst"), expected):
+        assert f"{which}: <b>{image_id}</b>, IoU {iou:.2f}" in captions[0]
+    # the triptychs' picture: three rows of image | truth | prediction, and the legend of every class's colour
+    src = re.search(r"alt='FCN-32s: image, truth and prediction' src='data:image/png;base64,([^']+)'", page).group(1)
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(src))).convert("RGB"))
+    assert picture.shape[0] < picture.shape[1]  # three rows of three side by side, not a column
+    legend = picture[:, int(picture.shape[1] * 0.82):].reshape(-1, 3)  # right of the three columns
+    assert all((legend == colour).all(1).any() for colour in PALETTE)
+    # the bars with the class's median (once the class was graded) and the threshold
+    assert page.count("the black ticks: the class's median") == 2 and "the dashed red line: the mIoU threshold" in page
+
+
+def test_a_submission_failing_as_a_whole_is_one_diagnosis_and_the_eleventh_is_folded():
+    """The smallest case without grading: the untouched release's messages (one cause, named per model)
+    count once; twelve other causes show ten rows and fold the rest."""
+    from autograder.reports.diagnoses import WHOLE, diagnoses
+    from autograder.reports.overview import overview_html
+    from autograder.results import CheckResult, Status
+
+    def check(item, passed, message):
+        return CheckResult(item.name, item.title, item.model, item.points, item.points if passed else 0,
+                           Status.PASSED if passed else Status.FAILED, message)
+    untouched = Report("release", "r.ipynb", checks=[check(i, False, f"{'FCN8s' if i.model == 'fcn8s' else 'FCN32s'}"
+                                                                     f"(n_class=12) raised NotImplementedError.")
+                                                     for i in RUBRIC])
+    others = [Report(f"s{n:02d}", "s.py", checks=[check(i, i is not RUBRIC[0], f"cause number {n}x") for i in RUBRIC])
+              for n in range(12)]
+    found = diagnoses([untouched, *others])
+    assert [(d.item, d.students, d.lost) for d in found if d.item == WHOLE] == [
+        (WHOLE, ["release"], sum(i.points for i in RUBRIC))]
+    assert sum("release" in d.students for d in found) == 1
+    page = overview_html([untouched, *others])
+    top, rest = page.split("<table class='diagnoses'>")[1].split("<details><summary>3 more diagnoses</summary>")
+    assert top.split("</table>")[0].count("<tr>") == 1 + 10 and rest.split("</table>")[0].count("<tr>") == 1 + 3
+    assert linked(section(page, "near-zero")) == {"release"} and "Every student's every item was graded" in page
+
+
+def test_what_no_one_was_graded_on_is_the_runs_line_not_a_line_per_student():
+    """A run without trained results and one submission the grader could not read: the unreadable one is
+    named with its reason; the mIoU items no one was graded on are one line, not every student's."""
+    from autograder.reports.attention import not_graded
+    from autograder.results import CheckResult, Status
+    ok = [Report(s, "x", checks=[CheckResult(i.name, i.title, i.model, i.points, 0 if i.needs_weights else i.points,
+                                             Status.NOT_GRADED if i.needs_weights else Status.PASSED,
+                                             "not graded: no trained results given.") for i in RUBRIC])
+          for s in ("a", "b")]
+    students, run = not_graded([*ok, Report("bad", "y", not_graded="the file is not UTF-8")])
+    assert students == {"the file is not UTF-8": ["bad"]}
+    assert run == {"no trained results given.": [i.name for i in RUBRIC if i.needs_weights]}
