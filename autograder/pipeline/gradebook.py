@@ -243,10 +243,17 @@ class Gradebook:
             found.setdefault(student, {})[question] = ManualScore(title, score, max_score, comment)
         return found
 
-    def import_answers(self, scores: dict[str, dict[str, ManualScore]], when: str | None = None) -> None:
-        """Imported scores, in one transaction (replacing those of the same student and question)."""
-        with self.transaction() as db:
-            self._put_answers(db, scores, when or now())
+    def import_answers(self, scores: dict[str, dict[str, ManualScore]], when: str | None = None) -> int:
+        """Imported scores, in one transaction (replacing those of the same student and question);
+        those already recorded as they are leave the file as it is. Returns how many changed."""
+        had = self.answers()
+        changed = {s: {q: m for q, m in by_q.items() if (had or {}).get(s, {}).get(q) != m}
+                   for s, by_q in scores.items()}
+        changed = {s: by_q for s, by_q in changed.items() if by_q}
+        if changed or had is None:
+            with self.transaction() as db:
+                self._put_answers(db, changed, when or now())
+        return sum(map(len, changed.values()))
 
     def _put_answers(self, db, scores: dict, when: str) -> None:
         db.executemany("INSERT OR REPLACE INTO manual VALUES (?, ?, ?, ?, ?, ?, ?)",
