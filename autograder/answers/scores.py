@@ -129,6 +129,8 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
     except (RunLocked, FileNotFoundError) as err:
         raise AnswersError(str(err)) from None
     try:
+        from ..pipeline.classrun import remove_stale_temporaries
+        remove_stale_temporaries(reports_dir)  # a killed import's, never a finished file
         book = _class_book(reports_dir)
         try:
             reports = book.reports()

@@ -107,8 +107,7 @@ def grade(args, shard: tuple[int, int] | None, began: float) -> int:
         return 2
     eval_dir = book = None
     try:
-        for folder in (args.out, args.out / "feedback"):
-            atomic.remove_stale_temporaries(folder)  # a killed writer's, never a finished file
+        classrun.remove_stale_temporaries(args.out)  # a killed writer's, never a finished file
         book, answers = _gradebooks(args.out, shard)
         run, said = journal.resume(book, args.seed, _grade_options(args, want), journal.grader_fingerprint(),
                                    args.force, [s for s, _ in submissions])

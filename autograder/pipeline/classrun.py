@@ -61,6 +61,16 @@ def plan(submissions: list[tuple[str, Path]], book: Gradebook, run: dict, checkp
     return result
 
 
+def remove_stale_temporaries(out: Path) -> None:
+    """The temporary files a killed writer left in the reports folder's views (never a finished file)."""
+    out = Path(out)
+    folders = [out, out / "feedback", out / "instructor-only" / "integrity"]
+    if (out / "gradescope").is_dir():
+        folders += [p for p in (out / "gradescope").iterdir() if p.is_dir()]
+    for folder in folders:
+        atomic.remove_stale_temporaries(folder)
+
+
 def write_views(out: Path, reports: list[Report]) -> list[str]:
     """Each student's files rewritten from their record (those unchanged are left alone); each
     student is their own failure boundary. Returns a line per student whose files could not be written."""
