@@ -94,6 +94,7 @@ class Report:
     phases: dict[str, float] = field(default_factory=dict)
     traceback: str = ""
     first_predictions: dict[str, list] = field(default_factory=dict)  # model: up to 3 predicted maps
+    evidence: dict[str, dict] = field(default_factory=dict)  # model: the integrity evidence (judging/evidence.py)
 
     _IN_JSON = ("student", "submission", "seed", "isolation", "checks", "notes", "not_graded", "metrics",
                 "integrity", "manual")

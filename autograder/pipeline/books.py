@@ -148,7 +148,7 @@ def merge(main: Gradebook, shards: list[Path]) -> list[str]:
                 for table in ("checks", "integrity", "submissions", "students"):
                     db.execute(f"DELETE FROM main.{table} WHERE {'id' if table == 'students' else 'student'} IN "
                                f"(SELECT student FROM shard.submissions)")
-                for table in ("students", "submissions", "checks", "integrity", "evidence"):
+                for table in ("students", "submissions", "checks", "integrity"):
                     db.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM shard.{table}")
         finally:
             main.db.execute("DETACH DATABASE shard")

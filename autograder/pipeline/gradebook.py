@@ -4,9 +4,10 @@ reports folder (``<student>.json``, feedback pages, grades.csv, index.html, Grad
 is a view of it, rewritten from it after every change.
 
 Tables: ``students`` (id, display name, file stem), ``submissions`` (path, content hash, grader
-fingerprint, seed, state, the rest of the report as JSON), ``checks`` (item, status, score,
+fingerprint, seed, state, the rest of the report as JSON: the integrity evidence the mIoU items
+took when they read the predictions among it), ``checks`` (item, status, score,
 message), ``manual`` (the written answers' imported scores: grading never writes these),
-``integrity`` (flags), ``evidence`` (what the flags are computed from), ``runs`` (options, seed,
+``integrity`` (flags), ``runs`` (options, seed,
 timings, isolation layers) and ``meta``. A student's grading commits in one transaction. The file
 uses a rollback journal (``journal_mode=DELETE``, ``synchronous=FULL``), which network file systems
 keep safe, and has one writer: the run holding ``run.lock`` (:class:`autograder.pipeline.journal.Lock`).
@@ -49,8 +50,6 @@ CREATE TABLE IF NOT EXISTS manual (student TEXT NOT NULL, question TEXT NOT NULL
     PRIMARY KEY (student, question));
 CREATE TABLE IF NOT EXISTS integrity (student TEXT NOT NULL, position INTEGER NOT NULL, kind TEXT NOT NULL,
     other TEXT NOT NULL, evidence TEXT NOT NULL, PRIMARY KEY (student, position));
-CREATE TABLE IF NOT EXISTS evidence (student TEXT NOT NULL, model TEXT NOT NULL, sha256 TEXT NOT NULL,
-    hashes TEXT NOT NULL, sketch BLOB NOT NULL, weights TEXT NOT NULL, PRIMARY KEY (student, model, sha256));
 """
 OWN = object()  # Gradebook.report's default: the gradebook's own imported answers
 CONTENT = ("students", "submissions", "checks", "manual", "integrity")  # what two runs that agree hold alike

@@ -215,3 +215,29 @@ def test_a_reports_folder_of_the_json_version_is_read_in_once(graded_catalogue, 
     with sqlite3.connect(out / "gradebook.sqlite") as db:  # the same folder again: read in once
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_the_flags_use_the_evidence_the_miou_item_recorded_without_reading_predictions_again(tmp_path):
+    """Two students whose recorded evidence (taken when the mIoU item read their maps) is the same
+    are flagged although their predictions are gone from the disk; the evidence survives the
+    gradebook (its sketch is an array)."""
+    import numpy as np
+    from autograder.judging.evidence import predictions_evidence
+    from autograder.reports.integrity import flag_class
+    from autograder.results import Report
+    rng = np.random.default_rng(0)
+    ids = [f"img{i}" for i in range(8)]
+    maps = {i: rng.integers(0, 12, (40, 30), dtype=np.uint8) for i in ids}
+    other = {i: rng.integers(0, 12, (40, 30), dtype=np.uint8) for i in ids}
+    reports = [Report(name, str(tmp_path / f"{name}.py")) for name in ("ann", "ben", "cat")]
+    for report, m in zip(reports, (maps, maps, other)):
+        report.evidence["fcn8s"] = predictions_evidence(m, ids, "")
+    book = Gradebook(tmp_path / "gradebook.sqlite")
+    for report in reports:
+        book.record(report, "", "", 1)
+    stored = book.reports()
+    book.close()
+    assert isinstance(stored[0].evidence["fcn8s"]["sketch"], np.ndarray)
+    flags = flag_class(stored, labels_ids=ids, template=None)
+    assert {f.other for f in flags["ann"]} == {"ben"} and {f.other for f in flags["ben"]} == {"ann"}
+    assert "cat" not in flags and "8 of 8 maps identical" in flags["ann"][0].evidence
