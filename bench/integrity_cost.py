@@ -83,6 +83,8 @@ def main() -> None:
     t0 = time.perf_counter()  # before: the flags read every student's predictions again after grading
     students = [integrity.student_evidence(r, list(labels), given) for r in reports]
     t1 = time.perf_counter()
+    flags = integrity.compare(students)
+    t2 = time.perf_counter()
     evidence_s = 0.0  # after: the mIoU item takes the evidence from the maps it has read anyway
     for r in reports:
         for kind in ("fcn32s", "fcn8s"):
@@ -95,8 +97,6 @@ def main() -> None:
     t4 = time.perf_counter()
     assert [(s.hashes, s.weights) for s in recorded] == [(s.hashes, s.weights) for s in students]
     assert all((a.sketches[k] == b.sketches[k]).all() for a, b in zip(recorded, students) for k in a.sketches)
-    flags = integrity.compare(students)
-    t2 = time.perf_counter()
     sketch_bytes = sum(s.nbytes for st in students for s in st.sketches.values())
     pairs = {tuple(sorted((a, f.other))) + (f.kind,) for a, fs in flags.items() for f in fs}
     print(f"class of {args.students} (made in {made:.0f} s; {len(labels)} test maps per model at scale {args.scale}, "
