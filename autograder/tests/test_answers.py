@@ -226,7 +226,8 @@ def test_a_regrade_keeps_the_imported_answers(tmp_path):
             assert gradescope["score"] == report["total"]
         assert _views(out, "ben")[1]["score"] < _views(out, "ann")[1]["score"]  # ben's change was graded
         roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section\nAnn,1,S1,ann,A\nBen,2,S2,ben,A\n")
-        assert main(["export", "canvas", str(out), "--roster", str(roster), "--out", str(tmp_path / "canvas.csv")]) == 0
+        assert main(["export", "canvas", str(out), "--roster", str(roster), "--out", str(tmp_path / "canvas.csv"),
+                     "--missing-answers-zero"]) == 0  # ann has no question2, ben no question1
         canvas = {r["SIS Login ID"]: r for r in csv.DictReader(open(tmp_path / "canvas.csv", encoding="utf-8"))}
         assert {s: float(canvas[s]["FCN segmentation"]) for s in ("ann", "ben")} == \
             {s: _views(out, s)[1]["total"] for s in ("ann", "ben")}, again
