@@ -1,7 +1,8 @@
 """``python -m autograder grade``: a class (or one submission) graded into a reports folder's gradebook
 (:mod:`autograder.pipeline.gradebook`), resumable (:mod:`autograder.pipeline.journal`), each student's
-record committed and its files written as it is graded (:mod:`autograder.pipeline.classrun`), then grades.csv, the score table, the class overview and, when asked, Gradescope's results,
-nbgrader's gradebook and the run's timings."""
+record committed and its files written as it is graded (:mod:`autograder.pipeline.classrun`), then
+grades.csv, the score table, the class overview and, when asked, Gradescope's results, nbgrader's
+gradebook and the run's timings."""
 from __future__ import annotations
 
 import json
@@ -183,7 +184,9 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
             grading.close()
             progress.close()
         graded = time.perf_counter()
-    reports = book.reports([s for s, _ in submissions], answers)  # every file below is a view of these
+    stored = {r.student: r for r in book.reports([s for s, _ in submissions], answers)}  # the files are views
+    # of these; one the gradebook could not take (its writing failed: logged) is shown as the writer had it
+    reports = [stored.get(s) or writer.reports[s] for s, _ in submissions]
     status = _write_class(args, shard, (book, reports), log, labels, {
         "grading time": f"{graded - started:.1f} s", "jobs": str(jobs), "shard": args.shard or "all"})
     book.end_run(run, {"start": started - began, "grading": graded - started, "jobs": jobs, "threads": threads},
