@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import atomic
 from ..results import ManualScore, ReportError, read_report, read_reports, report_path
 from .gradebook import GRADED, Gradebook, GradebookError, path_of
 
@@ -131,7 +130,7 @@ def merge(main: Gradebook, shards: list[Path]) -> list[str]:
     two shards graded one student differently (checked first: nothing is written then)."""
     seen: dict[str, tuple[Path, tuple]] = {}
     for path in shards:
-        main.db.execute("ATTACH DATABASE ? AS shard", (atomic.fs_path(path).decode("utf-8", "surrogateescape"),))
+        main.db.raw.execute("ATTACH DATABASE ? AS shard", (str(path),))
         try:
             for student, signature in _signatures(main.db, "shard").items():
                 if student in seen and seen[student][1] != signature:
@@ -140,9 +139,9 @@ def merge(main: Gradebook, shards: list[Path]) -> list[str]:
                                         f"should not count, or rerun it, then summarize again")
                 seen[student] = (path, signature)
         finally:
-            main.db.execute("DETACH DATABASE shard")
+            main.db.raw.execute("DETACH DATABASE shard")
     for path in shards:  # ATTACH cannot be inside a transaction: one transaction per shard
-        main.db.execute("ATTACH DATABASE ? AS shard", (atomic.fs_path(path).decode("utf-8", "surrogateescape"),))
+        main.db.raw.execute("ATTACH DATABASE ? AS shard", (str(path),))
         try:
             with main.transaction() as db:
                 for table in ("checks", "integrity", "submissions", "students"):
@@ -151,5 +150,5 @@ def merge(main: Gradebook, shards: list[Path]) -> list[str]:
                 for table in ("students", "submissions", "checks", "integrity"):
                     db.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM shard.{table}")
         finally:
-            main.db.execute("DETACH DATABASE shard")
+            main.db.raw.execute("DETACH DATABASE shard")
     return [f"joined {len(seen)} students of {len(shards)} shards into {main.path}"]

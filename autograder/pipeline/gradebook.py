@@ -91,14 +91,62 @@ def other_fields(report: Report) -> str:
                       default=_encode, sort_keys=True, ensure_ascii=False)
 
 
+def _param(value):
+    """Text as SQLite takes it: a name read from the disk under any locale (Python keeps bytes that are
+    not UTF-8 as surrogates, which SQLite's text cannot hold) goes in as its bytes, a BLOB."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
+
+
+def _value(value):
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+class _Rows(list):
+    """A statement's rows (text given back as Python wrote it) and the id of the row it inserted."""
+    lastrowid: int | None = None
+
+    def fetchone(self):
+        return self[0] if self else None
+
+    def fetchall(self):
+        return list(self)
+
+
+class _Connection:
+    """sqlite3's connection, passing any Python text in and out whole (:func:`_param`)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.raw = db
+
+    def execute(self, sql: str, params=()) -> _Rows:
+        cursor = self.raw.execute(sql, tuple(_param(v) for v in params))
+        rows = _Rows(tuple(_value(v) for v in row) for row in cursor)
+        rows.lastrowid = cursor.lastrowid
+        return rows
+
+    def executemany(self, sql: str, rows) -> None:
+        self.raw.executemany(sql, [tuple(_param(v) for v in row) for row in rows])
+
+    def executescript(self, sql: str) -> None:
+        self.raw.executescript(sql)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 class Gradebook:
     """One gradebook file, opened for reading and (by the run holding the lock) writing."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            self.db = sqlite3.connect(atomic.fs_path(self.path).decode("utf-8", "surrogateescape"),
-                                      isolation_level=None, timeout=30, check_same_thread=False)
+            self.db = _Connection(sqlite3.connect(atomic.fs_path(self.path), isolation_level=None, timeout=30,
+                                                  check_same_thread=False))
             self.db.execute("PRAGMA journal_mode=DELETE")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
