@@ -55,6 +55,20 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
+def update_text(path: str | Path, text: str) -> bool:
+    """:func:`write_text`, unless the file holds exactly ``text`` already (a view rewritten from the
+    gradebook after every change is mostly unchanged). Returns whether it wrote."""
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        with open(fs_path(path), "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return False
+    except OSError:
+        pass
+    write_bytes(path, data)
+    return True
+
+
 def remove_stale_temporaries(folder: Path) -> None:
     """The temporary files a killed writer left in ``folder`` (never a finished file)."""
     try:

@@ -101,6 +101,7 @@ class Report:
     # model: the feedback page's examples (best, median, worst by IoU), each {"image_id", "iou", "prediction",
     # "truth", "image"} (arrays; "truth"/"image" None when the run has not got them)
     first_predictions: dict[str, list] = field(default_factory=dict)
+    evidence: dict[str, dict] = field(default_factory=dict)  # model: the integrity evidence (judging/evidence.py)
 
     _IN_JSON = ("student", "submission", "seed", "isolation", "checks", "notes", "not_graded", "metrics",
                 "integrity", "manual", "image_iou")

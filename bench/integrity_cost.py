@@ -2,7 +2,9 @@
 both models' test predictions (the real test split's 76 labels with blocks changed, as
 bench/predictions_cost.py makes them, at scale 0.5) and their own code (the reference with some
 numbers changed, so that students differ), three pairs of copies among them. Times
-:func:`autograder.reports.integrity.flag_class` by phase and prints the figures.
+:func:`autograder.reports.integrity.flag_class` by phase and prints the figures: before (the flags
+read every student's predictions after grading) and after (the mIoU item records the evidence when
+it reads them; the flags read the code only).
 
     FCNKIT_DATA=../shared/data/cmp_facade python bench/integrity_cost.py [--students 300]
 """
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.judging.evidence import predictions_evidence
+from autograder.judging.miou import read_submitted
 from autograder.reports import integrity
 from autograder.results import Report
 from autograder.catalogue import REFERENCE
@@ -76,17 +80,32 @@ def main() -> None:
         reports.append(Report(student, str(sub / "fcn_segmentation.py")))
     made = time.perf_counter() - start
     given = integrity.template_units()
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # before: the flags read every student's predictions again after grading
     students = [integrity.student_evidence(r, list(labels), given) for r in reports]
     t1 = time.perf_counter()
     flags = integrity.compare(students)
     t2 = time.perf_counter()
+    evidence_s = 0.0  # after: the mIoU item takes the evidence from the maps it has read anyway
+    for r in reports:
+        for kind in ("fcn32s", "fcn8s"):
+            meta, maps = read_submitted(Path(r.submission).parent / "outputs", kind)
+            t = time.perf_counter()
+            r.evidence[kind] = predictions_evidence(maps, list(labels), meta.weights_sha256)
+            evidence_s += time.perf_counter() - t
+    t3 = time.perf_counter()
+    recorded = [integrity.student_evidence(r, list(labels), given) for r in reports]
+    t4 = time.perf_counter()
+    assert [(s.hashes, s.weights) for s in recorded] == [(s.hashes, s.weights) for s in students]
+    assert all((a.sketches[k] == b.sketches[k]).all() for a, b in zip(recorded, students) for k in a.sketches)
     sketch_bytes = sum(s.nbytes for st in students for s in st.sketches.values())
     pairs = {tuple(sorted((a, f.other))) + (f.kind,) for a, fs in flags.items() for f in fs}
     print(f"class of {args.students} (made in {made:.0f} s; {len(labels)} test maps per model at scale {args.scale}, "
           f"{sum((folder / r.student / 'fcn_segmentation' / 'outputs' / MAPS_FILE.format(kind='fcn8s')).stat().st_size for r in reports) / len(reports) / 1e3:.0f} KB per .npz)")
-    print(f"reading predictions and code (hashes, sketches, code units): {t1 - t0:.1f} s "
+    print(f"before: the flags read predictions and code (hashes, sketches, code units): {t1 - t0:.1f} s "
           f"({(t1 - t0) / args.students * 1e3:.0f} ms per student)")
+    print(f"after: the mIoU items take hashes and sketches from the maps they read: {evidence_s:.1f} s in all "
+          f"({evidence_s / args.students * 1e3:.1f} ms per student, spread over grading); the flags read code only: "
+          f"{t4 - t3:.1f} s ({(t4 - t3) / args.students * 1e3:.0f} ms per student)")
     print(f"comparing {args.students * (args.students - 1) // 2} pairs per model: {t2 - t1:.2f} s; sketches "
           f"{sketch_bytes / 1e6:.1f} MB in all")
     print(f"flagged pairs: {sorted(pairs)}")

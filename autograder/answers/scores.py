@@ -3,9 +3,9 @@
     python -m autograder answers --import answers/scores-question1.csv ...    # into the reports
 
 The import checks the CSVs whole before it writes anything, then keeps the scores in one place,
-``OUT/manual/scores.json`` (:func:`read_store`, :func:`write_store`), which grading reads and never
-writes: a regrade (resume or ``--force``) puts them back into every report it writes
-(:func:`attach`). The <student>.json reports, their feedback pages, grades.csv, Gradescope results
+the class's gradebook (``OUT/gradebook.sqlite``, table ``manual``), which grading reads and never
+writes: a regrade (resume or ``--force``) shows them in every file it writes. The <student>.json
+reports, their feedback pages, grades.csv, the overview, Gradescope results
 (``gradescope/<student>/results.json``) and, with ``--gradebook``, nbgrader's gradebook are views of
 it, written with the same writers as the grade command. Importing the same CSV again changes nothing.
 """
@@ -14,20 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 from fcnkit.predictions import UnreadableFile, read_bounded
 
 from .. import atomic
 from ..reports.csv import write_csv
-from ..reports.files import write_report_files
-from ..results import ManualScore, Report, read_reports
+from ..results import ManualScore, Report
 from .pages import SOURCE, AnswersError, Question, questions_from
 
 CSV_COLUMNS = ["student", "question", "score", "comment"]
-STORE = Path("manual") / "scores.json"  # under the reports folder: never a <student>.json
-Store = dict[str, dict[str, ManualScore]]  # student: question id: the imported score
 
 
 def read_scores(paths: list[Path], questions: dict[str, Question], students: set[str],
@@ -82,87 +78,77 @@ def merge(reports: list[Report], scores: dict, questions: dict[str, Question]) -
                 report.manual[qid] = ManualScore(f"Question {q.number} (graded by hand)", value, q.points, comment)
 
 
-def read_store(reports_dir: Path, reports: list[Report] | None = None) -> Store | None:
-    """The written answers' scores imported into ``reports_dir`` (None when none ever were): its
-    store, or, in a folder an earlier version wrote (no store yet), those its reports hold.
-
-    Args:
-        reports_dir: the reports folder of ``python -m autograder grade``.
-        reports: its reports when the caller has read them already (only read without a store).
-    """
-    path = Path(reports_dir) / STORE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        found = {r.student: dict(r.manual) for r in (read_reports(reports_dir)[0] if reports is None else reports)
-                 if r.manual is not None}
-        return found or None
-    try:
-        return {student: {q: ManualScore(**m) for q, m in scores.items()}
-                for student, scores in json.loads(text).items()}
-    except (ValueError, TypeError, AttributeError) as err:
-        raise AnswersError(f"{path} is not the store of imported scores the answers import writes ({err}); restore "
-                           f"it from a backup, or remove it and import the scores CSVs again.") from None
-
-
-def write_store(reports_dir: Path, store: Store) -> None:
-    """The imported scores into ``reports_dir``'s store, whole (temp + rename), as UTF-8."""
-    path = Path(reports_dir) / STORE
-    os.makedirs(atomic.fs_path(path.parent), exist_ok=True)
-    data = {student: {q: vars(m) for q, m in sorted(scores.items())} for student, scores in sorted(store.items())}
-    atomic.write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def attach(report: Report, store: Store | None) -> None:
-    """Put the student's imported scores into ``report`` (none when nothing was imported)."""
-    if store is not None:
-        report.manual = dict(store.get(report.student, {}))
-
-
-def _reports(reports_dir: Path) -> tuple[list[Report], list[str]]:
-    """The reports the scores go into, and a line for each other JSON file there (not read)."""
-    reports, skipped = read_reports(reports_dir)
-    if not reports:
-        raise AnswersError(f"{reports_dir} holds no <student>.json reports: run python -m autograder grade first "
-                           f"(its --out folder), or give --reports.")
-    return reports, [f"skipped {line}" for line in skipped]
-
-
 def _anonymous(csv_paths: list[Path]) -> dict[str, str] | None:
     """The names behind "student 01"..., from the anonymous.json beside the CSVs (write_pages wrote it)."""
     found = next((p.parent / "anonymous.json" for p in csv_paths if (p.parent / "anonymous.json").is_file()), None)
     return json.loads(found.read_text(encoding="utf-8")) if found else None
 
 
-def _write(reports: list[Report], reports_dir: Path) -> None:
-    """The merged reports' files, as the grade command writes them (Gradescope's results included)."""
-    (reports_dir / "feedback").mkdir(exist_ok=True)
-    for report in reports:
-        write_report_files(reports_dir, report)
+def _class_book(reports_dir: Path):
+    """The class's gradebook (an earlier version's folder read in first); AnswersError when it
+    holds nobody yet."""
+    from ..pipeline import books
+    from ..pipeline.gradebook import GradebookError
+    try:
+        book = books.open_class(reports_dir)
+    except GradebookError as err:
+        raise AnswersError(str(err)) from None
+    if not book.students():
+        book.close()
+        fix = (f"join the shards first: python -m autograder summarize {reports_dir}" if books.shard_books(reports_dir)
+               else "run python -m autograder grade first (its --out folder), or give --reports")
+        raise AnswersError(f"{reports_dir} holds no graded submissions: {fix}.")
+    return book
+
+
+def write_views(book, reports_dir: Path) -> list[Report]:
+    """Every file of the class rewritten from its gradebook: the students' reports, feedback pages
+    and Gradescope results, grades.csv and the overview (the integrity flags as recorded)."""
+    from ..pipeline.classrun import write_views as student_files
+    from ..reports.overview import write_overview
+    reports = book.reports()
+    problems = student_files(reports_dir, reports)
+    if problems:
+        raise AnswersError("; ".join(problems))
     write_csv(reports, reports_dir / "grades.csv")
+    write_overview(reports_dir, reports, book.facts())
+    return reports
 
 
 def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURCE,
                   gradebook: Path | None = None) -> list[str]:
-    """Check the CSVs, then write the merged reports, grades.csv, feedback pages, Gradescope results
-    and (``gradebook``) nbgrader's gradebook. Nothing is written when a CSV is refused."""
-    reports, skipped = _reports(reports_dir)
-    questions = {q.id: q for q in questions_from(source)}
-    scores = read_scores(csv_paths, questions, {r.student for r in reports}, _anonymous(csv_paths))
+    """Check the CSVs, put the scores into the class's gradebook (one transaction, under the run
+    lock), then rewrite its views: the reports, grades.csv, feedback pages, Gradescope results,
+    the overview and (``gradebook``) nbgrader's gradebook. Nothing is written when a CSV is refused."""
+    from ..pipeline.journal import Lock, RunLocked
+    reports_dir = Path(reports_dir)
     if gradebook is not None and not (gradebook / "gradebook.db").is_file():
         raise AnswersError(f"--gradebook {gradebook}: no gradebook.db there; give the nbgrader course folder.")
-    store = read_store(reports_dir, reports) or {}
-    for report in reports:
-        attach(report, store)
-    merge(reports, scores, questions)
-    store.update({r.student: r.manual for r in reports})
-    done = [*skipped, f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
+    try:
+        lock = Lock(reports_dir / "run.lock")
+    except (RunLocked, FileNotFoundError) as err:
+        raise AnswersError(str(err)) from None
+    try:
+        from ..pipeline.classrun import remove_stale_temporaries
+        remove_stale_temporaries(reports_dir)  # a killed import's, never a finished file
+        book = _class_book(reports_dir)
+        try:
+            reports = book.reports()
+            questions = {q.id: q for q in questions_from(source)}
+            scores = read_scores(csv_paths, questions, {r.student for r in reports}, _anonymous(csv_paths))
+            merge(reports, scores, questions)
+            book.import_answers({r.student: {q: r.manual[q] for q in r.manual if (r.student, q) in scores}
+                                 for r in reports})  # the one place of the scores first; then its views
+            reports = write_views(book, reports_dir)
+        finally:
+            book.close()
+    finally:
+        lock.release()
+    done = [f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
     if gradebook is not None:
         from ..frontends.nbgrader import GradebookError, record_manual
         try:
             done += record_manual(gradebook, reports)
         except GradebookError as err:
             raise AnswersError(str(err)) from None
-    write_store(reports_dir, store)  # the one place of the scores first; then its views
-    _write(reports, reports_dir)
     return done

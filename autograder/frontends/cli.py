@@ -11,10 +11,9 @@ from pathlib import Path
 
 from ..catalogue import EXAMPLES, write_submissions
 from ..isolation import LAYERS, tempdirs
-from ..pipeline import Limits, find_submissions, journal
+from ..pipeline import Limits, classrun, find_submissions
 from ..reports.csv import write_csv
 from ..reports.table import score_table
-from ..results import read_reports
 from ..reports.canvas import DEFAULT_ASSIGNMENT
 
 
@@ -72,14 +71,15 @@ def _grade_parser(commands) -> None:
                                                  "outside --out (bench/grading_speed.py reads it)")
     g.add_argument("--shard", help="K/N: grade only every N-th submission starting at K (0-based), for job arrays")
     g.add_argument("--force", action="store_true",
-                   help="grade everyone again (by default a rerun into the same --out keeps the reports its journal "
+                   help="grade everyone again (by default a rerun into the same --out keeps what its gradebook "
                         "records as graded, of unchanged files, and grades the rest with the recorded seed)")
 
 
 def _summarize_parser(commands) -> None:
-    s = commands.add_parser("summarize", help="rebuild grades.csv and the score table from <student>.json reports",
-                            description="Rebuild OUT/grades.csv from the <student>.json files in OUT (e.g. after "
-                                        "sharded runs wrote into the same folder).")
+    s = commands.add_parser("summarize", help="join the shards' gradebooks and rebuild every file from the gradebook",
+                            description="Join the gradebooks of sharded runs (OUT/gradebook-K-of-N.sqlite) into "
+                                        "OUT/gradebook.sqlite, then rewrite grades.csv, the <student>.json reports, "
+                                        "the feedback pages and the overview from it.")
     s.add_argument("out", type=Path)
 
 
@@ -182,24 +182,37 @@ def answers(args) -> int:
 
 
 def summarize(out: Path) -> int:
-    """grades.csv from the reports in ``out``; names the submissions its journals list without a
-    report, or not graded (exit 1 when there are any)."""
-    reports, skipped = read_reports(out)
-    for line in skipped:
-        print(f"warning: skipped {line}", file=sys.stderr)
-    if not reports:
-        print(f"error: no <student>.json reports in {out}", file=sys.stderr)
-        return 2
+    """Join the shards' gradebooks into ``OUT/gradebook.sqlite`` (refusing two shards that graded a
+    student differently), then rewrite every view from it: the students' files, grades.csv, the
+    integrity flags and the overview; names the submissions a run lists without a graded record
+    (exit 1 when there are any)."""
+    from ..pipeline import books, gradebook
     from ..reports.overview import class_pages  # integrity flags across the shards, their pages, the overview
-    overview, problems = class_pages(out, reports)
+    try:
+        book = books.open_class(out)
+        try:
+            shards = books.shard_books(out)
+            for line in books.merge(book, shards) if shards else []:
+                print(line)
+            reports = book.reports()
+            if not reports:
+                print(f"error: no graded submissions in {out} (its gradebook and <student>.json reports)",
+                      file=sys.stderr)
+                return 2
+            overview, problems = class_pages(out, reports)
+            book.set_flags(reports)
+            problems += classrun.write_views(out, reports)
+        finally:
+            book.close()
+    except gradebook.GradebookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     write_csv(reports, out / "grades.csv")
     print(score_table(reports))
     print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
-    have = {r.student for r in reports if not r.not_graded}
     missing = {}
-    for path in sorted(out.glob("run*.journal")):
-        if (record := journal.Journal.read(path)) is not None:
-            missing.update(record.missing(have))
+    for path in [*shards, *([gradebook.path_of(out)] if not shards else [])]:
+        missing.update(books.unfinished(path))
     if missing:
         print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
                                                                           sorted(missing.items()))

@@ -1,7 +1,8 @@
-"""``python -m autograder grade``: a class (or one submission) graded into a reports folder, resumable
-(:mod:`autograder.pipeline.journal`), with each report written as it is graded (:mod:`autograder.pipeline.classrun`),
-then grades.csv, the score table, the class overview and, when asked, Gradescope's results,
-nbgrader's gradebook and the run's timings."""
+"""``python -m autograder grade``: a class (or one submission) graded into a reports folder's gradebook
+(:mod:`autograder.pipeline.gradebook`), resumable (:mod:`autograder.pipeline.journal`), each student's
+record committed and its files written as it is graded (:mod:`autograder.pipeline.classrun`), then
+grades.csv, the score table, the class overview and, when asked, Gradescope's results, nbgrader's
+gradebook and the run's timings."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 from .. import atomic
 from ..isolation import LAYERS, tempdirs
 from ..judging.miou import LabelSet
-from ..pipeline import EvalSet, GradingRun, Limits, classrun, find_submissions, grade_all, journal
+from ..pipeline import EvalSet, GradingRun, Limits, books, classrun, find_submissions, grade_all, gradebook, journal
 from ..reports.csv import write_csv
 from ..reports.files import write_json
 from ..reports.overview import class_pages
@@ -105,73 +106,91 @@ def grade(args, shard: tuple[int, int] | None, began: float) -> int:
     except journal.RunLocked as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    eval_dir = None
+    eval_dir = book = None
     try:
-        for folder in (args.out, args.out / "feedback"):
-            atomic.remove_stale_temporaries(folder)  # a killed writer's, never a finished file
-        record, said = journal.resume(args.out / f"{stem}.journal", args.seed, _grade_options(args, want),
-                                      journal.grader_fingerprint(), args.force)
+        classrun.remove_stale_temporaries(args.out)  # a killed writer's, never a finished file
+        book, answers = _gradebooks(args.out, shard)
+        run, said = journal.resume(book, args.seed, _grade_options(args, want), journal.grader_fingerprint(),
+                                   args.force, [s for s, _ in submissions])
         for line in said:
             print(line)
         labels = _labels(args)
         if args.checkpoints:
             eval_dir = tempdirs.make("fcnkit-eval-")
         device, evalset = _evalset(args, eval_dir)
-        return _grade_class(args, shard, began, submissions, record, device, evalset, labels, want)
+        return _grade_class(args, shard, began, submissions, (book, run, answers), device, evalset, labels, want)
     except CannotStart as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
         tempdirs.remove(eval_dir)
+        if book is not None:
+            book.close()
         lock.release()
 
 
-def _grade_class(args, shard, began, submissions, record, device, evalset, labels, want) -> int:
-    log = classrun.RunLog(args.out / f"{journal.names(shard)}.log")
-    record.students = [s for s, _ in submissions]
-    record.save()
-    todo = classrun.plan(submissions, record, args.out, args.checkpoints)
-    from ..answers.scores import AnswersError, attach, read_store
-    try:  # the written answers' scores, imported by answers --import: grading reads them, never writes them
-        store = read_store(args.out)
-    except AnswersError as err:
+def _gradebooks(out: Path, shard) -> tuple[gradebook.Gradebook, dict | None]:
+    """The run's gradebook (a shard's own) and the written answers' imported scores, which live in
+    the class's (grading reads them, never writes them); CannotStart when one cannot be used."""
+    try:
+        book = books.open_class(out, shard)
+        if not shard:
+            return book, book.answers()
+        if not gradebook.path_of(out).is_file():
+            return book, None
+        main = books.open_class(out)
+        try:
+            return book, main.answers()
+        finally:
+            main.close()
+    except gradebook.GradebookError as err:
         raise CannotStart(str(err)) from None
-    for report in todo.kept.values():
-        attach(report, store)
+
+
+def _grade_class(args, shard, began, submissions, record, device, evalset, labels, want) -> int:
+    book, run, answers = record
+    log = classrun.RunLog(args.out / f"{journal.names(shard)}.log")
+    todo = classrun.plan(submissions, book, run, args.checkpoints)
     if todo.kept:
-        print(f"{len(todo.kept)} of {len(submissions)} submissions keep their recorded reports; grading "
+        print(f"{len(todo.kept)} of {len(submissions)} submissions keep their recorded grading; grading "
               f"{len(todo.todo) + len(todo.unreadable)}")
-    log.note(f"run {os.getpid()} started: {len(todo.todo)} to grade, {len(todo.kept)} kept, seed {record.seed}, "
-             f"options {record.options}")
+    log.note(f"run {os.getpid()} started: {len(todo.todo)} to grade, {len(todo.kept)} kept, seed {run['seed']}, "
+             f"options {run['options']}")
     one_at_a_time = device == "cuda" or args.low_memory  # one GPU: one child at a time
     jobs = 1 if one_at_a_time else max(1, min(args.jobs, len(todo.todo) or 1))
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)  # the cores are shared out among the children
     limits = Limits(wall_s=args.timeout, check_s=args.check_timeout, check_wall_s=max(args.check_timeout * 4, 60),
                     memory_gb=args.memory_gb, threads=threads)
     progress = classrun.Progress(len(todo.todo) + len(todo.unreadable))
-    writer = classrun.Writer(args.out, record, todo.hashes, log, progress, lambda report: attach(report, store))
+    writer = classrun.Writer(args.out, book, run, todo.hashes, log, progress, answers)
     for report in todo.unreadable.values():
         writer.finished(report)
     started = graded = time.perf_counter()
+    isolation = {}
     if todo.todo:
         try:
-            run = GradingRun.start(evalset, device, limits, seed=record.seed, hidden=[args.path.resolve()], want=want,
-                                   jobs=jobs, labels=labels, low_memory=args.low_memory)
+            grading = GradingRun.start(evalset, device, limits, seed=run["seed"], hidden=[args.path.resolve()],
+                                       want=want, jobs=jobs, labels=labels, low_memory=args.low_memory)
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             log.note(f"the run could not start: {err}")
             return 2
-        _say_isolation(run, jobs)
+        _say_isolation(grading, jobs)
+        isolation = {"summary": grading.runtime.isolation.summary()}
         started = time.perf_counter()
         try:
-            grade_all(todo.todo, args.checkpoints, evalset, device, jobs, limits, writer.finished, run=run)
+            grade_all(todo.todo, args.checkpoints, evalset, device, jobs, limits, writer.finished, run=grading)
         finally:
-            run.close()
+            grading.close()
             progress.close()
         graded = time.perf_counter()
-    reports = [todo.kept.get(s) or writer.reports[s] for s, _ in submissions]
-    status = _write_class(args, shard, reports, log, labels, {"grading time": f"{graded - started:.1f} s",
-                                                              "jobs": str(jobs), "shard": args.shard or "all"})
+    stored = {r.student: r for r in book.reports([s for s, _ in submissions], answers)}  # the files are views
+    # of these; one the gradebook could not take (its writing failed: logged) is shown as the writer had it
+    reports = [stored.get(s) or writer.reports[s] for s, _ in submissions]
+    status = _write_class(args, shard, (book, reports), log, labels, {
+        "grading time": f"{graded - started:.1f} s", "jobs": str(jobs), "shard": args.shard or "all"})
+    book.end_run(run, {"start": started - began, "grading": graded - started, "jobs": jobs, "threads": threads},
+                 isolation)
     if status == 2:  # the gradebook could not be used
         return status
     if args.timings:
@@ -189,13 +208,13 @@ def _say_isolation(run: GradingRun, jobs: int) -> None:
               "files", flush=True)
 
 
-def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, labels: LabelSet | None,
-                 facts: dict[str, str]) -> int:
+def _write_class(args, shard, record, log: classrun.RunLog, labels: LabelSet | None, facts: dict[str, str]) -> int:
     """The integrity flags, their pair pages and the class overview (grades.csv's review column and
     --json carry the flags), grades.csv, --json, --gradescope, the score table and --gradebook, once
     every report is written; each file is its own failure boundary (one that cannot be written is
     named and logged, never stops the others). Returns the run's exit status: 1 when a submission is
     not graded or a file could not be written, 2 when the gradebook could not be used."""
+    book, reports = record
     problems = []
 
     def attempt(what: Path, write) -> None:
@@ -208,6 +227,9 @@ def _write_class(args, shard, reports: list[Report], log: classrun.RunLog, label
     def pages() -> None:
         problems.extend(class_pages(args.out, reports, args.checkpoints, labels.ids if labels else None, facts)[1])
     attempt(overview, pages)
+    book.set_flags(reports)  # the flags into the record, then every student's files from it
+    book.set_facts(facts)
+    problems.extend(classrun.write_views(args.out, reports))
     csv_path = args.out / (f"grades-{shard[0]}-of-{shard[1]}.csv" if shard else "grades.csv")
     attempt(csv_path, lambda: write_csv(reports, csv_path))
     if args.json:

@@ -148,13 +148,19 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
 
 def read_and_judge(folder: Path, kind: str, labels: LabelSet) -> tuple[PredictionsMeta, dict, dict]:
     """(meta, maps, scores) of the predictions in ``folder``; raises Flagged (unreadable or implausible)."""
+    meta, maps = read_submitted(folder, kind)
+    return meta, maps, judge_predictions(kind, meta, maps, labels)
+
+
+def read_submitted(folder: Path, kind: str) -> tuple[PredictionsMeta, dict]:
+    """(meta, maps) of the predictions in ``folder``; raises Flagged when they cannot be read."""
     if folder.is_symlink():  # it could lead anywhere
         raise Flagged(f"submitted predictions unreadable: {folder.name}/ is a link, which is not followed.")
     try:
         meta, maps = read_predictions(folder, kind)
     except PredictionsError as err:
         raise Flagged(f"submitted predictions unreadable: {err}") from None
-    return meta, maps, judge_predictions(kind, meta, maps, labels)
+    return meta, maps
 
 
 def cross_check(kind: str, meta: PredictionsMeta, submitted: dict[str, np.ndarray], recomputed: list[np.ndarray],

@@ -1,6 +1,8 @@
-"""A class run's output folder, written as it goes: each submission's report and feedback page the
-moment it is graded (whole, as UTF-8), its state in the journal, the grader's errors in the run log,
-and a progress bar or plain progress lines. What a rerun keeps is decided by :mod:`autograder.pipeline.journal`.
+"""A class run's output folder, written as it goes: each submission's record committed to the
+gradebook (:mod:`autograder.pipeline.gradebook`, one transaction) the moment it is graded, then its
+views (report and feedback page, whole, as UTF-8) rewritten from it; the grader's errors in the run
+log, and a progress bar or plain progress lines. What a rerun keeps is decided by
+:mod:`autograder.pipeline.journal`.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from fcnkit.spec import MODEL_CLASSES
 
 from .. import atomic
 from ..judging.miou import find_predictions
-from ..reports.files import write_json, write_report_files
-from ..results import Report, ReportError, Status, read_report, report_path
+from ..reports.files import write_report_files
+from ..results import Report, Status
 from . import journal
+from .gradebook import Gradebook
 from .discover import find_checkpoints
 from .run import GraderError, not_graded, phase
 
@@ -33,39 +36,52 @@ def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
     return files
 
 
-def load_report(out: Path, student: str) -> Report | None:
-    """A report written by an earlier run, or None when it is missing or not whole."""
-    try:
-        report = read_report(report_path(out, student))
-    except ReportError:
-        return None
-    return report if report.student == student else None
-
-
 @dataclass
 class Plan:
-    """What a run grades and what it keeps from the run its journal records."""
+    """What a run grades and what it keeps from the session its gradebook records."""
     todo: list[tuple[str, Path]]
-    kept: dict[str, Report]  # student: report
+    kept: set[str]  # students whose recorded grading stands
     hashes: dict[str, str]  # student: hash of what is graded
     unreadable: dict[str, Report] = field(default_factory=dict)  # student: not-graded report (hashing failed)
 
 
-def plan(submissions: list[tuple[str, Path]], record: journal.Journal, out: Path, checkpoints: Path | None) -> Plan:
-    result = Plan([], {}, {})
+def plan(submissions: list[tuple[str, Path]], book: Gradebook, run: dict, checkpoints: Path | None) -> Plan:
+    result = Plan([], set(), {})
     for student, path in submissions:
         try:
             with phase("reading the submission's files"):
                 result.hashes[student] = journal.file_hash(inputs_of(student, path, checkpoints))
         except GraderError as err:
-            result.unreadable[student] = not_graded(student, path, err, record.seed)
+            result.unreadable[student] = not_graded(student, path, err, run["seed"])
             continue
-        report = load_report(out, student) if record.kept(student, result.hashes[student]) else None
-        if report is not None:
-            result.kept[student] = report
+        if journal.kept(book, run, student, result.hashes[student]):
+            result.kept.add(student)
         else:
             result.todo.append((student, path))
     return result
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """The temporary files a killed writer left in the reports folder's views (never a finished file)."""
+    out = Path(out)
+    folders = [out, out / "feedback", out / "instructor-only" / "integrity"]
+    if (out / "gradescope").is_dir():
+        folders += [p for p in (out / "gradescope").iterdir() if p.is_dir()]
+    for folder in folders:
+        atomic.remove_stale_temporaries(folder)
+
+
+def write_views(out: Path, reports: list[Report]) -> list[str]:
+    """Each student's files rewritten from their record (those unchanged are left alone); each
+    student is their own failure boundary. Returns a line per student whose files could not be written."""
+    (Path(out) / "feedback").mkdir(parents=True, exist_ok=True)
+    problems = []
+    for report in reports:
+        try:
+            write_report_files(out, report)
+        except (OSError, ValueError) as err:
+            problems.append(f"{report.student}: the files could not be written ({err})")
+    return problems
 
 
 class RunLog:
@@ -120,37 +136,36 @@ class Progress:
 
 
 class Writer:
-    """Writes each finished submission's files and journal entry; a failure to write is that
-    submission's (not graded, logged), never the run's. ``attach`` puts what grading does not make
-    into each report before it is written (the written answers' imported scores)."""
+    """Commits each finished submission's record to the gradebook (one transaction), then writes its
+    files from it; a failure to write is that submission's (not graded, logged), never the run's.
+    ``answers``: the imported written answers' scores the files show (grading never writes them)."""
 
-    def __init__(self, out: Path, record: journal.Journal, hashes: dict[str, str], log: RunLog, progress: Progress,
-                 attach=lambda report: None):
-        self.out, self.journal, self.hashes, self.log, self.progress = out, record, hashes, log, progress
-        self.attach = attach
+    def __init__(self, out: Path, book: Gradebook, run: dict, hashes: dict[str, str], log: RunLog,
+                 progress: Progress, answers: dict | None = None):
+        self.out, self.book, self.run, self.hashes, self.log, self.progress = out, book, run, hashes, log, progress
+        self.answers = answers
         self.lock = threading.Lock()
         self.reports: dict[str, Report] = {}
         (out / "feedback").mkdir(parents=True, exist_ok=True)
 
     def finished(self, report: Report) -> None:
         with self.lock:
-            student = report.student
+            student, sha = report.student, self.hashes.get(report.student, "")
             try:
                 with phase("writing its report"):
-                    self.attach(report)
+                    self.book.record(report, sha, self.run["grader"], self.run["session"])
+                    report = self.book.report(student, self.answers)
                     write_report_files(self.out, report)
             except GraderError as err:
                 report = not_graded(student, Path(report.submission), err, report.seed, report.isolation)
                 try:
-                    self.attach(report)
-                    write_json([report], report_path(self.out, student))
-                except Exception:  # the log says why; the journal says it is not graded
+                    self.book.record(report, sha, self.run["grader"], self.run["session"])
+                    report = self.book.report(student, self.answers)
+                    write_report_files(self.out, report)
+                except Exception:  # the log says why; the gradebook says it is not graded, if it could
                     pass
             if report.not_graded:
                 self.log.error(student, report)
-            state = journal.NOT_GRADED if report.not_graded else journal.GRADED
-            self.journal.set(student, journal.Entry(report.submission, self.hashes.get(student, ""), state,
-                                                    report.not_graded or ""))
             self.reports[student] = report
             self.progress.line(report)
 

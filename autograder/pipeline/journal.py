@@ -1,28 +1,28 @@
-"""The journal of a class run, its lock, and what a rerun may keep (resume).
+"""A class run's lock, and what a rerun may keep (resume).
 
 The output folder holds, per run (per shard with ``--shard``):
 
-- ``run.journal``: JSON rewritten whole after each submission: the seed, the options that change
-  grades, the grader's fingerprint, and per student the hash of what was graded and its state;
+- ``gradebook.sqlite`` (:mod:`autograder.pipeline.gradebook`): the seed, the options that change
+  grades, the grader's fingerprint, and per student the hash of what was graded, its state and its
+  record (``run.journal``, which earlier versions wrote, is read into it once);
 - ``run.lock``: held (``flock``) while a run writes the folder, with its pid, so that a second run
   on the same folder is refused instead of interleaving its files with the first one's;
 - ``run.log``: what went wrong in the grader, with tracebacks.
 
-Rerunning the same command keeps the reports of the submissions the journal says are graded and
-whose files are unchanged, and grades the rest with the recorded seed.
+Rerunning the same command keeps the records of the submissions the gradebook says are graded in
+the same session and whose files are unchanged, and grades the rest with the recorded seed.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import atomic
 
-GRADED, NOT_GRADED = "graded", "not graded"  # a submission's state in the journal (unfinished: not there)
+from .gradebook import GRADED
+
 HASH_LIMIT = 2 * 2**30  # a file larger than this is fingerprinted by its first bytes and its size
 ROOT = Path(__file__).resolve().parent.parent
 # what grades depend on: the rubric, the judging, the pipeline, the isolation (the child included), the reference
@@ -78,78 +78,38 @@ def file_hash(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class Entry:
-    """One submission in the journal."""
-    file: str
-    sha256: str
-    state: str  # GRADED, or NOT_GRADED (a grader error: graded again by a rerun)
-    reason: str = ""
-
-
-@dataclass
-class Journal:
-    path: Path
-    seed: int
-    options: dict
-    grader: str
-    entries: dict[str, Entry] = field(default_factory=dict)
-    students: list[str] = field(default_factory=list)  # every submission of the run, graded or not yet
-
-    @classmethod
-    def read(cls, path: Path) -> "Journal | None":
-        """The journal at ``path``, or None when there is none or it cannot be used."""
-        try:
-            with open(atomic.fs_path(path), "rb") as f:
-                data = json.loads(f.read().decode("utf-8"))
-            return cls(path, int(data["seed"]), dict(data["options"]), str(data["grader"]),
-                       {s: Entry(**e) for s, e in data["submissions"].items()}, list(data.get("students", [])))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def save(self) -> None:
-        data = {"seed": self.seed, "options": self.options, "grader": self.grader,
-                "students": self.students, "submissions": {s: asdict(e) for s, e in sorted(self.entries.items())}}
-        atomic.write_text(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-
-    def missing(self, have: set[str]) -> dict[str, str]:
-        """The run's submissions without a report in ``have``, with why."""
-        return {s: self.entries[s].reason if s in self.entries and self.entries[s].reason else
-                "unfinished: the run stopped before it was graded" for s in self.students if s not in have}
-
-    def kept(self, student: str, sha256: str) -> bool:
-        """Whether this student's recorded report still stands (graded, and the same files)."""
-        entry = self.entries.get(student)
-        return entry is not None and entry.state == GRADED and entry.sha256 == sha256
-
-    def set(self, student: str, entry: Entry) -> None:
-        self.entries[student] = entry
-        self.save()
-
-
-def resume(path: Path, seed: int | None, options: dict, grader: str, force: bool) -> tuple[Journal, list[str]]:
-    """The journal this run continues (with its seed) or a new one; and what it says about that.
-
-    A new journal (everybody graded) when ``force``, when there is none, when the options that change
-    grades or the seed asked for differ, or when the grader changed."""
-    old = None if force else Journal.read(path)
-    why = []
+def resume(book, seed: int | None, options: dict, grader: str, force: bool, students: list[str]) -> tuple[dict, list[str]]:
+    """The run this one continues (its session and seed) or a new one, recorded in ``book`` (an
+    :class:`autograder.pipeline.gradebook.Gradebook`) with the submissions it grades; and what it
+    says about that. A new session (everybody graded) when ``force``, when nothing was recorded,
+    when the options that change grades or the seed asked for differ, or when the grader changed."""
+    old = None if force else book.last_run()
+    why, session = [], None
     if old is not None:
-        if old.grader != grader:
+        if old["grader"] != grader:
             why.append("the grader changed since the recorded run (its rubric, checks, reference or child): "
                        "grading everyone again")
-        elif old.options != options:
-            changed = sorted(k for k in {*old.options, *options} if old.options.get(k) != options.get(k))
+        elif old["options"] != options:
+            changed = sorted(k for k in {*old["options"], *options} if old["options"].get(k) != options.get(k))
             why.append(f"the options changed since the recorded run ({', '.join(changed)}): grading everyone again")
-        elif seed is not None and seed != old.seed:
-            why.append(f"--seed {seed} differs from the recorded run's seed {old.seed}: grading everyone again")
+        elif seed is not None and seed != old["seed"]:
+            why.append(f"--seed {seed} differs from the recorded run's seed {old['seed']}: grading everyone again")
         else:
-            done = sum(e.state == GRADED for e in old.entries.values())
-            return old, [f"resuming the run recorded in {path} (seed {old.seed}; {done} submissions graded "
-                         f"already; --force grades everyone again)"]
-    import secrets
-    journal = Journal(path, secrets.randbits(31) if seed is None else seed, options, grader)
-    return journal, why
+            session, seed = old["session"], old["seed"]
+            done = sum(book.state(s) is not None and book.state(s)[0] == GRADED and book.state(s)[2] == session
+                       for s in students)
+            why.append(f"resuming the run recorded in {book.path} (seed {seed}; {done} submissions graded already; "
+                       f"--force grades everyone again)")
+    if session is None and seed is None:
+        import secrets
+        seed = secrets.randbits(31)
+    return book.start_run(seed, grader, options, students, session), why
+
+
+def kept(book, run: dict, student: str, sha256: str) -> bool:
+    """Whether the student's recorded grading still stands: graded in this run's session, of the same files."""
+    state = book.state(student)
+    return state is not None and state[0] == GRADED and state[1] == sha256 and state[2] == run["session"]
 
 
 class Lock:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import text_cell, write_text
-from ..results import Report, read_reports
+from ..results import Report
 
 IDENTITY = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 POINTS_POSSIBLE = "Points Possible"
@@ -63,14 +63,24 @@ def read_roster(path: Path) -> tuple[list[str], list[dict], dict | None]:
 
 
 def class_reports(folder: Path) -> tuple[list[Report], list[str]]:
-    """The reports of ``folder`` and a line for each JSON file there that is not one (another file,
-    or a report not written whole: that student is then listed as without a report); ExportError
-    when there are none."""
-    reports, skipped = read_reports(Path(folder))
+    """The reports of ``folder``'s gradebook (``OUT/gradebook.sqlite``; an earlier version's JSON
+    reports read into it first) and notes; ExportError when it holds nobody."""
+    from ..pipeline import books
+    from ..pipeline.gradebook import GradebookError
+    if not Path(folder).is_dir():
+        raise ExportError(f"{folder}: no such reports folder; run python -m autograder grade ... --out {folder} first.")
+    try:
+        book = books.open_class(Path(folder))
+        try:
+            reports = book.reports()
+        finally:
+            book.close()
+    except GradebookError as err:
+        raise ExportError(str(err)) from None
     if not reports:
-        raise ExportError(f"{folder}: no <student>.json reports; run python -m autograder grade ... --out {folder} "
-                          f"first.")
-    return reports, [f"skipped {line}" for line in skipped]
+        raise ExportError(f"{folder}: no graded submissions; run python -m autograder grade ... --out {folder} "
+                          f"first{' (and summarize, to join its shards)' if books.shard_books(folder) else ''}.")
+    return reports, []
 
 
 def assignment_column(header: list[str], name: str) -> str:

@@ -1,5 +1,6 @@
 """A submission's files in the reports folder: ``<student>.json`` and ``feedback/<student>.html``,
-each written whole (temp file + rename) as UTF-8, named by the student's safe file stem
+views of the gradebook (:mod:`autograder.pipeline.gradebook`), each written whole (temp file +
+rename) as UTF-8 when it changed, named by the student's safe file stem
 (:func:`autograder.results.file_stem`), never by the id itself."""
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ def write_report_files(out: Path, report: Report) -> None:
     """``out/<student>.json``, ``out/feedback/<student>.html`` (the folder must exist) and, once
     written answers are imported (``report.manual`` is set), ``out/gradescope/<student>/results.json``
     with them as manual items."""
-    write_json([report], report_path(out, report.student))
-    atomic.write_text(feedback_path(out, report.student), feedback_html(report))
+    atomic.update_text(report_path(out, report.student), dumps(report))
+    atomic.update_text(feedback_path(out, report.student), feedback_html(report))
     if report.manual is not None:
         from ..frontends.gradescope import results
         target = gradescope_path(out, report.student)
         os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
-        atomic.write_text(target, json.dumps(results(report, 0), indent=2) + "\n")
+        atomic.update_text(target, json.dumps(results(report, 0), indent=2) + "\n")

@@ -24,51 +24,14 @@ from fcnkit.predictions import PredictionsError, read_predictions
 from fcnkit.spec import MODEL_CLASSES
 
 from ..atomic import write_text
+from ..judging.evidence import MISSING, SKETCH_PIXELS, image_hashes, sketch, sketch_agreement  # noqa: F401
 from ..judging.miou import find_predictions
 from ..pipeline.extract import SubmissionError, code_cells
 from ..results import IntegrityFlag, Report
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 
-SKETCH_PIXELS = 64  # per image: the sketch of 76 test maps is 4,864 bytes
-MISSING = 255  # a sketch value no class takes (12 classes): the image is not in the predictions
-
-
-def _positions(n: int = SKETCH_PIXELS, seed: int = 0) -> np.ndarray:
-    """Fractional (y, x) positions, the same for every student and image."""
-    return np.random.default_rng(seed).random((2, n))
-
-
-POSITIONS = _positions()
-
-
-def sketch(maps: dict[str, np.ndarray], ids: list[str]) -> np.ndarray:
-    """The class of SKETCH_PIXELS fixed (fractional) positions of each map, image after image."""
-    out = np.full((len(ids), SKETCH_PIXELS), MISSING, np.uint8)
-    for row, image_id in enumerate(ids):
-        m = maps.get(image_id)
-        if m is not None and m.ndim == 2 and m.size:
-            ys = (POSITIONS[0] * m.shape[0]).astype(np.intp)
-            xs = (POSITIONS[1] * m.shape[1]).astype(np.intp)
-            out[row] = m[ys, xs]
-    return out.ravel()
-
-
-def sketch_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of the sketch's pixels (present in both) on which two students' maps agree."""
-    present = (a != MISSING) & (b != MISSING)
-    return float((a == b)[present].mean()) if present.any() else 0.0
-
-
-def image_hashes(maps: dict[str, np.ndarray], ids: list[str]) -> list[str]:
-    """A short SHA-256 of each map (shape and pixels), '' where the image is missing."""
-    out = []
-    for image_id in ids:
-        m = maps.get(image_id)
-        out.append("" if m is None else hashlib.sha256(repr(m.shape).encode() + m.tobytes()).hexdigest()[:16])
-    return out
-
-
+# the predictions' evidence is computed where they are read, for the mIoU item (judging/evidence.py)
 # ----------------------------------------------------------------------------------- code students write
 # Units smaller than this (in AST nodes) are left out: `return h`, `super().__init__()` are everyone's.
 MIN_UNIT_NODES = 12
@@ -181,22 +144,29 @@ class Student:
 
 def student_evidence(report: Report, ids: list[str] | None, template: dict[str, int],
                      checkpoints: Path | None = None) -> Student:
-    """Read one student's predictions (bounded, fcnkit.predictions) and code. ``ids``: the test
-    split's image ids (default: those the student's own predictions list)."""
+    """One student's evidence: per model, what the mIoU item recorded when it read the predictions
+    (``report.evidence``, over the same image ids), else the predictions read now (bounded,
+    fcnkit.predictions); and their code. ``ids``: the test split's image ids (default: the
+    recorded ones, else those the student's own predictions list)."""
     student = Student(report.student)
     submission = Path(report.submission)
     for kind in MODEL_CLASSES:
-        folder = find_predictions(submission, kind, student.name, checkpoints) if submission.exists() else None
-        if folder is None or folder.is_symlink():
-            continue
-        try:
-            meta, maps = read_predictions(folder, kind)
-        except PredictionsError:
-            continue  # the mIoU item already flags what cannot be read
-        order = ids or meta.image_ids
-        student.hashes[kind], student.sketches[kind] = image_hashes(maps, order), sketch(maps, order)
-        if SHA256.fullmatch(meta.weights_sha256):
-            student.weights[kind] = meta.weights_sha256
+        recorded = (report.evidence or {}).get(kind)
+        if recorded is not None and (ids is None or list(ids) == recorded["ids"]):
+            hashes, sketched, weights = recorded["hashes"], np.asarray(recorded["sketch"], np.uint8), recorded["weights"]
+        else:
+            folder = find_predictions(submission, kind, student.name, checkpoints) if submission.exists() else None
+            if folder is None or folder.is_symlink():
+                continue
+            try:
+                meta, maps = read_predictions(folder, kind)
+            except PredictionsError:
+                continue  # the mIoU item already flags what cannot be read
+            order = ids or meta.image_ids
+            hashes, sketched, weights = image_hashes(maps, order), sketch(maps, order), meta.weights_sha256
+        student.hashes[kind], student.sketches[kind] = hashes, sketched
+        if SHA256.fullmatch(weights):
+            student.weights[kind] = weights
     if submission.is_file() and template:  # without the template every student shares its given code
         student.code = written_code(submission, template)
     return student

@@ -1,8 +1,10 @@
 """Written answers graded one question across the class: answers found in notebooks of every shape,
 pages with the key, the student's own numbers, hints and near-duplicate flags, scores saved by a real
 (headless) browser, and an import that is checked whole, idempotent, and reaches every report."""
+import csv
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import nbformat
@@ -201,7 +203,8 @@ def _views(out: Path, student: str) -> tuple[str, dict, str, dict]:
 @pytest.mark.slow
 def test_a_regrade_keeps_the_imported_answers(tmp_path):
     """Scores imported for two students survive a resumed run after one submission changed, and a
-    --force run: in grades.csv, the reports, the feedback pages and Gradescope's results."""
+    --force run: in the gradebook, grades.csv, the reports, the feedback pages, Gradescope's results
+    and Canvas's import file."""
     from autograder.catalogue import REFERENCE, sources
     folder, out = tmp_path / "class", tmp_path / "out"
     for student in ("ann", "ben"):
@@ -212,6 +215,7 @@ def test_a_regrade_keeps_the_imported_answers(tmp_path):
                        ("student", "question", "score", "comment"))
     assert main(["answers", "--import", str(scores), "--reports", str(out)]) == 0
     (folder / "ben" / "fcn_segmentation.py").write_text(sources()["fcn8s_no_ceil_mode"], encoding="utf-8")
+    roster = tmp_path / "roster.csv"
     for again in ([], ["--force"]):
         assert main(["grade", str(folder), "--out", str(out), "--seed", "3", "--jobs", "2", *again]) == 0
         for student, question, points, comment in (("ann", "question1", 12, "clear"), ("ben", "question2", 7, "thin")):
@@ -221,6 +225,15 @@ def test_a_regrade_keeps_the_imported_answers(tmp_path):
             assert comment in page and f"{points:g} / 15" in page
             assert gradescope["score"] == report["total"]
         assert _views(out, "ben")[1]["score"] < _views(out, "ann")[1]["score"]  # ben's change was graded
+        roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section\nAnn,1,S1,ann,A\nBen,2,S2,ben,A\n")
+        assert main(["export", "canvas", str(out), "--roster", str(roster), "--out", str(tmp_path / "canvas.csv"),
+                     "--missing-answers-zero"]) == 0  # ann has no question2, ben no question1
+        canvas = {r["SIS Login ID"]: r for r in csv.DictReader(open(tmp_path / "canvas.csv", encoding="utf-8"))}
+        assert {s: float(canvas[s]["FCN segmentation"]) for s in ("ann", "ben")} == \
+            {s: _views(out, s)[1]["total"] for s in ("ann", "ben")}, again
+        with sqlite3.connect(out / "gradebook.sqlite") as db:
+            assert db.execute("SELECT student, question, score, comment FROM manual ORDER BY student").fetchall() == \
+                [("ann", "question1", 12.0, "clear"), ("ben", "question2", 7.0, "thin")]
 
 
 # ----------------------------------------------------------------------------------- rendered, inert

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,15 +29,24 @@ def _command(folder: Path, out: Path) -> list[str]:
             "--jobs", "2", "--timeout", "120"]
 
 
-def _journal(out: Path) -> dict:
-    try:
-        return json.loads((out / "run.journal").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def _graded(out: Path) -> set[str]:
-    return {s for s, e in _journal(out).get("submissions", {}).items() if e["state"] == "graded"}
+    """The students the gradebook records as graded (read-only: the run may be writing it)."""
+    if not (out / "gradebook.sqlite").exists():
+        return set()
+    try:
+        with sqlite3.connect(f"file:{out / 'gradebook.sqlite'}?mode=ro", uri=True, timeout=5) as db:
+            return {s for (s,) in db.execute("SELECT student FROM submissions WHERE state = 'graded'")}
+    except sqlite3.Error:  # not created whole yet
+        return set()
+
+
+def _seed(out: Path) -> int | None:
+    try:
+        with sqlite3.connect(f"file:{out / 'gradebook.sqlite'}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT seed FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.Error:  # killed before its tables were created: the rerun creates them
+        return None
+    return row[0] if row else None
 
 
 def _temporaries(out: Path) -> list[Path]:
@@ -69,8 +79,8 @@ def _assert_whole(out: Path) -> None:
         assert json.loads(path.read_text(encoding="utf-8"))["student"] == path.stem
     for path in (out / "feedback").glob("*.html"):
         assert path.read_text(encoding="utf-8").endswith("</html>\n"), path
-    if (out / "run.journal").exists():
-        assert _journal(out)["seed"] == 11
+    if (out / "gradebook.sqlite").exists():
+        assert _seed(out) in (11, None)
     if (out / "grades.csv").exists():  # a run's (every student), or summarize's (those with a report)
         rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8"))))
         assert rows[0][0] == "student" and len({len(r) for r in rows}) == 1
@@ -78,8 +88,8 @@ def _assert_whole(out: Path) -> None:
 
 
 def _kept(out: Path) -> set[str]:
-    """What a rerun must keep: graded in the journal, with a whole report."""
-    return {s for s in _graded(out) if (out / f"{s}.json").exists()}
+    """What a rerun must keep: graded in the gradebook (its files are rewritten from it)."""
+    return _graded(out)
 
 
 @pytest.mark.slow
@@ -93,9 +103,9 @@ def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
     assert done.returncode == 0 and _graded_by(done.stdout) == set(CLASS), done.stdout[-2000:] + done.stderr[-2000:]
     command = _command(folder, out)
     moments = {  # each run after the first is the rerun of the one killed before it
-        "start-up": lambda kept: (out / "run.journal").exists(),
+        "start-up": lambda kept: (out / "gradebook.sqlite").exists(),
         "after a few students": lambda kept: len(_graded(out)) >= 2,
-        # a file being written, or the journal just rewritten after a report and its page
+        # a file being written, or a student just committed to the gradebook
         "while writing": lambda kept: bool(_temporaries(out)) or bool(_graded(out) - kept),
     }
     for name, moment in moments.items():
@@ -106,7 +116,7 @@ def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
         assert killed, f"the run ended before the moment {name!r}: {output[-2000:]}"
         _assert_whole(out)
         if name == "after a few students":  # summarize names who has no report yet
-            missing = {s for s in CLASS if not (out / f"{s}.json").exists()}
+            missing = set(CLASS) - _graded(out)
             said = subprocess.run([sys.executable, "-m", "autograder", "summarize", str(out)], cwd=REPO,
                                   capture_output=True, text=True, timeout=120)
             assert said.returncode == (1 if missing else 0), said.stdout[-2000:] + said.stderr[-2000:]
@@ -115,7 +125,7 @@ def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert _graded_by(done.stdout) == set(CLASS) - kept
-    assert f"resuming the run recorded in {out / 'run.journal'} (seed 11" in done.stdout
+    assert f"resuming the run recorded in {out / 'gradebook.sqlite'} (seed 11" in done.stdout
     _assert_whole(out)
     assert not _temporaries(out)
     assert (out / "grades.csv").read_bytes() == (whole / "grades.csv").read_bytes()
@@ -150,7 +160,7 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     assert _graded_by(subprocess.run(grade, cwd=REPO, capture_output=True, text=True, timeout=300).stdout) == set()
     forced = subprocess.run([*grade, "--force"], cwd=REPO, capture_output=True, text=True, timeout=300).stdout
     assert _graded_by(forced) == {"a"} and "resuming" not in forced
-    recorded = _journal(out)  # as if an earlier version of the grader (another rubric) had written it
-    (out / "run.journal").write_text(json.dumps({**recorded, "grader": "an older grader"}), encoding="utf-8")
+    with sqlite3.connect(out / "gradebook.sqlite") as db:  # as if an earlier grader (another rubric) had graded
+        db.execute("UPDATE runs SET grader = 'an older grader'")
     changed = subprocess.run(grade, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
     assert _graded_by(changed) == {"a"} and "the grader changed since the recorded run" in changed

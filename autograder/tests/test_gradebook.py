@@ -2,6 +2,8 @@
 of a test cell, so a grade_id twice; a renamed notebook). The good one's scores reach the gradebook,
 each mangled one is named with nbgrader's cause and the fix, and has no automatic score at all (not
 the full marks nbgrader computes from outputs without errors)."""
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -108,3 +110,82 @@ def test_the_builds_release_is_in_the_courses_gradebook(tmp_path, monkeypatch, c
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         assert gb.find_submission(ASSIGNMENT, "ann").code_score == STRUCTURE
         assert gb.find_submission(ASSIGNMENT, "ben").code_score == 0
+
+
+def _readme_commands() -> tuple[str, list[str], str]:
+    """The README's build command, its nbgrader course block (comments and blank lines dropped) and
+    the students' comment line, as written there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    build_line = re.search(r"^(python notebooks/build\.py --release)\s", readme, re.M).group(1)
+    block = readme.split("**An nbgrader course**", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+    students = re.search(r"#\s+students: (nbgrader fetch_assignment .+?), then submit", block).group(1)
+    return build_line, commands, students
+
+
+@pytest.mark.slow
+def test_the_readmes_nbgrader_commands_as_written_file_every_student(tmp_path):
+    """The README's commands, read from it, run in a copy of the repository: the build, release,
+    fetch and submit by four students (one hands in a notebook with a test cell pasted twice),
+    collect, grade into the course's gradebook, feedback. The three others are filed, the mangled
+    one is named with nbgrader's cause (exit 1), nobody gets 'no assignment'."""
+    import shlex
+    import shutil
+    import subprocess
+    from nbgrader.api import Gradebook
+    build_line, commands, fetch = _readme_commands()
+    assert commands[0] == "cd notebooks" and any(c.startswith("python -m autograder grade") for c in commands)
+    repo, exchange = tmp_path / "repo", tmp_path / "exchange"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build"))
+    exchange.mkdir()
+    (repo / "notebooks" / "data").mkdir()
+    from fcnkit.data import SAMPLE_ROOT
+    (repo / "notebooks" / "data" / "cmp_facade").symlink_to(SAMPLE_ROOT)  # the README's data/cmp_facade
+    env = {**os.environ, "PYTHONPATH": str(repo),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+
+    def run(command: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+        argv = shlex.split(command.replace("EXCHANGE", str(exchange)))
+        argv = [sys.executable, *argv[1:]] if argv[0] == "python" else [sys.executable, "-m", *argv]
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+        assert not check or done.returncode == 0, (command, done.stdout[-3000:], done.stderr[-3000:])
+        return done
+    run(build_line, repo)
+    course = repo / "notebooks"
+    cwd, graded = repo, None
+    for command in commands:
+        if command == "cd notebooks":
+            cwd = course
+        elif command.startswith("nbgrader collect"):
+            _students_submit(run, fetch, exchange, tmp_path)
+            run(command, cwd)
+        elif command.startswith("python -m autograder grade"):
+            graded = run(command, cwd, check=False)
+        else:
+            run(command, cwd)
+    assert graded is not None and graded.returncode == 1, graded.stdout[-3000:] + graded.stderr[-3000:]
+    assert "no assignment" not in graded.stderr
+    [dan] = [line for line in graded.stderr.splitlines() if line.startswith("error: dan:")]
+    assert "exists multiple times" in dan, dan
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {s: gb.find_submission(ASSIGNMENT, s).code_score for s in ("ann", "ben", "cat")}
+    assert scores == {"ann": STRUCTURE, "ben": STRUCTURE, "cat": 0}
+    assert (course / "feedback" / "ann" / ASSIGNMENT / f"{ASSIGNMENT}.html").is_file()
+
+
+def _students_submit(run, fetch: str, exchange: Path, tmp_path: Path) -> None:
+    """Four students fetch the release as the README says, do their work, and submit."""
+    for student in ("ann", "ben", "cat", "dan"):
+        home = tmp_path / "homes" / student
+        home.mkdir(parents=True)
+        run(f"{fetch} --Exchange.root=EXCHANGE", home)
+        notebook = home / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        nb = _solved(notebook) if student in ("ann", "ben") else nbformat.read(notebook, as_version=4)
+        if student == "dan":  # a test cell pasted twice: nbgrader refuses the notebook
+            cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "fcn32s_vgg_layers")
+            copy = nbformat.from_dict(cell)
+            copy.id = "pasted-copy"
+            nb.cells.insert(nb.cells.index(cell) + 1, copy)
+        nbformat.write(nb, notebook)
+        run(f"nbgrader submit {ASSIGNMENT} --course fcn-segmentation --Exchange.root=EXCHANGE --student={student}",
+            home)

@@ -85,14 +85,15 @@ def test_ids_never_collide_and_files_are_named_by_a_safe_stem(tmp_path):
 
 
 def test_a_class_of_odd_names_gets_one_honest_row_each_and_its_overview(tmp_path):
-    """``a/b.py`` (buggy) beside ``a__b.py`` (correct), a 251-character name and a name with a newline
-    and markup: four reports, four rows with their own files and scores, a finished overview whose
-    links open the right pages, exit 0."""
+    """``a/b.py`` (buggy) beside ``a__b.py`` (correct), a 251-character name, a name with a newline
+    and markup, and names like the run's own files (``grades``, ``index``, ``run.lock``,
+    ``gradebook.sqlite``): a record each in the gradebook, a row each with their own files and
+    scores, a finished overview whose links open the right pages, exit 0."""
     from autograder.catalogue import sources
     folder = tmp_path / "class"
     (folder / "a").mkdir(parents=True)
     (folder / "a" / "b.py").write_text(sources()["fcn8s_no_ceil_mode"], encoding="utf-8")
-    names = ["a__b", "y" * 251, "new\nline <b>bold"]
+    names = ["a__b", "y" * 251, "new\nline <b>bold", "grades", "index", "run.lock", "gradebook.sqlite"]
     for name in names:
         (folder / f"{name}.py").write_text(REFERENCE, encoding="utf-8")
     out = tmp_path / "out"
@@ -112,6 +113,13 @@ def test_a_class_of_odd_names_gets_one_honest_row_each_and_its_overview(tmp_path
     assert "new\nline &lt;b&gt;bold" in overview and "<b>bold" not in overview
     for r in reports:
         assert feedback_path(out, r.student).is_file(), r.student
+    import sqlite3
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        rows = db.execute("SELECT s.id, s.stem, b.path, b.state FROM students s JOIN submissions b ON b.student = s.id")
+        recorded = {os.path.relpath(path, folder): (student, stem, state) for student, stem, path, state in rows}
+    assert {f: v[0] for f, v in recorded.items()} == {f: r.student for f, r in by_file.items()}
+    assert len({v[1] for v in recorded.values()}) == len(recorded) and {v[2] for v in recorded.values()} == {"graded"}
+    assert (out / "grades.csv").is_file() and (out / "gradebook.sqlite").is_file()  # not overwritten by a student
 
 
 def test_the_runs_own_files_never_take_a_students_name(tmp_path, capsys):
