@@ -16,6 +16,7 @@ from fcnkit.spec import MODEL_CLASSES
 
 from .. import atomic
 from ..judging.miou import find_predictions
+from ..reports.charts import class_medians
 from ..reports.files import write_report_files
 from ..results import Report, Status
 from . import journal
@@ -72,13 +73,15 @@ def remove_stale_temporaries(out: Path) -> None:
 
 
 def write_views(out: Path, reports: list[Report]) -> list[str]:
-    """Each student's files rewritten from their record (those unchanged are left alone); each
-    student is their own failure boundary. Returns a line per student whose files could not be written."""
+    """Each student's files rewritten from their record (those unchanged are left alone), the
+    feedback pages with the class's median IoU per class; each student is their own failure boundary.
+    Returns a line per student whose files could not be written."""
     (Path(out) / "feedback").mkdir(parents=True, exist_ok=True)
     problems = []
+    medians = class_medians(reports)
     for report in reports:
         try:
-            write_report_files(out, report)
+            write_report_files(out, report, medians)
         except (OSError, ValueError) as err:
             problems.append(f"{report.student}: the files could not be written ({err})")
     return problems

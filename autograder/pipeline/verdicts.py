@@ -11,6 +11,7 @@ from ..judging import CheckFailed, OBSERVATIONS, judgement_of
 from ..judging.evidence import predictions_evidence
 from ..judging.miou import (Flagged, cross_check, examples, image_iou, judge_miou, judge_predictions, read_submitted,
                             score_predictions)
+from ..reports.html import examples_png
 from ..results import CheckResult, Report, Status
 from ..rubric import RUBRIC, Item
 from .discover import CHECKPOINT_NAMES
@@ -51,9 +52,14 @@ def _keep_scores(report: Report, kind: str, scores: dict, ids: list[str], maps: 
     per_image = image_iou(ids, maps, truth)
     report.image_iou = {**(report.image_iou or {}), kind: per_image}
     try:
-        report.first_predictions[kind] = examples(per_image, dict(zip(ids, maps)), dict(zip(ids, truth)), labels)
+        shown = examples(per_image, dict(zip(ids, maps)), dict(zip(ids, truth)), labels)
     except (OSError, ValueError):  # an image the page cannot show (DataError: unreadable) never costs the scores
-        report.first_predictions[kind] = []
+        shown = []
+    if shown:  # the record keeps the picture (drawn once, here), not three images and maps of the test split
+        png = examples_png(shown)
+        shown = [{k: x[k] for k in ("which", "image_id", "iou")} for x in shown]
+        shown[0]["png"] = png
+    report.first_predictions[kind] = shown
 
 
 def _from_predictions(item: Item, run, report: Report, folder: Path, weights: Path | None,

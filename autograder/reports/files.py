@@ -28,12 +28,12 @@ def gradescope_path(out: Path, student: str) -> Path:
     return Path(out) / "gradescope" / file_stem(student) / "results.json"
 
 
-def write_report_files(out: Path, report: Report) -> None:
-    """``out/<student>.json``, ``out/feedback/<student>.html`` (the folder must exist) and, once
-    written answers are imported (``report.manual`` is set), ``out/gradescope/<student>/results.json``
-    with them as manual items."""
+def write_report_files(out: Path, report: Report, class_median: dict[str, list] | None = None) -> None:
+    """``out/<student>.json``, ``out/feedback/<student>.html`` (the folder must exist; ``class_median``:
+    the class's median IoU per class, marked on its bars) and, once written answers are imported
+    (``report.manual`` is set), ``out/gradescope/<student>/results.json`` with them as manual items."""
     atomic.update_text(report_path(out, report.student), dumps(report))
-    atomic.update_text(feedback_path(out, report.student), feedback_html(report))
+    atomic.update_text(feedback_path(out, report.student), feedback_html(report, class_median))
     if report.manual is not None:
         from ..frontends.gradescope import results
         target = gradescope_path(out, report.student)

@@ -71,9 +71,9 @@ def total_line(report: Report, questions: dict[str, float]) -> str:
     return f"<p class='total'>{line}.</p>"
 
 
-def _examples_png(shown: list[dict]) -> str:
-    """The triptychs' PNG, drawn once per report and kept with its examples: class_pages redraws the
-    page with the class's medians, which change only the bars."""
+def examples_png(shown: list[dict]) -> str:
+    """The triptychs' PNG (base64), drawn once per report and kept with its examples in the record
+    (pipeline/verdicts.py): a page rewritten later (the class's medians, imported answers) reuses it."""
     from fcnkit.viz import show_examples
     if "png" not in shown[0]:
         shown[0]["png"] = _png(show_examples(shown))
@@ -97,7 +97,7 @@ def _pictures(report: Report, model: str, threshold: float, median: list | None)
     if shown:
         caption = "; ".join(f"{x['which']}: <b>{e(x['image_id'])}</b>, IoU {x['iou']:.2f}" for x in shown)
         cells.append(f"<figure class='examples'><img alt='{e(title)}: image, truth and prediction' "
-                     f"src='data:image/png;base64,{_examples_png(shown)}'><figcaption class='examples'>"
+                     f"src='data:image/png;base64,{examples_png(shown)}'><figcaption class='examples'>"
                      f"Your {'best, median and worst' if len(shown) == 3 else 'scored'} test images by IoU ({caption}): "
                      f"the image, its ground truth, your prediction; colours as in the legend.</figcaption></figure>")
     return f"<div class='pictures'>{''.join(cells)}</div>"

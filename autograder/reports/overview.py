@@ -15,10 +15,9 @@ from pathlib import Path
 from ..results import Report, Status, dumps, read_report, report_path
 from ..rubric import RUBRIC
 from .attention import STYLE as ATTENTION_STYLE, attention_html, link, students_table
-from .charts import class_medians, histogram_svg, predictions_html
+from .charts import histogram_svg, predictions_html
 from .diagnoses import TOP, diagnoses
 from .files import feedback_path
-from .html import feedback_html
 from .integrity import flag_class, remove_feedback_note, write_text
 from .pairs import write_pair_pages
 
@@ -162,8 +161,8 @@ def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | Non
 def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
                 image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
     """After a run's (or ``summarize``'s) reports are written: compute the class's integrity flags,
-    put them into each ``<student>.json`` whose flags changed, redraw the feedback pages whose pictures
-    this run drew with the class's median IoU per class marked, write the instructor-only page of
+    put them into each ``<student>.json`` whose flags changed (the feedback pages, with the class's
+    median IoU per class, are views the caller rewrites next: classrun.write_views), write the instructor-only page of
     each flagged pair and the overview, and take any integrity note an earlier version wrote out
     of the feedback pages. Each student's files are their own failure boundary: one that cannot be
     updated is named, never stops the overview. Returns the overview's path and a line per student
@@ -180,12 +179,9 @@ def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = Non
     before = {r.student: r.integrity or [] for r in reports}
     flag_class(reports, checkpoints, image_ids)
     problems = []
-    medians = class_medians(reports)
     for r in reports:
         path = report_path(out, r.student)
         try:
-            if r.first_predictions and medians and feedback_path(out, r.student).is_file():  # this run's pictures
-                write_text(feedback_path(out, r.student), feedback_html(r, medians))  # with the class's medians
             remove_feedback_note(feedback_path(out, r.student))
             if r.integrity != before[r.student] and path.is_file():  # only the integrity changes
                 saved = read_report(path)
