@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .judges import CheckFailed, _fail_if
+from .judges import CheckFailed, _fail_if, _first, root_cause
 from .records import Outputs
 from .spec import MODEL_CLASSES
 
@@ -78,8 +78,9 @@ def judge_dropout(o: Outputs) -> str:
     training mode, nothing changed in eval mode."""
     name = MODEL_CLASSES[o.kind]
     if o.dropout_error or set(o.dropout) != set(DROPOUT_NAMES):
-        why = o.dropout_error or o.error or "no observation of it"
-        raise CheckFailed(f"{name}'s dropout cannot be checked: {why}"[:1000])
+        cause = root_cause(o.layers, o.kind)  # the root cause instead of the error torch raised because of it
+        why = _first(cause, o.kind) if cause else o.dropout_error or o.error or "no observation of it"
+        raise CheckFailed(f"{name}'s dropout cannot be checked: {why}{'' if why.endswith('.') else '.'}"[:1000])
     problems = [f"after {place}, {text}" for place in DROPOUT_NAMES if (text := _dropout_at(place, o.dropout[place]))]
     _fail_if(problems, f"{name} dropout")
     return (f"Dropout2d(p={DROPOUT_P}) after relu6 and relu7: whole channels zeroed (the others doubled) in "
