@@ -197,7 +197,7 @@ def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
 
 def show_failures_plainly(namespace: dict) -> None:
     """In an IPython kernel (``namespace`` is its globals), show a failing check as its verdict and
-    message (``FAIL fcn32s_head: ...``) instead of a traceback through fcnkit's frames. The cell still
+    message (``FAIL fcn32s_head``, then ``CheckFailed: ...``) instead of a traceback through fcnkit's frames. The cell still
     raises (nbgrader counts it as failed); other errors keep their traceback."""
     shell = namespace.get("get_ipython")
     shell = shell() if callable(shell) else None
@@ -206,10 +206,10 @@ def show_failures_plainly(namespace: dict) -> None:
 
 
 def _verdict_only(shell, etype, value, tb, tb_offset=None) -> list[str]:
-    """IPython's custom exception handler: it shows the error as one line (a kernel sends it as the
-    cell's error output, which is what nbgrader reads) instead of a traceback."""
+    """IPython's custom exception handler: it shows the verdict and the error's line (a kernel sends
+    them as the cell's error output, which is what nbgrader reads) instead of a traceback."""
     item = getattr(value, "item", None)
-    stb = [f"FAIL {item}: {value}" if item else f"{etype.__name__}: {value}"]
+    stb = [f"FAIL {item}"] * bool(item) + [f"{etype.__name__}: {value}"]
     shell._showtraceback(etype, value, stb)
     return stb
 

@@ -188,15 +188,16 @@ def test_without_cell_history_the_namespace_given_is_judged(capsys):
 
 
 def test_a_failing_check_shows_its_verdict_and_message_not_fcnkits_frames(capsys):
-    """In a kernel, a failing check cell shows one line, ``FAIL item: message``, and still raises
-    (nbgrader counts the cell as failed); other errors keep their traceback."""
+    """In a kernel, a failing check cell shows two lines, ``FAIL item`` and ``CheckFailed: message``, and
+    still raises (nbgrader counts the cell as failed); other errors keep their traceback."""
     from fcnkit.judges import CheckFailed
     shell = ipython_session(["from fcnkit.checks import check"])
     capsys.readouterr()
     result = shell.run_cell('check("fcn32s_head", globals())', store_history=True)
     out = capsys.readouterr().out
     assert isinstance(result.error_in_exec, CheckFailed)
-    assert out.strip() == ("FAIL fcn32s_head: No class named FCN32s was found; define `class FCN32s(nn.Module)`."), out
+    assert out.strip() == ("FAIL fcn32s_head\nCheckFailed: No class named FCN32s was found; define `class "
+                           "FCN32s(nn.Module)`."), out
     result = shell.run_cell("1 / 0", store_history=True)
     assert isinstance(result.error_in_exec, ZeroDivisionError) and "Traceback" in capsys.readouterr().out
 
