@@ -126,8 +126,7 @@ def forward(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
     except Exception as err:
         where = f"{what} on an input of shape {tuple(x.shape)}"
         if operands.failed:  # what it was combining says more than torch's "size of tensor a (10)"
-            raise ObservationError(f"{where} failed {operands.failed}: maps combined element by element must "
-                                   f"have the same size ({described(err)})"[:1000]) from None
+            raise ObservationError(f"{where} failed {operands.failed} ({described(err)})"[:1000]) from None
         raise ObservationError(raised(where, err)) from None
     finally:
         operands.remove()
