@@ -179,9 +179,10 @@ def test_the_release_runs_from_a_fresh_environment_to_its_first_check(tmp_path):
     shutil.copytree(built, release)
     assert sorted(p.name for p in release.iterdir()) == sorted([RELEASE.name, build.wheel_name()])
     python = fresh_environment(tmp_path)
+    alone = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's own packages, not this checkout
     lacks = subprocess.run([str(python), "-c", "import importlib.util as u; print(u.find_spec('fcnkit'), "
                                                "u.find_spec('matplotlib'))"],
-                           capture_output=True, text=True, check=True, cwd=release)
+                           capture_output=True, text=True, check=True, cwd=release, env=alone)
     assert lacks.stdout.strip() == "None None"
     env = {"FCNKIT_SMOKE": "1", "PATH": os.environ["PATH"], "HOME": str(tmp_path), "PIP_NO_INDEX": "1",
            "PIP_FIND_LINKS": " ".join(map(str, LOCAL_WHEELS))}
@@ -194,10 +195,10 @@ def test_the_release_runs_from_a_fresh_environment_to_its_first_check(tmp_path):
     assert "mode: smoke" in text and "sample_data" in text
     where = subprocess.run([str(python), "-c", "import fcnkit, matplotlib; print(fcnkit.__version__, fcnkit.__file__, "
                                                "matplotlib.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+                           capture_output=True, text=True, check=True, cwd=tmp_path, env=alone).stdout
     assert where.startswith(build.wheel_name().split("-")[1]) and where.count(str(tmp_path / "venv")) == 2
 
     (release / build.wheel_name()).rename(tmp_path / build.wheel_name())
-    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "fcnkit"], check=True)
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "fcnkit"], check=True, env=alone)
     with pytest.raises(CellExecutionError, match=f"{build.wheel_name()} is not in .*: it came with this notebook"):
         run_cells(release, python, tmp_path / "jupyter", env)
