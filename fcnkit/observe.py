@@ -237,7 +237,9 @@ def observe_outputs(model: nn.Module, kind: str, seed: int, size, n_class: int) 
     result = Outputs(kind=kind, roles={}, called=[], stages={}, layers=layers, unregistered=unregistered)
     try:
         try:
-            output = forward(model, x, what)
+            with torch.random.fork_rng(devices=[]):  # randomness left on in eval mode: the same each run
+                torch.manual_seed(seed)
+                output = forward(model, x, what)
         finally:  # what ran before an error still shows dropout
             calls.remove()
             result.dropout, result.dropout_error = observe_dropout(model, x, calls, seed, what)
