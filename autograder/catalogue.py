@@ -36,6 +36,10 @@ FC7_COPY = """        self.fc7.weight.data.copy_(vgg16.classifier[3].weight.data
         self.fc7.bias.data.copy_(vgg16.classifier[3].bias.data)
 """
 
+def without_biases(code: str) -> str:
+    """A copy that copies each layer's weight and forgets its bias."""
+    return "".join(line for line in code.splitlines(keepends=True) if ".bias.data.copy_(" not in line)
+
 # name: (what the student got wrong, the check that must lose points, [(old, new), ...])
 MUTANTS = {
     "no_padding_100": ("conv1_1 pads by 1 instead of 100", "fcn32s_vgg_layers",
@@ -99,6 +103,24 @@ MUTANTS = {
     "copy_params_forgets_fc7": ("own copy_params_from_vgg16 forgets fc7", "fcn32s_copy_params",
                                 [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        ### BEGIN SOLUTION\n        h = self.score(",
                                   OWN_COPY.format(fc7=""))]),
+    "softmax_output": ("FCN-32s's forward returns softmax probabilities instead of scores", "fcn32s_equivalence",
+                       [("return h[:, :, 19:19 + x.size(2), 19:19 + x.size(3)].contiguous()",
+                         "return torch.softmax(h[:, :, 19:19 + x.size(2), 19:19 + x.size(3)], dim=1)")]),
+    "copy_params_forgets_biases": ("own copy_params_from_vgg16 copies the weights but not the biases",
+                                   "fcn32s_copy_params",
+                                   [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        ### BEGIN SOLUTION\n        h = self.score(",
+                                     without_biases(OWN_COPY.format(fc7=FC7_COPY)))]),
+    "fcn32s_21_classes": ("FCN-32s hard-codes PASCAL VOC's 21 classes", "fcn32s_output_shape",
+                          [("        vgg16_layers(self)\n        self.score = nn.Conv2d(4096, n_class, 1)\n        self.upscore ",
+                            "        n_class = 21  # PASCAL VOC\n        vgg16_layers(self)\n"
+                            "        self.score = nn.Conv2d(4096, n_class, 1)\n        self.upscore ")]),
+    "fcn8s_skip_crop_start_only": ("score_pool4 cropped from offset 5 to its end, not to upscore2's size",
+                                   "fcn8s_output_shape",
+                                   [("score_pool4[:, :, 5:5 + upscore2.size(2), 5:5 + upscore2.size(3)]",
+                                     "score_pool4[:, :, 5:, 5:]")]),
+    "no_dropout": ("fc6 and fc7 have no dropout after their ReLU", "fcn32s_dropout",
+                   [("h = fcn.drop6(fcn.relu6(fcn.fc6(h)))", "h = fcn.relu6(fcn.fc6(h))"),
+                    ("fc7 = fcn.drop7(fcn.relu7(fcn.fc7(h)))", "fc7 = fcn.relu7(fcn.fc7(h))")]),
 }
 
 # Correct solutions written differently: each must get full marks.

@@ -18,6 +18,7 @@ from torch import nn
 from . import observe
 from .data import N_CLASS
 from .extract import build_namespace, definitions
+from .dropout import judge_dropout
 from .judges import (EQUIVALENCE_SIZE, OUTPUT_SIZES, PUBLIC_SEED, STRUCTURAL, CheckFailed, StageValues,
                      judge_copy_params, judge_equivalence)
 from .observe import ObservationError
@@ -109,8 +110,8 @@ def build_model(kind: str, namespace: dict, n_class: int = N_CLASS, default_init
         raise CheckFailed(str(err)) from None
 
 
-STEPS = {**{part: "structure" for part in STRUCTURAL}, "equivalence": "outputs", "copy_params": "copy_params",
-         "miou": "predict"}  # the part of an item's name -> the observation its student-side check judges
+STEPS = {**{part: "structure" for part in STRUCTURAL}, "equivalence": "outputs", "dropout": "outputs",
+         "copy_params": "copy_params", "miou": "predict"}  # the part of an item's name -> the observation its student-side check judges
 
 
 @functools.cache
@@ -148,6 +149,8 @@ def judge(name: str, record, n_class: int = N_CLASS) -> str:
         return judge_equivalence(record, reference_stages(kind))
     if part == "copy_params":
         return judge_copy_params(record, expected_copy(PUBLIC_SEED))
+    if part == "dropout":
+        return judge_dropout(record)
     return STRUCTURAL[part](record, n_class)
 
 
@@ -180,14 +183,35 @@ def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
     kind, _, part = name.partition("_")
     if part == "miou" and kind in MODEL_CLASSES:  # printed, not raised: a run of the notebook goes on to FCN-8s
         return report_miou(kind, kwargs["predictions"], kwargs["data"], n_class)
+    show_failures_plainly(namespace)
     graded, notes = graded_namespace(namespace)
     try:
         message = run_check(name, graded, n_class, **kwargs)
-    except CheckFailed:
+    except CheckFailed as err:
         for note in notes:
             print(f"note: {note}")
+        err.item = name
         raise
     print(f"PASS {name}: {message}" if message else f"{name}: checked by the grader only (no student-side check)")
+
+
+def show_failures_plainly(namespace: dict) -> None:
+    """In an IPython kernel (``namespace`` is its globals), show a failing check as its verdict and
+    message (``FAIL fcn32s_head``, then ``CheckFailed: ...``) instead of a traceback through fcnkit's frames. The cell still
+    raises (nbgrader counts it as failed); other errors keep their traceback."""
+    shell = namespace.get("get_ipython")
+    shell = shell() if callable(shell) else None
+    if shell is not None and hasattr(shell, "set_custom_exc") and CheckFailed not in shell.custom_exceptions:
+        shell.set_custom_exc((CheckFailed,), _verdict_only)
+
+
+def _verdict_only(shell, etype, value, tb, tb_offset=None) -> list[str]:
+    """IPython's custom exception handler: it shows the verdict and the error's line (a kernel sends
+    them as the cell's error output, which is what nbgrader reads) instead of a traceback."""
+    item = getattr(value, "item", None)
+    stb = [f"FAIL {item}"] * bool(item) + [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 @dataclass

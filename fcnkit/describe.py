@@ -1,10 +1,14 @@
 """A model's modules as records: each layer's type and shape (:class:`~fcnkit.records.Layer`), the modules it
-keeps where PyTorch does not see them, and which of them ran in forward, with what (:class:`CallRecorder`)."""
+keeps where PyTorch does not see them, which of them ran in forward, with what (:class:`CallRecorder`), and
+which maps an operation that raised was given (:class:`Operands`)."""
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .records import Layer
 
@@ -75,3 +79,53 @@ class CallRecorder:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+
+class Operands(TorchFunctionMode):
+    """While active, remembers which maps an addition (or product, concatenation...) that raised was
+    given: the outputs of which layers, or crops of them, their sizes and the rule they broke
+    (``failed``, in words)."""
+    BINARY = {"add", "__add__", "__radd__", "add_", "__iadd__", "sub", "__sub__", "__rsub__", "sub_", "__isub__",
+              "mul", "__mul__", "__rmul__", "mul_", "__imul__", "cat", "stack"}
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.made: dict[int, tuple[str, weakref.ref]] = {}  # id of a layer's output -> (layer, the output)
+        self.failed = ""
+        self.handles = [m.register_forward_hook(self._hook(n)) for n, m in model.named_modules() if n]
+
+    def _hook(self, name: str):
+        def hook(module, args, output):
+            known = self.made.get(id(output))
+            if isinstance(output, torch.Tensor) and (known is None or known[1]() is not output):
+                self.made[id(output)] = (name, weakref.ref(output))  # weakly: maps are not kept alive for this;
+                # the layer that made it, not the in-place ReLU after it
+        return hook
+
+    def name(self, t: torch.Tensor) -> str:
+        dims = "x".join(map(str, t.shape[2:] if t.dim() == 4 else t.shape))
+        for candidate, crop in ((t, False), (t._base, True)):
+            layer, made = self.made.get(id(candidate), (None, lambda: None))
+            if layer is not None and made() is candidate:
+                return f"{layer} cropped to {dims}" if crop and candidate.shape != t.shape else f"{layer}'s {dims}"
+        return f"a {dims} map"
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        try:
+            return func(*args, **(kwargs or {}))
+        except RuntimeError:
+            what = getattr(func, "__name__", "")
+            given = args[0] if what in ("cat", "stack") and args and isinstance(args[0], (list, tuple)) else args
+            tensors = [a for a in given if isinstance(a, torch.Tensor)]
+            if not self.failed and what in self.BINARY and len(tensors) >= 2:
+                verb = ("adding" if "add" in what else "concatenating" if what == "cat" else "stacking"
+                        if what == "stack" else "combining")
+                rule = ("maps concatenated must have the same height and width" if what in ("cat", "stack")
+                        else "maps combined element by element must have the same size")
+                self.failed = f"{verb} " + " and ".join(self.name(t) for t in tensors[:3]) + f": {rule}"
+            raise
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.made.clear()

@@ -18,7 +18,9 @@ From every code cell (or the whole ``.py`` file) we keep, in order:
 
 Everything else (training loops, plots, a stray ``raise``, statements inside ``if`` or ``with``) is
 dropped. A kept assignment runs each time the definitions are run (each check in the notebook). A cell
-that does not parse is skipped with a note; the rest of the submission is still used. Reading the file
+that does not parse is skipped with a note; the rest of the submission is still used. What is read is
+bounded (:data:`MAX_STATEMENTS` top-level statements, :data:`MAX_READ_ASSIGNMENTS` assignments kept for what
+reads them), with a note past either. Reading the file
 (bounded, as untrusted input) is the caller's part.
 """
 from __future__ import annotations
@@ -97,6 +99,12 @@ def strip_magics(source: str) -> str:
     # IPython magics and shell escapes are not Python; blank them so line numbers stay right.
     return "\n".join("" if MAGIC.match(line) else line for line in source.splitlines())
 
+
+# Bounds on what is read of a submission (hostile input: 2.9 MB of chained assignments read by a class made
+# 150,001 chunks and 10 s of extraction): a course notebook has a few hundred top-level statements and reads
+# a few dozen assignments.
+MAX_STATEMENTS = 10_000  # top-level statements read, over all cells; the rest is skipped with a note
+MAX_READ_ASSIGNMENTS = 1_000  # assignments kept because definitions read them, transitively
 
 TRAINING_CALLS = frozenset({"fit", "evaluate", "save_checkpoint", "save_predictions", "score_saved", "make_loaders",
                             "cmp_splits", "eval_split", "CMPFacade", "DataLoader", "backward", "step"})
@@ -204,6 +212,17 @@ class _Statement:
 
 def _statements(trees: list[tuple[int, ast.Module]], notes: list[str], name: str) -> list[_Statement]:
     """Every top-level statement of ``trees``, with what the rule needs to know of it."""
+    total = 0
+    for i, (number, tree) in enumerate(trees):
+        if total + len(tree.body) > MAX_STATEMENTS:
+            notes.append((f"{name}: only its first {MAX_STATEMENTS - total} top-level statements were read"
+                          if number == 0 else f"{_where(number, name)} and what follows were skipped")
+                         + f": the grader reads at most {MAX_STATEMENTS} top-level statements of a submission, "
+                           f"and this one has more.")
+            trees = trees[:i] + ([(number, ast.Module(body=tree.body[:MAX_STATEMENTS - total], type_ignores=[]))]
+                                 if number == 0 else [])  # a .py file: its first statements
+            break
+        total += len(tree.body)
     training, classes, out = _training_calls([tree for _, tree in trees]), set(), []
     for number, tree in trees:
         for cell in [[node] for node in tree.body] if number == 0 else [tree.body]:  # a .py file: each statement
@@ -221,18 +240,25 @@ def _statements(trees: list[tuple[int, ast.Module]], notes: list[str], name: str
     return out
 
 
-def _needed(statements: list[_Statement]) -> list[_Statement]:
-    """The statements kept: those kept anyway, and the assignments what is kept reads, transitively."""
+def _needed(statements: list[_Statement], notes: list[str]) -> list[_Statement]:
+    """The statements kept: those kept anyway, and the assignments what is kept reads, transitively
+    (at most :data:`MAX_READ_ASSIGNMENTS` of them: a note says when more were read)."""
     binders: dict[str, list[int]] = {}
     for i, s in enumerate(statements):
         for bound in s.names:
             binders.setdefault(bound, []).append(i)
     kept = {i for i, s in enumerate(statements) if s.kept}
-    todo, resolved = [i for i in kept if statements[i].follow], set()
+    todo, resolved, read = [i for i in kept if statements[i].follow], set(), 0
     while todo:
         for free in _free_names(statements[todo.pop()].node) - resolved:
             resolved.add(free)
             new = [i for i in binders.get(free, ()) if i not in kept]
+            if read + len(new) > MAX_READ_ASSIGNMENTS:
+                notes.append(f"the definitions read more than {MAX_READ_ASSIGNMENTS} top-level assignments (one "
+                             f"reading the next): the grader kept {read} of them and stopped at {free!r}; write "
+                             f"constants as literals, or compute them inside the functions and classes that use them.")
+                return [statements[i] for i in sorted(kept)]
+            read += len(new)
             kept.update(new)
             todo.extend(new)
     return [statements[i] for i in sorted(kept)]
@@ -252,7 +278,7 @@ def definitions(cells: list[tuple[int, str]], name: str) -> Extracted:
                                 f"({getattr(err, 'msg', err)}).")
         except (RecursionError, MemoryError):
             result.notes.append(f"{where} was skipped: its code is nested too deeply to parse.")
-    for s in _needed(_statements(trees, result.notes, name)):
+    for s in _needed(_statements(trees, result.notes, name), result.notes):
         try:
             result.chunks.append(Chunk(s.cell, s.node.lineno, ast.unparse(s.node)))
         except (RecursionError, MemoryError):

@@ -158,7 +158,12 @@ def judge_head(s: Structure, n_class: int = N_CLASS) -> str:
         found = [l for l in used if l.type == "Conv2d" and l.name not in ("fc6", "fc7") and l.kernel_size == [1, 1]
                  and (l.in_channels, l.out_channels) == (in_ch, n_class)]
         if len(found) != 1:
-            problems.append(f"expected one 1x1 Conv2d({in_ch}, {n_class}) for {role}, found {len(found)}")
+            others = sorted({f"Conv2d({l.in_channels}, {l.out_channels})" for l in used if l.type == "Conv2d"
+                             and l.kernel_size == [1, 1] and l.in_channels == in_ch and l.out_channels != n_class
+                             and l.name not in ("fc6", "fc7")})
+            instead = f" (a 1x1 {' and '.join(others)} instead: {n_class} classes, one output channel each)" \
+                if others and not found else ""
+            problems.append(f"expected one 1x1 Conv2d({in_ch}, {n_class}) for {role}, found {len(found)}{instead}")
     ups = [l for l in used if l.type == "ConvTranspose2d"]
     got = sorted((l.kernel_size[0], l.stride[0]) for l in ups)
     if got != sorted(UPSAMPLINGS[s.kind]):
@@ -208,6 +213,12 @@ def judge_output_shape(s: Structure, n_class: int = N_CLASS, sizes=OUTPUT_SIZES)
     for (h, w), shape in zip(sizes, s.output_shapes, strict=True):
         if shape != [1, n_class, h, w]:
             problems.append(f"input 1x3x{h}x{w} gave {'x'.join(map(str, shape))}, expected 1x{n_class}x{h}x{w}")
+    channels = {shape[1] for shape in s.output_shapes if len(shape) == 4}
+    if problems and len(channels) == 1 and channels != {n_class} and all(
+            shape[:1] + shape[2:] == [1, h, w] for (h, w), shape in zip(sizes, s.output_shapes)):
+        raise CheckFailed(f"{name} output shape: {channels.pop()} output channels where {n_class} were expected "
+                          f"(one score per class; the height and width are right): build the score layers and "
+                          f"upsamplings with n_class.")
     hint = (_first(cause, s.kind) or _upsampling_cause(s.kind, _in_use(s)[0])
             or f"check the final crop (expected offset {FINAL_CROP[s.kind]})")
     if problems:
@@ -284,7 +295,7 @@ def judge_equivalence(o: Outputs, reference: dict[str, StageValues]) -> str:
         got, want = o.output if stage == "output" else o.stages.get(stage), reference.get(stage)
         if got is None or want is None:
             continue
-        hint = DEPARTURE_HINTS.get(stage) or f"check the final crop (expected offset {FINAL_CROP[o.kind]})"
+        hint = DEPARTURE_HINTS.get(stage) or _output_hint(o, matched)
         start = f"{first}{name} departs from the reference with the same weights: " + (
             f"it matches up to {matched[-1]}; " if matched else "")
         if tuple(got.shape) != tuple(want.shape):
@@ -296,19 +307,36 @@ def judge_equivalence(o: Outputs, reference: dict[str, StageValues]) -> str:
     return f"matches the reference at every stage ({', '.join(matched)}) with the same weights"
 
 
+def _output_hint(o: Outputs, matched: list[str]) -> str:
+    """What the output stage's departure shows: probabilities, or a crop of the last upsampling."""
+    out = np.asarray(o.output, dtype=np.float64)
+    if out.ndim == 4 and out.size and out.min() >= 0 and out.max() <= 1 and np.allclose(out.sum(axis=1), 1, atol=1e-3):
+        return ("its values lie in [0, 1] and sum to 1 over the classes at every pixel: probabilities, as a "
+                "softmax gives; forward must return the class scores (the loss applies its own log-softmax)")
+    last = "upscore8" if o.kind == "fcn8s" else "upscore"
+    crop = f"check the final crop (expected offset {FINAL_CROP[o.kind]})"
+    return f"{last} matches, so what comes after it differs: {crop}" if matched and matched[-1] == last else crop
+
+
 def judge_copy_params(c: CopyParams, expected: dict) -> str:
     """The copied layers hold VGG-16's weights (fc6 / fc7 reshaped). Without a function of its own
     the submission is checked with fcnkit's, which needs the layer names and shapes of the text."""
     whose = "copy_params_from_vgg16" if c.own else "fcnkit's copy_params_from_vgg16 (your model has no copy of its own)"
     if c.error:
         raise CheckFailed(c.error)
-    problems = []
+    problems, biases = [], []
     for name, want in expected.items():
         got = c.layers.get(name)
         if got is None or got.numel != want.numel:
             problems.append(f"{name} is missing or has the wrong size")
-        elif not (np.array_equal(got.weight_samples, want.weight_samples) and np.array_equal(got.bias, want.bias)
+        elif not (np.array_equal(got.weight_samples, want.weight_samples)
                   and np.isclose(got.weight_sum, want.weight_sum, rtol=1e-9, atol=1e-6)):
             problems.append(f"{name} was not copied" + (" (reshape the linear weight with .view)" if name.startswith("fc") else ""))
+        elif not np.array_equal(got.bias, want.bias):
+            biases.append(name)
+    if biases:
+        listed = ", ".join(biases) if len(biases) <= 4 else f"{', '.join(biases[:3])} ... {biases[-1]}"
+        problems.append(f"weights copied but biases not: {listed} hold{'s' if len(biases) == 1 else ''} VGG-16's "
+                        f"weights with other biases (copy each layer's .bias as well as its .weight)")
     _fail_if(problems, whose)
     return "copies all 13 conv layers and reshapes fc6 / fc7" + ("" if c.own else " (with fcnkit's copy_params_from_vgg16)")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .describe import CallRecorder, describe, unregistered_modules
+from .describe import CallRecorder, Operands, describe, unregistered_modules
 from .extract import described
 from .records import CopiedLayer, CopyParams, Outputs, Structure
 from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, sample_positions, seeded_input, seeded_vgg16
@@ -119,11 +119,17 @@ def large_weights_in_place(model: nn.Module):
 
 
 def forward(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
+    operands = Operands(model)
     try:
-        with torch.no_grad(), large_weights_in_place(model):
+        with torch.no_grad(), large_weights_in_place(model), operands:
             out = model(x.clone())
     except Exception as err:
-        raise ObservationError(raised(f"{what} on an input of shape {tuple(x.shape)}", err)) from None
+        where = f"{what} on an input of shape {tuple(x.shape)}"
+        if operands.failed:  # what it was combining says more than torch's "size of tensor a (10)"
+            raise ObservationError(f"{where} failed {operands.failed} ({described(err)})"[:1000]) from None
+        raise ObservationError(raised(where, err)) from None
+    finally:
+        operands.remove()
     if not isinstance(out, torch.Tensor):
         raise ObservationError(f"{what} returned {type(out).__name__}; it must return a tensor of scores.")
     return out
@@ -168,6 +174,10 @@ def _output_shapes(model: nn.Module, kind: str, sizes, device: str):
 
 
 # ----------------------------------------------------------------------------------- outputs
+def _conv(m: nn.Module) -> str:
+    return f"{'1x1 ' if m.kernel_size == (1, 1) else ''}{type(m).__name__}({m.in_channels}, {m.out_channels})"
+
+
 def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> dict[str, str]:
     """Which called layer plays which part of the reference: named layers by name, the score layers
     and upsamplings by their shapes, the two 2x upsamplings of FCN-8s by the order they ran in."""
@@ -181,16 +191,19 @@ def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> 
     def called_where(test, what: str, count: int = 1) -> list[str]:
         found = [n for n in called if n not in NAMED and test(modules[n])]
         if len(found) != count:
+            # the same layer for another number of classes, when that is what forward has
+            near = sorted({_conv(modules[n]) for n in called if n not in NAMED and test(modules[n], any_class=True)})
+            instead = f" ({' and '.join(near)} instead: {n_class} classes expected)" if near and not found else ""
             raise ObservationError(f"cannot compare: expected {'exactly one' if count == 1 else count} {what} "
-                                   f"running in forward, found {len(found)}.")
+                                   f"running in forward, found {len(found)}{instead}.")
         return found
 
     def scorer(in_ch):
-        return lambda m: (type(m) is nn.Conv2d and m.kernel_size == (1, 1)
-                          and (m.in_channels, m.out_channels) == (in_ch, n_class))
+        return lambda m, any_class=False: (type(m) is nn.Conv2d and m.kernel_size == (1, 1) and m.in_channels == in_ch
+                                           and (any_class or m.out_channels == n_class))
 
     def upsampling(k):
-        return lambda m: isinstance(m, nn.ConvTranspose2d) and m.kernel_size == (k, k)
+        return lambda m, any_class=False: isinstance(m, nn.ConvTranspose2d) and m.kernel_size == (k, k)
 
     [roles["score"]] = called_where(scorer(4096), f"1x1 Conv2d(4096, {n_class}) (score)")
     if kind == "fcn32s":
@@ -203,37 +216,92 @@ def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> 
     return roles
 
 
+def _kept(name: str, m: nn.Module) -> bool:
+    """The layers whose input and output the outputs observation keeps: the stages, and around dropout."""
+    return name in ("fc6", "fc7") or isinstance(m, (nn.ConvTranspose2d, nn.MaxPool2d)) or (
+        isinstance(m, nn.Conv2d) and (m.kernel_size == (1, 1) or m.in_channels == 4096))
+
+
 def observe_outputs(model: nn.Module, kind: str, seed: int, size, n_class: int) -> Outputs:
     """Fill the model with the seeded weights, run it on the seeded input and report the
-    activations of every stage (see STAGES). One pass is enough: randomness in forward (dropout left
-    active) departs from the reference, and the first stage that departs names dropout as what to check."""
+    activations of every stage (see STAGES), and around dropout in training and eval mode
+    (:func:`observe_dropout`). Randomness in eval mode (dropout left active) departs from the
+    reference, and the first stage that departs names dropout as what to check."""
     layers = [describe(name, m, False) for name, m in model.named_modules() if name][:4096]
     unregistered = unregistered_modules(model)
     fill_seeded(model, seed)
     model.eval()
     x = seeded_input(seed, size)
-    keep = lambda name, m: isinstance(m, (nn.ConvTranspose2d, nn.MaxPool2d)) or (
-        isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1))
-    calls = CallRecorder(model, keep)
+    calls = CallRecorder(model, _kept)
     what = f"{MODEL_CLASSES[kind]}.forward"
     result = Outputs(kind=kind, roles={}, called=[], stages={}, layers=layers, unregistered=unregistered)
     try:
-        output = forward(model, x, what)
-        calls.remove()
+        try:
+            with torch.random.fork_rng(devices=[]):  # randomness left on in eval mode: the same each run
+                torch.manual_seed(seed)
+                output = forward(model, x, what)
+        finally:  # what ran before an error still shows dropout
+            calls.remove()
+            result.dropout, result.dropout_error = observe_dropout(model, x, calls, seed, what)
         result.called = calls.order[:4096]
         result.output = output.float().cpu().numpy()
         result.roles = find_roles(model, kind, calls.order, n_class)
     except ObservationError as err:
         result.error = str(err)
         return result
-    finally:
-        calls.remove()
     for stage, role, port in STAGES[kind]:
         if role:
             tensors = calls.inputs if port == "in" else calls.outputs
             if result.roles[role] in tensors:
                 result.stages[stage] = tensors[result.roles[role]].float().cpu().numpy()
     return result
+
+
+# where dropout goes: (place, the layer whose ReLU it follows, the layer after it: "score" is the first
+# convolution of fc7's 4096 channels that runs after fc7)
+DROPOUT_PLACES = (("relu6", "fc6", "fc7"), ("relu7", "fc7", "score"))
+
+
+def _around(calls: CallRecorder, model: nn.Module, layer: str, after: str):
+    """(``layer``'s output, the input of ``after``) as (channels, positions), or None."""
+    if after == "score":
+        modules = dict(model.named_modules())
+        following = calls.order[calls.order.index("fc7") + 1:] if "fc7" in calls.order else []
+        after = next((n for n in following if n not in NAMED and isinstance(modules.get(n), nn.Conv2d)
+                      and modules[n].in_channels == 4096), "")
+    if layer not in calls.outputs or after not in calls.inputs:
+        return None
+    before, got = calls.outputs[layer], calls.inputs[after]
+    if before.shape != got.shape or before.dim() != 4 or before.shape[0] != 1:
+        return None
+    return before.float().reshape(before.shape[1], -1), got.float().reshape(got.shape[1], -1)
+
+
+def observe_dropout(model: nn.Module, x: torch.Tensor, evaluated: CallRecorder, seed: int, what: str):
+    """``({place: (4, channels, positions)}, error)``: around each place of :data:`DROPOUT_PLACES`, the
+    output of the layer before the ReLU and the next layer's input in a forward pass in training mode (torch's generator
+    seeded with ``seed``; the caller's own generator is left as it was), then the same two from the
+    eval pass ``evaluated`` recorded. What ran before forward raised counts. The model is back in
+    eval mode after."""
+    calls = CallRecorder(model, _kept)
+    error = ""
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            forward(model.train(), x, f"{what} in training mode")
+    except ObservationError as err:
+        error = str(err)
+    finally:
+        calls.remove()
+        model.eval()
+    found = {}
+    for place, layer, after in DROPOUT_PLACES:
+        train, kept = _around(calls, model, layer, after), _around(evaluated, model, layer, after)
+        if train is None or kept is None:
+            return {}, error or (f"forward does not give {after} a map of the shape {layer} makes, so dropout after "
+                                 f"{place} cannot be observed")
+        found[place] = torch.stack([*train, *kept]).cpu().numpy()
+    return found, ""
 
 
 # ----------------------------------------------------------------------------------- copy_params

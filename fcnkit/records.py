@@ -51,6 +51,11 @@ class Outputs:
     error: str = ""
     layers: list[Layer] = field(default_factory=list)  # the model's modules, as Structure lists them
     unregistered: list[str] = field(default_factory=list)
+    # where dropout belongs ("relu6": between relu6 and fc7, "relu7": between relu7 and score), float32
+    # (4, channels, positions): fc6's (fc7's) output and the next layer's input in training mode (under a
+    # fixed generator), then the same two in eval mode; dropout_error: why it could not be observed
+    dropout: dict[str, np.ndarray] = field(default_factory=dict)
+    dropout_error: str = ""
 
 
 @dataclass

@@ -185,3 +185,38 @@ def test_without_cell_history_the_namespace_given_is_judged(capsys):
     namespace["STRIDE"] = 32
     check("fcn32s_head", namespace)
     assert capsys.readouterr().out.startswith("PASS fcn32s_head")
+
+
+def test_a_failing_check_shows_its_verdict_and_message_not_fcnkits_frames(capsys):
+    """In a kernel, a failing check cell shows two lines, ``FAIL item`` and ``CheckFailed: message``, and
+    still raises (nbgrader counts the cell as failed); other errors keep their traceback."""
+    from fcnkit.judges import CheckFailed
+    shell = ipython_session(["from fcnkit.checks import check"])
+    capsys.readouterr()
+    result = shell.run_cell('check("fcn32s_head", globals())', store_history=True)
+    out = capsys.readouterr().out
+    assert isinstance(result.error_in_exec, CheckFailed)
+    assert out.strip() == ("FAIL fcn32s_head\nCheckFailed: No class named FCN32s was found; define `class "
+                           "FCN32s(nn.Module)`."), out
+    result = shell.run_cell("1 / 0", store_history=True)
+    assert isinstance(result.error_in_exec, ZeroDivisionError) and "Traceback" in capsys.readouterr().out
+
+
+def test_what_is_read_of_a_submission_is_bounded(monkeypatch):
+    """Chained assignments read by a class (hostile: 150,001 chunks and 10 s unbounded) stop at the
+    bounds with a note naming them; the name left unresolved is then a named NameError."""
+    from fcnkit import extract
+    monkeypatch.setattr(extract, "MAX_READ_ASSIGNMENTS", 10)
+    chain = "A0 = 1\n" + "".join(f"A{i} = A{i - 1} + 0\n" for i in range(1, 30)) + "class M:\n    n = A29\n"
+    got = extract.definitions([(1, chain)], "nb.ipynb")
+    assert len(got.chunks) == 12 and got.notes == [
+        "the definitions read more than 10 top-level assignments (one reading the next): the grader kept 10 of them "
+        "and stopped at 'A19'; write constants as literals, or compute them inside the functions and classes that "
+        "use them."]
+    monkeypatch.setattr(extract, "MAX_STATEMENTS", 20)
+    got = extract.definitions([(1, "import os"), (2, chain), (3, "X = 1")], "nb.ipynb")
+    assert [c.source for c in got.chunks] == ["import os"] and got.notes == [
+        "cell 2 and what follows were skipped: the grader reads at most 20 top-level statements of a submission, "
+        "and this one has more."]
+    got = extract.definitions([(0, chain)], "sub.py")  # a .py file: its first statements
+    assert len(got.chunks) == 1 and got.notes[0].startswith("sub.py: only its first 20 top-level statements were read")

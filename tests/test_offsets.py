@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from autograder.reference.models import FCN8s, FCN32s
-from fcnkit.offsets import Grid, crop_offsets, trace
+from fcnkit.offsets import Grid, crop_offsets, show_offsets, trace
 
 
 def on_meta(cls):
@@ -36,3 +36,21 @@ def test_maps_of_other_strides_do_not_line_up_and_missing_layers_are_named():
     del model.pool3
     with pytest.raises(AttributeError, match="no layer 'pool3'"):
         trace(model)
+
+
+@pytest.mark.parametrize("change,said", [
+    (lambda m: delattr(m, "pool3"), "no layer 'pool3'; the FCNs need VGG-16's layers under its names. "
+                                    "fcn8s_vgg_layers (its check cell above) reports what to fix"),
+    (lambda m: setattr(m, "upscore2", nn.ConvTranspose2d(12, 12, 4, stride=4, device="meta")),
+     "maps of strides 16 and 8 do not line up (a crop cannot align maps of different strides: check the "
+     "upsamplings' strides). fcn8s_head (its check cell above) reports what to fix"),
+])
+def test_the_derivation_on_a_model_it_cannot_follow_says_why_and_which_check(change, said, capsys):
+    model = on_meta(FCN8s)
+    change(model)
+    show_offsets("fcn8s", lambda: model)  # never raises
+    out = capsys.readouterr().out
+    assert out.startswith("The crop offsets of your FCN8s cannot be derived: ") and said in out, out
+    show_offsets("fcn8s", lambda: on_meta(FCN8s), grids=False)
+    assert capsys.readouterr().out == ("FCN-8s's crop offsets, from your layers: "
+                                       "{'score_pool4': 5.0, 'score_pool3': 9.0, 'upscore8': 31.0}\n")

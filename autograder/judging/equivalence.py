@@ -1,8 +1,10 @@
-"""The equivalence judgements: the submission's activations against the reference's, for the seed
-the grader drew for the run (students compare with those of fcnkit's public seed)."""
+"""The judgements of the activations: the submission's against the reference's, for the seed the
+grader drew for the run (students compare with those of fcnkit's public seed), and its dropout in
+training and eval mode (from the same observation)."""
 from __future__ import annotations
 
 from fcnkit import judges as student
+from fcnkit.dropout import judge_dropout
 from fcnkit.records import Outputs
 
 from .context import Context
@@ -13,3 +15,9 @@ from .registry import judgement
 def equivalence(o: Outputs, ctx: Context) -> str:
     """The reference's activations for the run's seed, every value of every stage."""
     return student.judge_equivalence(o, student.reference_stages(ctx.reference_outputs(o.kind)))
+
+
+@judgement("fcn32s_dropout", "fcn8s_dropout")
+def dropout(o: Outputs, ctx: Context) -> str:
+    """Channels zeroed in training mode, nothing in eval mode, around relu6 and relu7."""
+    return judge_dropout(o)

@@ -66,7 +66,8 @@ def vgg16_layers(fcn: nn.Module) -> None:
 
 
 def vgg16_forward(fcn: nn.Module, x: torch.Tensor) -> dict:
-    """Run the VGG-16 part; return pool3, pool4 and the fc7 activations."""
+    """Run the VGG-16 part; return ``{"pool3": ..., "pool4": ..., "fc7": ...}``: the outputs of pool3 and
+    pool4, and fc7's after relu7 and drop7."""
     ### BEGIN SOLUTION
     h = fcn.relu1_1(fcn.conv1_1(x))
     h = fcn.pool1(fcn.relu1_2(fcn.conv1_2(h)))

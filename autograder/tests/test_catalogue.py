@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,7 @@ FIRST_DEPARTURE = {
     "skip_added_before_upsampling": "it matches up to score; upscore2 input differs",
     "fcn8s_score_pool4_crop_4": "it matches up to score_pool4; sum after upscore2 differs",
     "fcn8s_score_pool4_crop_9": "it matches up to score_pool4; sum after upscore2 differs",
+    "softmax_output": "it matches up to upscore; output differs",
 }
 
 
@@ -113,6 +115,55 @@ def test_equivalence_names_the_first_stage_that_departs(name):
 def test_swapped_crops_say_which_crop_to_check():
     _, message = run("fcn8s_skip_offsets_swapped", "fcn8s_equivalence")
     assert "check the crop of score_pool4 (expected offset 5)" in message
+
+
+# What each diagnosis says it observed, and the wrong lead it must not give.
+OBSERVED = {
+    "softmax_output": ("fcn32s_equivalence", "its values lie in [0, 1] and sum to 1 over the classes at every pixel",
+                       "crop"),
+    "copy_params_forgets_biases": ("fcn32s_copy_params", "weights copied but biases not: conv1_1, conv1_2, conv2_1 "
+                                   "... fc7 hold VGG-16's weights with other biases", "was not copied"),
+    "fcn32s_21_classes": ("fcn32s_output_shape", "21 output channels where 12 were expected", "crop"),
+    "fcn8s_skip_crop_start_only": ("fcn8s_output_shape", "failed adding upscore2's 4x4 and score_pool4 cropped to "
+                                   "9x9: maps combined element by element must have the same size", "final crop"),
+    "no_dropout": ("fcn8s_dropout", "after relu6, in training mode fc7's input is relu6's output unchanged: no "
+                   "dropout is applied between them", "eval mode"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OBSERVED))
+def test_diagnoses_say_what_was_observed(name):
+    item, said, not_said = OBSERVED[name]
+    passed, message = run(name, item)
+    assert not passed and said in message and not_said not in message, message
+
+
+def test_dropout_is_judged_from_what_it_does():
+    """Dropout of values (nn.Dropout) is told from Dropout2d by what it zeroes, observed on a real
+    model; the judgement of other patterns, on observations made up here: another p, active in eval
+    mode, none at all, and a missing ReLU (the equivalence item's, not dropout's)."""
+    from fcnkit.dropout import _dropout_at
+    namespace = load("reference")
+
+    class FCN32s(namespace["FCN32s"]):
+        def __init__(self, n_class=12):
+            super().__init__(n_class)
+            self.drop6 = torch.nn.Dropout(0.5)
+    passed, message = run({**namespace, "FCN32s": FCN32s}, "fcn32s_dropout")
+    assert not passed and "single values within channels were zeroed" in message, message
+
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(2, 512, 4))  # the layer's output in training and eval mode
+    relu = np.maximum(raw, 0)
+    channels = rng.random((512, 1)) < 0.5
+    cases = {"dropout2d": (relu[0] * ~channels * 2, relu[1], ""),
+             "p=0.2": (relu[0] * ~(rng.random((512, 1)) < 0.2) * 1.25, relu[1], "scaled by 1.25 (dropout with p = 0.2)"),
+             "active in eval": (relu[0] * ~channels * 2, relu[1] * ~channels * 2, "dropout is active in eval mode"),
+             "none": (relu[0], relu[1], "relu6's output unchanged"),
+             "no ReLU": (raw[0] * ~channels * 2, raw[1], "")}
+    for case, (train, evaluated, said) in cases.items():
+        text = _dropout_at("relu6", np.stack([raw[0], train, raw[1], evaluated]))
+        assert (said in text) if said else text == "", (case, text)
 
 
 def test_checks_do_not_depend_on_their_order():
@@ -164,8 +215,10 @@ def student_verdicts(name: str) -> dict:
 
 
 def without_numbers(message: str) -> str:
-    """A message less its measured difference (sampled on the student side, in full in the grader)."""
-    return re.sub(r"differs by \S+ \(relative\)", "differs by ... (relative)", message)
+    """A message less its measured difference (sampled on the student side, in full in the grader) and
+    the channels dropout zeroed (another seed, other channels)."""
+    message = re.sub(r"differs by \S+ \(relative\)", "differs by ... (relative)", message)
+    return re.sub(r"\d+ of \d+ channels", "N of M channels", message)
 
 
 # The inner loop (-m "not slow") compares one submission of each kind: correct, a wrong layer table, a wrong

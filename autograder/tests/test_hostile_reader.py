@@ -37,6 +37,12 @@ def test_every_hostile_notebook_gets_its_reason_and_the_correct_ones_full_marks(
         "much_code.py": ("#" * (5 * 2**20), "MB of code"),
         "deep_code.py": ("x = " + "-" * 100_000 + "1\n", "nested too deeply to parse"),
         "null_bytes.py": ("class FCN32s:\x00\n", "syntax error"),
+        # 2.9 MB of assignments, each reading the one before, read by a class: 150,001 chunks unbounded
+        "chained_statements.py": ("A0 = 1\n" + "".join(f"A{i} = A{i - 1} + 0\n" for i in range(1, 150_001))
+                                  + "class FCN32s:\n    n = A150000\n", "reads at most 10000 top-level statements"),
+        "chained_reads.ipynb": (_notebook("A0 = 1\n" + "".join(f"A{i} = A{i - 1} + 0\n" for i in range(1, 5001))
+                                          + "class FCN32s:\n    n = A5000\n"),
+                                "the definitions read more than 1000 top-level assignments"),
     }
     for name, (content, _) in files.items():
         (folder / name).write_text(content, encoding="utf-8")

@@ -1,0 +1,88 @@
+"""The dropout judgement: Dropout2d(p=0.5) after relu6 and relu7, from what reaches fc7 and score in
+training mode (whole channels zeroed, the others doubled) and in eval mode (nothing changed). numpy
+only, like :mod:`fcnkit.judges`, whose messages it shares the form of."""
+from __future__ import annotations
+
+import numpy as np
+
+from .judges import CheckFailed, _fail_if, _first, root_cause
+from .records import Outputs
+from .spec import MODEL_CLASSES
+
+DROPOUT_P = 0.5
+DROPOUT_NAMES = {"relu6": ("drop6", "fc7"), "relu7": ("drop7", "score")}  # place: (its dropout, the layer after)
+
+
+def _dropped(before: np.ndarray, after: np.ndarray):
+    """How ``after`` is ``before`` (channels, positions) with values zeroed and the rest scaled by one
+    factor: ``(channels zeroed, channels partly zeroed, channels with values, factor)``; None when it
+    is not (or nothing is zeroed)."""
+    live = np.abs(before).max(axis=1) > 0
+    where = before != 0
+    zero = (after == 0) & where
+    if not zero.any():
+        return None
+    kept = where & ~zero
+    ratios = after[kept] / before[kept]
+    if ratios.size and not np.allclose(ratios, ratios[0], rtol=1e-4):
+        return None
+    whole = live & (zero.sum(axis=1) == where.sum(axis=1))
+    partly = live & zero.any(axis=1) & ~whole
+    return int(whole.sum()), int(partly.sum()), int(live.sum()), float(ratios[0]) if ratios.size else float("inf")
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.allclose(a, b, rtol=1e-5, atol=1e-6 * max(float(np.abs(b).max(initial=0.0)), 1e-12))
+
+
+def _dropout_at(place: str, values: np.ndarray) -> str:
+    """What is wrong with dropout after ``place`` (its observation: the output of the layer before the
+    ReLU and the next layer's input, in training mode, then in eval mode), in words; "" when it is
+    Dropout2d(p=0.5)."""
+    drop, after = DROPOUT_NAMES[place]
+    layer = "fc" + place[-1]
+    raw_train, train, raw_eval, evaluated = (np.asarray(v, dtype=np.float64) for v in values)
+    # the activation forward applies between them, as eval mode shows it (a missing ReLU is the
+    # equivalence item's: here it only changes what "unchanged" means)
+    act = (lambda v: np.maximum(v, 0)) if _close(evaluated, np.maximum(raw_eval, 0)) else (lambda v: v)
+    if not _close(evaluated, act(raw_eval)):
+        shown = _dropped(np.maximum(raw_eval, 0), evaluated) or _dropped(raw_eval, evaluated)
+        if shown:
+            return (f"in eval mode {shown[0] + shown[1]} of {shown[2]} channels of {place}'s output reach {after} "
+                    f"zeroed (all or in part) and the rest scaled by {shown[3]:.3g}: dropout is active in eval mode "
+                    f"(an nn.Dropout2d module is not: model.eval() turns it off)")
+        return f"in eval mode {after}'s input is neither {place}'s output nor {layer}'s"
+    before = act(raw_train)
+    if _close(train, before):
+        return (f"in training mode {after}'s input is {place}'s output unchanged: no dropout is applied between "
+                f"them (expected {drop} = nn.Dropout2d(p={DROPOUT_P}))")
+    shown = _dropped(before, train)
+    if shown is None:
+        return (f"in training mode {after}'s input is not {place}'s output with values zeroed and the others "
+                f"scaled by one factor, as dropout makes it (expected {drop} = nn.Dropout2d(p={DROPOUT_P}))")
+    whole, partly, live, factor = shown
+    if partly:
+        return (f"in training mode single values within channels were zeroed ({partly} of {live} channels "
+                f"partly): that is dropout of values (nn.Dropout); {drop} is nn.Dropout2d, which zeroes whole "
+                f"channels")
+    p = 1 - 1 / factor if factor > 0 else float("nan")
+    if not abs(p - DROPOUT_P) < 0.01 or not abs(whole / max(live, 1) - DROPOUT_P) < 0.15:
+        return (f"in training mode {whole} of {live} channels were zeroed and the others scaled by "
+                f"{factor:.3g} (dropout with p = {p:.2g}); expected {drop} = nn.Dropout2d(p={DROPOUT_P}), "
+                f"which zeroes about half the channels and doubles the others")
+    return ""
+
+
+def judge_dropout(o: Outputs) -> str:
+    """Dropout2d(p=0.5) after relu6 and after relu7: channels zeroed (the others scaled by 2) in
+    training mode, nothing changed in eval mode."""
+    name = MODEL_CLASSES[o.kind]
+    if o.dropout_error or set(o.dropout) != set(DROPOUT_NAMES):
+        cause = root_cause(o.layers, o.kind)  # the root cause instead of the error torch raised because of it
+        why = _first(cause, o.kind) if cause else o.dropout_error or o.error or "no observation of it"
+        raise CheckFailed(f"{name}'s dropout cannot be checked: {why}{'' if why.endswith('.') else '.'}"[:1000])
+    problems = [f"after {place}, {text}" for place in DROPOUT_NAMES if (text := _dropout_at(place, o.dropout[place]))]
+    _fail_if(problems, f"{name} dropout")
+    return (f"Dropout2d(p={DROPOUT_P}) after relu6 and relu7: whole channels zeroed (the others doubled) in "
+            f"training mode, nothing changed in eval mode")
+
