@@ -177,4 +177,4 @@ def test_the_feedback_page_states_the_thresholds(monkeypatch):
     report = Report("alice", "", metrics={"fcn8s": {"mean_iou": 0.044, "per_class_iou": [0.1] * 12}})
     page = feedback_html(report)
     assert "The mIoU items need a test mIoU of at least 0.30 (FCN-32s) and 0.40 (FCN-8s)" in page
-    assert "fcn8s: test mIoU 0.044 (threshold 0.40)" in page
+    assert "FCN-8s: test mIoU 0.044 (threshold 0.40)" in page

@@ -3,7 +3,7 @@ run's record keeping and of an import, each followed by a rerun, leaves the grad
 uninterrupted run leaves them; four shards' gradebooks joined by summarize are one run's; a reports folder
 the JSON version wrote (reports, run.journal, manual/scores.json) is read in once, nothing lost.
 
-The kill tests grade by replaying the catalogue run's recorded reports (the grading itself is covered by
+The kill tests grade by replaying a catalogue run's recorded reports (the golden ones) (the grading itself is covered by
 the golden test and test_durable's real kills): what is killed is everything around it, in a forked
 copy of this process (no start-up cost), so twenty kills cost seconds."""
 from __future__ import annotations
@@ -26,6 +26,7 @@ from autograder.__main__ import main
 from autograder.pipeline import journal
 from autograder.pipeline.gradebook import Gradebook, path_of
 
+GOLDEN = Path(__file__).parent / "golden" / "catalogue_seed7"
 CLASS = ("reference", "fcn8s_no_ceil_mode", "upscore_with_bias")  # one flagged with another for code
 KILLS = 20
 RUN_TIME = re.compile(rb"<tr><th>(?:grading time|page built)</th><td>[^<]*</td></tr>")  # the overview's clock lines
@@ -51,15 +52,14 @@ def content(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def replay(graded_catalogue, tmp_path_factory):
-    """A class of three catalogue submissions and the reports the catalogue run recorded for them."""
+def replay(catalogue, tmp_path_factory):
+    """A class of three catalogue submissions and the reports a real run of the catalogue recorded for
+    them (the golden reports, seed 7: test_golden.py keeps them equal to a run's)."""
+    from autograder.results import read_report
     folder = tmp_path_factory.mktemp("three")
     for student in CLASS:
-        shutil.copytree(graded_catalogue.submissions / student, folder / student)
-    book = Gradebook(path_of(graded_catalogue.out))
-    recorded = {r.student: r for r in book.reports(list(CLASS), None)}
-    book.close()
-    return folder, recorded
+        shutil.copytree(catalogue / student, folder / student)
+    return folder, {s: read_report(GOLDEN / f"{s}.json") for s in CLASS}
 
 
 def _grade_replaying(folder: Path, out: Path, recorded: dict) -> int:
@@ -145,6 +145,7 @@ def test_sigkill_at_random_moments_of_grading_and_of_an_import_then_a_rerun_is_a
     assert killed >= KILLS, f"only {killed} of {2 * KILLS} runs were killed before they ended"
 
 
+@pytest.mark.slow
 def test_four_shards_joined_by_summarize_are_one_run_and_a_conflict_is_refused(graded_catalogue, tmp_path, capsys):
     """Each shard's gradebook holds its students as the run recorded them; summarize joins them
     (ATTACH) into the class's gradebook and files equal to the one run's; a fifth gradebook that
@@ -181,6 +182,7 @@ def graded_catalogue_grader(book: Gradebook, student: str) -> str:
     return book.db.execute("SELECT grader FROM submissions WHERE student = ?", (student,)).fetchone()[0]
 
 
+@pytest.mark.slow
 def test_a_reports_folder_of_the_json_version_is_read_in_once(graded_catalogue, tmp_path, capsys):
     """The JSON reports, run.journal and manual/scores.json of the previous version: read into a new
     gradebook; a rerun of the same command keeps everyone (nothing to grade: no worker starts) and
