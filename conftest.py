@@ -37,16 +37,3 @@ def write_label_with_value(src: Path, dst: Path, value: int) -> None:
     out.putpalette(label.getpalette())
     out.save(dst)
 
-
-
-# Tests that read the graded catalogue (autograder/tests/conftest.py): under pytest-xdist, one worker runs
-# them all, so that the catalogue is graded once.
-CATALOGUE_READERS = {"test_golden.py", "test_frontends.py", "test_grading.py"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n 2 --dist loadgroup`` (pytest-xdist), each test file runs on one worker, in its
-    order, so that its module fixtures are built once; the catalogue's readers share one worker."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("catalogue" if name in CATALOGUE_READERS else name))

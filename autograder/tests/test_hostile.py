@@ -407,7 +407,10 @@ def test_replaying_the_public_seed_fools_only_the_student_side():
     namespace = {"__name__": "submission"}
     source = "import torch\nfrom torch import nn\n" + PUBLIC_SEED_REPLAY
     assert run_definitions([vars(c) for c in definitions([(0, source)], "replay.py").chunks], namespace) == []
-    assert all(v.status == "PASS" for v in check_all(namespace) if not v.name.endswith("_miou"))
+    verdicts = {v.name: v for v in check_all(namespace) if not v.name.endswith("_miou")}
+    # the replay hooks the stages the equivalence items compare; the dropout items' training-mode pass
+    # sees through it (fc7's input is the replayed value, not relu6's output with channels dropped)
+    assert {n for n, v in verdicts.items() if v.status != "PASS"} == {"fcn32s_dropout", "fcn8s_dropout"}
     context = Context(seed=12345)
     for name in ("fcn32s_equivalence", "fcn8s_equivalence"):
         record = observe_in_process(ITEMS[name], namespace, context)
