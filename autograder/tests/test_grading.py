@@ -312,6 +312,7 @@ def test_pickled_object_checkpoint_is_refused(tmp_path, sample_eval, eval_run):
     assert "no fcn8s.pt found" in got["fcn8s_miou"]["message"]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_is_a_pipe_or_a_link_is_not_opened(tmp_path):
     """The grader opens each checkpoint and hands the child the open file. A pipe would block the
     grading process for good; a link could hand the child any file the grader may read (a label
@@ -388,6 +389,7 @@ threading.Thread(target=meddle, daemon=False).start()
 """
 
 
+@pytest.mark.slow
 def test_nothing_leaks_into_the_next_submission(tmp_path):
     """Each submission is a fresh fork of the warm worker: a global, a monkeypatched torch and a
     thread left running by one submission do not change the grade of the next, graded by the same

@@ -90,6 +90,7 @@ def test_ids_never_collide_and_files_are_named_by_a_safe_stem(tmp_path):
     assert [file_stem(n) for n in ("josé", "all", "copier_bob")] == ["josé", "all", "copier_bob"]
 
 
+@pytest.mark.slow
 def test_a_class_of_odd_names_gets_one_honest_row_each_and_its_overview(tmp_path):
     """``a/b.py`` (buggy) beside ``a__b.py`` (correct), a 251-character name, a name with a newline
     and markup, and names like the run's own files (``grades``, ``index``, ``run.lock``,

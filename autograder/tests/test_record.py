@@ -109,6 +109,7 @@ def _scores_csv(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_of_grading_and_of_an_import_then_a_rerun_is_an_uninterrupted_run(
         replay, tmp_path):
     folder, recorded = replay
