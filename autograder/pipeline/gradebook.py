@@ -78,6 +78,11 @@ def _encode(value):
     raise TypeError(f"{type(value).__name__} is not stored in the gradebook")
 
 
+def _number(value: float) -> int | float:
+    """A score as it was imported: SQLite's REAL gives 15.0 back for 15 (the pages would show "15.0")."""
+    return int(value) if float(value).is_integer() else value
+
+
 def _decode(data: dict):
     if "__array__" in data:
         return np.frombuffer(zlib.decompress(base64.b64decode(data["data"])),
@@ -287,7 +292,7 @@ class Gradebook:
         found: dict[str, dict[str, ManualScore]] = {}
         for student, question, title, score, max_score, comment in self.db.execute(
                 "SELECT student, question, title, score, max_score, comment FROM manual ORDER BY student, question"):
-            found.setdefault(student, {})[question] = ManualScore(title, score, max_score, comment)
+            found.setdefault(student, {})[question] = ManualScore(title, _number(score), _number(max_score), comment)
         return found
 
     def import_answers(self, scores: dict[str, dict[str, ManualScore]], when: str | None = None) -> int:
