@@ -255,8 +255,8 @@ def flag_class(reports: list[Report], checkpoints: Path | None = None, labels_id
 
 # ----------------------------------------------------------------------------------- pages
 # Flags are for instructors only (the overview, reports/pairs.py's pair pages): a feedback page never
-# mentions them. Pages written before that carry a note between these markers, which
-# remove_feedback_note takes out.
+# mentions them. Pages written before that carry a note between these markers; the page rewritten from
+# the record (pipeline/classrun.write_views) has none.
 BEGIN, END = "<!-- integrity -->", "<!-- /integrity -->"
 KINDS = {"predictions": "submitted predictions", "weights": "recorded weights", "code": "code"}
 
@@ -271,21 +271,3 @@ def integrity_review(report: Report) -> str:
     kinds = ", ".join(sorted({f.kind for f in flags}))
     return (f"integrity: flagged with {others} other student{'s' if others > 1 else ''} ({kinds}), "
             f"see index.html")
-
-
-def remove_feedback_note(page: Path) -> bool:
-    """Take the integrity note an earlier version of the grader wrote out of a feedback page
-    (written whole: temp + rename). Returns whether the page changed.
-
-    Args:
-        page: a student's ``feedback/<student>.html`` (nothing happens when it is missing).
-    """
-    if not page.is_file():
-        return False
-    text = page.read_text(encoding="utf-8", errors="surrogateescape")
-    if BEGIN not in text or END not in text:
-        return False
-    start, stop = text.index(BEGIN), text.index(END) + len(END)
-    stop += text[stop:stop + 1] == "\n"
-    write_text(page, text[:start] + text[stop:])
-    return True

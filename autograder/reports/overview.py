@@ -12,14 +12,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..results import Report, Status, dumps, read_report, report_path
+from ..results import Report, Status
 from ..rubric import RUBRIC
 from .attention import STYLE as ATTENTION_STYLE, attention_html, link, students_table
 from .charts import histogram_svg, predictions_html
 from .diagnoses import TOP, diagnoses
-from .files import feedback_path
-from .integrity import flag_class, remove_feedback_note, write_text
+from .integrity import flag_class, write_text
 from .pairs import write_pair_pages
+
 
 def item_counts(reports: list[Report]) -> dict[str, Counter]:
     """Per rubric item: how many students passed, failed, were flagged, were not graded (by Status)."""
@@ -160,13 +160,11 @@ def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | Non
 
 def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
                 image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
-    """After a run's (or ``summarize``'s) reports are written: compute the class's integrity flags,
-    put them into each ``<student>.json`` whose flags changed (the feedback pages, with the class's
-    median IoU per class, are views the caller rewrites next: classrun.write_views), write the instructor-only page of
-    each flagged pair and the overview, and take any integrity note an earlier version wrote out
-    of the feedback pages. Each student's files are their own failure boundary: one that cannot be
-    updated is named, never stops the overview. Returns the overview's path and a line per student
-    whose files could not be updated.
+    """After a run's (or ``summarize``'s) reports are recorded: compute the class's integrity flags
+    (into ``reports``), write the instructor-only page of each flagged pair and the overview. The
+    students' files are views of the record that the caller rewrites next (the flags recorded,
+    then classrun.write_views), not written here. Returns the overview's path and a line for what
+    could not be written.
 
     Args:
         out: the reports folder (``<student>.json``, ``feedback/<student>.html``).
@@ -176,20 +174,8 @@ def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = Non
         facts: extra lines for the page's run facts.
     """
     out = Path(out)
-    before = {r.student: r.integrity or [] for r in reports}
     flag_class(reports, checkpoints, image_ids)
     problems = []
-    for r in reports:
-        path = report_path(out, r.student)
-        try:
-            remove_feedback_note(feedback_path(out, r.student))
-            if r.integrity != before[r.student] and path.is_file():  # only the integrity changes
-                saved = read_report(path)
-                saved.integrity = r.integrity
-                write_text(path, dumps(saved))
-        except (OSError, ValueError) as err:  # ReportError is a ValueError
-            problems.append(f"{r.student}: the integrity flags could not be written into {path} ({err}); they are "
-                            f"on the overview")
     try:
         write_pair_pages(out, reports)
     except OSError as err:
