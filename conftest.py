@@ -47,7 +47,7 @@ def write_label_with_value(src: Path, dst: Path, value: int) -> None:
 # - The groups go out heaviest first (HEAVY, a hint measured with --durations=0: a stale one costs time,
 #   never a result); a worker takes the next group when it has finished one.
 CATALOGUE_READERS = ("test_golden.py", "test_frontends.py", "test_record.py")
-HEAVY = ("test_reference_gpu.py", "catalogue", "test_notebook.py", "test_gradebook.py", "test_slurm.py",
+HEAVY = ("test_reference_gpu.py", "catalogue", "test_notebook.py", "test_slurm.py",
          "test_class_view.py", "test_catalogue.py", "test_grading.py", "test_hostile.py", "test_durable.py")
 
 

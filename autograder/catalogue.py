@@ -131,6 +131,11 @@ VARIANTS = {
                              ("self.upscore(", "self.up32(")],
     "own_copy_params": [("\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        ### BEGIN SOLUTION\n        h = self.score(",
                          OWN_COPY.format(fc7=FC7_COPY))],
+    # FCN-32s's upsampling pads by 16, so the final crop starts at 3: another route to the same output
+    "upscore_padded": [("self.upscore = nn.ConvTranspose2d(n_class, n_class, 64, stride=32, bias=False)",
+                        "self.upscore = nn.ConvTranspose2d(n_class, n_class, 64, stride=32, padding=16, bias=False)"),
+                       ("return h[:, :, 19:19 + x.size(2), 19:19 + x.size(3)]",
+                        "return h[:, :, 3:3 + x.size(2), 3:3 + x.size(3)]")],
     # FCN-8s keeps a leftover copy of FCN-32s's 32x upsampling that forward never calls
     "unused_extra_layer": [("        self.upscore8 = nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)\n",
                             "        self.upscore8 = nn.ConvTranspose2d(n_class, n_class, 16, stride=8, bias=False)\n"

@@ -63,8 +63,8 @@ def _dropout_at(place: str, values: np.ndarray) -> str:
     whole, partly, live, factor = shown
     if partly:
         return (f"in training mode single values within channels were zeroed ({partly} of {live} channels "
-                f"partly): that is dropout of values (nn.Dropout); {drop} is nn.Dropout2d, which zeroes whole "
-                f"channels")
+                f"partly): that is dropout of values (nn.Dropout); {drop} should be nn.Dropout2d, which zeroes "
+                f"whole channels")
     p = 1 - 1 / factor if factor > 0 else float("nan")
     if not abs(p - DROPOUT_P) < 0.01 or not abs(whole / max(live, 1) - DROPOUT_P) < 0.15:
         return (f"in training mode {whole} of {live} channels were zeroed and the others scaled by "

@@ -98,7 +98,8 @@ def show_offsets(kind: str, build, grids: bool = True) -> None:
         check = (f"{kind}_vgg_layers" if followed and any(n in words for n in VGG_PATH[:-2])
                  else f"{kind}_head" if followed else "")
         where = f"{check} (its check cell above) reports" if check else "The check cells above report"
-        print(f"The crop offsets of your {MODEL_CLASSES[kind]} cannot be derived: {type(err).__name__}: {err}. "
+        print(f"The crop offsets of your {MODEL_CLASSES[kind]} cannot be derived: {type(err).__name__}: "
+              f"{str(err).rstrip('.')}. "
               f"{where} what to fix; then run this cell again.")
         return
     if grids:
@@ -106,3 +107,8 @@ def show_offsets(kind: str, build, grids: bool = True) -> None:
             if name.startswith(("pool", "fc")) or name == "conv1_1":
                 print(f"{name:8s} stride {grid.stride:3g}: index 0 is centred on input pixel {grid.start:g}")
     print(f"{MODEL_TITLES[kind]}'s crop offsets, from your layers: {offsets}")
+    halves = [name for name, offset in offsets.items() if offset != int(offset)]
+    if halves:
+        print(f"{', '.join(halves)}: not a whole number of pixels, so no crop lines the maps up (their grids are a "
+              f"fraction of a pixel apart): a layer before it strides, pads or pools otherwise than the text "
+              f"says (the layer checks above compare each with the text).")

@@ -3,6 +3,7 @@ BELOW THRESHOLD), the release is current and holds no solutions, and nbgrader gr
 release full marks (its hidden tests restored) and the untouched release 0 (totals from the rubric)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -257,79 +258,166 @@ def test_disagreeing_points_and_a_missing_test_cell(tmp_path):
     assert ids.index("fcn8s_head") == ids.index("fcn8s_miou") + 1  # after FCN-8s's last test
 
 
+def readme_course_commands() -> tuple[str, list[str], str]:
+    """The README's build command, its nbgrader course block (comments and blank lines dropped) and
+    the students' comment line, as written there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    build_line = re.search(r"^(python notebooks/build\.py --release)\s", readme, re.M).group(1)
+    block = readme.split("**An nbgrader course**", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+    students = re.search(r"#\s+students: (nbgrader fetch_assignment .+?), then submit", block).group(1)
+    return build_line, commands, students
+
+
+class Course:
+    """The README's nbgrader course, run as written (read from the README) on a copy of the repository, up
+    to ``nbgrader collect``: its build, release, and four students who fetch the release and submit.
+    ann hands in the solution with a smoke run's outputs (its predictions, not its 2 x 540 MB weights:
+    nbgrader's 100 MB limit), cat the untouched release, dan a notebook with a test cell pasted twice,
+    eve a renamed notebook (``fcn_segmentation (1).ipynb``). ``rest`` are the commands after collect."""
+
+    def __init__(self, root: Path, smoke_run):
+        import shlex
+        self.root, self.exchange = root, root / "exchange"
+        build_line, commands, fetch = readme_course_commands()
+        assert commands[0] == "cd notebooks" and any(c.startswith("python -m autograder grade") for c in commands)
+        self.repo = root / "repo"
+        shutil.copytree(REPO, self.repo, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build"))
+        self.exchange.mkdir()
+        self.course = self.repo / "notebooks"
+        (self.course / "data").mkdir()
+        (self.course / "data" / "cmp_facade").symlink_to(SAMPLE_ROOT)  # the README's data/cmp_facade
+        self.env = {**os.environ, "PYTHONPATH": str(self.repo),
+                    "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+        self.shlex = shlex
+        self.run(build_line, self.repo)
+        at = commands.index(next(c for c in commands if c.startswith("nbgrader collect")))
+        for command in commands[1:at]:
+            self.run(command, self.course)
+        self.submit(fetch, *smoke_run)
+        self.run(commands[at], self.course)
+        self.rest = commands[at + 1:]
+
+    def run(self, command: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+        argv = self.shlex.split(command.replace("EXCHANGE", str(self.exchange)))
+        argv = [sys.executable, *argv[1:]] if argv[0] == "python" else [sys.executable, "-m", *argv]
+        done = subprocess.run(argv, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=600)
+        assert not check or done.returncode == 0, (command, done.stdout[-3000:], done.stderr[-3000:])
+        return done
+
+    def submit(self, fetch: str, work: Path, solved) -> None:
+        answers = {c.id: c for c in solved.cells}
+        for student in ("ann", "cat", "dan", "eve"):
+            home = self.root / "homes" / student
+            home.mkdir(parents=True)
+            self.run(f"{fetch} --Exchange.root=EXCHANGE", home)
+            fetched = home / ASSIGNMENT
+            assert (fetched / build.wheel_name()).is_file()
+            notebook = fetched / build.SOURCE.name
+            nb = nbformat.read(notebook, as_version=4)
+            if student == "ann":  # the solution and the outputs of a (smoke) run
+                for cell in nb.cells:
+                    if cell.metadata.get("nbgrader", {}).get("solution"):
+                        cell.source = answers[cell.id].source
+                    if cell.cell_type == "code":
+                        cell.outputs = answers[cell.id].outputs
+                shutil.copytree(work / "outputs", fetched / "outputs")  # the weights are elsewhere (FCNKIT_WEIGHTS)
+            if student == "dan":  # a test cell pasted twice: nbgrader refuses the notebook
+                cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "fcn32s_vgg_layers")
+                copy = nbformat.from_dict(cell)
+                copy.id = "pasted-copy"
+                nb.cells.insert(nb.cells.index(cell) + 1, copy)
+            nbformat.write(nb, notebook)
+            if student == "eve":
+                notebook.rename(fetched / f"{ASSIGNMENT} (1).ipynb")
+            self.run(f"nbgrader submit {ASSIGNMENT} --course fcn-segmentation --Exchange.root=EXCHANGE "
+                     f"--student={student}", home)
+
+
+@pytest.fixture(scope="module")
+def course(smoke_run, notebook_env, tmp_path_factory) -> Course:
+    return Course(tmp_path_factory.mktemp("readme-course"), smoke_run)
+
+
 @pytest.mark.slow
-def test_a_course_on_nbgrader_from_release_to_feedback(smoke_run, tmp_path, notebook_env):
-    """The round trip of an nbgrader course, on real nbgrader, with two students: release, fetch (as a
-    student), the reference solution and a smoke run's outputs, submit, collect (under nbgrader's default
-    100 MB file limit, which leaves the weights behind); bob hands in the untouched release. nbgrader's own
-    autograde (the hidden tests restored) scores alice full marks and bob 0; then the grader, from the
-    submitted predictions, files its scores into the same gradebook; written answers; feedback."""
+def test_the_build_records_the_assignment_and_students_submit_what_nbgrader_accepts(course):
+    """``build.py --release`` records the assignment in the course's gradebook.db, as nbgrader
+    generate_assignment does (the README's course never runs that), so ``grade --gradebook`` can file
+    scores; ann's submission holds her predictions, under nbgrader's default 100 MB limit."""
     from nbgrader.api import Gradebook
-    from autograder.__main__ import main
-    work, solved = smoke_run
-    course, exchange, home = tmp_path / "course", tmp_path / "exchange", tmp_path / "alice"
-    build.generate_release(course)
-    build.build_wheel(course / "release" / ASSIGNMENT)
-    shared = [f"--Exchange.root={exchange}", "--CourseDirectory.course_id=fcn-segmentation"]
-    exchange.mkdir()
-    nbgrader(course, "release_assignment", ASSIGNMENT, *shared)
-    home.mkdir()
-    student = [sys.executable, "-m", "nbgrader"]  # run in the student's folder, with no course of its own
-    subprocess.run([*student, "fetch_assignment", ASSIGNMENT, *shared, "--log-level=WARN"], cwd=home, check=True)
-    fetched = home / ASSIGNMENT
-    assert (fetched / build.wheel_name()).is_file()
-    nb = nbformat.read(fetched / build.SOURCE.name, as_version=4)
-    answers = {c.id: c for c in solved.cells}
-    for cell in nb.cells:  # the student's work: the solution and the outputs of their (smoke) run
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = answers[cell.id].source
-        if cell.cell_type == "code":
-            cell.outputs = answers[cell.id].outputs
-    nbformat.write(nb, fetched / build.SOURCE.name)
-    shutil.copytree(work / "outputs", fetched / "outputs")  # the weights are elsewhere (FCNKIT_WEIGHTS)
-    subprocess.run([*student, "submit", ASSIGNMENT, "--student=alice", *shared, "--log-level=WARN"], cwd=home,
-                   check=True)  # nbgrader refuses a folder over 100 MB (max_dir_size): 2 x 540 MB would not go
-    nbgrader(course, "collect", ASSIGNMENT, *shared)
-    submitted = course / "submitted" / "alice" / ASSIGNMENT
+    with Gradebook(f"sqlite:///{course.course / 'gradebook.db'}") as gb:
+        filed = {c.name for c in gb.find_notebook(build.SOURCE.stem, ASSIGNMENT).grade_cells}
+    assert filed == {item.name for item in RUBRIC} | {"question1", "question2"}
+    submitted = course.course / "submitted" / "ann" / ASSIGNMENT
     assert (submitted / "outputs" / "fcn8s_predictions.npz").is_file()
     assert sum(p.stat().st_size for p in submitted.rglob("*") if p.is_file()) < 2e6
-    untouched = course / "submitted" / "bob" / ASSIGNMENT
-    untouched.mkdir(parents=True)
-    shutil.copy(build.RELEASE, untouched / build.SOURCE.name)
-    nbgrader(course, "db", "student", "add", "bob")
-    nbgrader(course, "autograde", ASSIGNMENT)
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for student, score in (("alice", AUTO_POINTS), ("bob", 0)):
+    assert (course.course / "submitted" / "eve" / ASSIGNMENT / f"{ASSIGNMENT} (1).ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_nbgraders_own_autograde_scores_the_solution_full_and_the_release_zero(course, tmp_path):
+    """nbgrader's own autograde (it runs the notebooks, the hidden tests restored), on a copy of the
+    collected course: ann full marks, cat 0."""
+    from nbgrader.api import Gradebook
+    copy = tmp_path / "course"
+    shutil.copytree(course.course, copy, symlinks=True)
+    nbgrader(copy, "autograde", ASSIGNMENT, "--CourseDirectory.student_id_exclude=dan,eve")
+    with Gradebook(f"sqlite:///{copy / 'gradebook.db'}") as gb:
+        for student, score in (("ann", AUTO_POINTS), ("cat", 0)):
             graded = gb.find_submission(ASSIGNMENT, student)
             assert (graded.code_score, graded.max_code_score) == (score, AUTO_POINTS), student
 
-    reports = tmp_path / "reports"
-    assert main(["grade", str(course / "submitted"), "--data", str(SAMPLE_ROOT), "--out", str(reports),
-                 "--gradebook", str(course), "--jobs", "2"]) == 0
-    report = json.loads((reports / "alice.json").read_text())
-    miou = {c["name"]: c for c in report["checks"] if c["name"].endswith("_miou")}
-    assert all(c["status"] == "passed" and "from the submitted predictions" in c["message"] for c in miou.values())
+
+@pytest.mark.slow
+def test_the_readmes_course_is_graded_answers_imported_and_fed_back(course):
+    """The README's commands after collect, as written: the grader files ann's scores (from her
+    predictions) and cat's into nbgrader's gradebook, names dan and eve with nbgrader's cause and the
+    fix and files no automatic score for them (exit 1); the written answers, scored on their pages (a
+    CSV per question), go into the gradebook too (between grade and feedback); then feedback."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from autograder.__main__ import main
+    at = [c.startswith("python -m autograder grade") for c in course.rest].index(True)
+    graded = course.run(course.rest[at], course.course, check=False)
+    assert graded.returncode == 1, graded.stdout[-3000:] + graded.stderr[-3000:]
+    assert f"ann: {AUTO_POINTS} / {AUTO_POINTS} into nbgrader's gradebook" in graded.stdout
+    assert "no assignment" not in graded.stderr
+    [dan] = [line for line in graded.stderr.splitlines() if line.startswith("error: dan:")]
+    assert "Cell with id 'fcn32s_vgg_layers' exists multiple times" in dan, dan  # nbgrader's cause, quoted
+    assert "fix the notebook in submitted/dan/" in dan
+    [eve] = [line for line in graded.stderr.splitlines() if line.startswith("error: eve:")]
+    assert f"the notebook is {ASSIGNMENT} (1).ipynb, nbgrader expects {ASSIGNMENT}.ipynb: rename it" in eve
+    reports = course.course / "grading-reports"
+    report = json.loads((reports / "ann.json").read_text())
+    miou = [c for c in report["checks"] if c["name"].endswith("_miou")]
+    assert len(miou) == 2
+    assert all(c["status"] == "passed" and "from the submitted predictions" in c["message"] for c in miou)
     assert report["score"] == report["graded_max_score"] == AUTO_POINTS
-    assert json.loads((reports / "bob.json").read_text())["score"] == 0
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        alice = gb.find_submission(ASSIGNMENT, "alice")
-        assert (alice.code_score, alice.max_code_score) == (AUTO_POINTS, AUTO_POINTS)
-        assert gb.find_submission(ASSIGNMENT, "bob").code_score == 0
-        fcn8s_miou = gb.find_grade("fcn8s_miou", build.SOURCE.stem, ASSIGNMENT, "alice")
-        assert fcn8s_miou.auto_score == ITEMS["fcn8s_miou"].points
-        assert gb.find_grade("question1", build.SOURCE.stem, ASSIGNMENT, "alice").needs_manual_grade
-    # the written answers, scored on their pages (a CSV per question), into the gradebook too
-    scores = tmp_path / "scores-question1.csv"
-    scores.write_text('student,question,score,comment\r\nalice,question1,12,"names overfitting; no numbers"\r\n')
-    assert main(["answers", "--import", str(scores), "--reports", str(reports), "--gradebook", str(course)]) == 0
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        grade = gb.find_grade("question1", build.SOURCE.stem, ASSIGNMENT, "alice")
+    assert json.loads((reports / "cat.json").read_text())["score"] == 0
+    gradebook = f"sqlite:///{course.course / 'gradebook.db'}"
+    with Gradebook(gradebook) as gb:
+        assert gb.find_submission(ASSIGNMENT, "ann").code_score == AUTO_POINTS
+        assert gb.find_submission(ASSIGNMENT, "cat").code_score == 0
+        for item in ("fcn8s_miou", "fcn8s_head"):
+            assert gb.find_grade(item, build.SOURCE.stem, ASSIGNMENT, "ann").auto_score == ITEMS[item].points
+        assert gb.find_grade("question1", build.SOURCE.stem, ASSIGNMENT, "ann").needs_manual_grade
+        for student in ("dan", "eve"):  # no automatic score at all, rather than nbgrader's output-based one
+            try:
+                filed = gb.find_submission_notebook(build.SOURCE.stem, ASSIGNMENT, student)
+            except MissingEntry:
+                continue
+            assert all(g.auto_score is None for g in filed.grades), student
+    scores = course.root / "scores-question1.csv"
+    scores.write_text('student,question,score,comment\r\nann,question1,12,"names overfitting; no numbers"\r\n')
+    assert main(["answers", "--import", str(scores), "--reports", str(reports), "--gradebook", str(course.course)]) == 0
+    with Gradebook(gradebook) as gb:
+        grade = gb.find_grade("question1", build.SOURCE.stem, ASSIGNMENT, "ann")
         assert grade.manual_score == 12 and not grade.needs_manual_grade
-        assert gb.find_comment("question1", build.SOURCE.stem, ASSIGNMENT, "alice").manual_comment == \
+        assert gb.find_comment("question1", build.SOURCE.stem, ASSIGNMENT, "ann").manual_comment == \
             "names overfitting; no numbers"
-        assert gb.find_submission(ASSIGNMENT, "alice").score == AUTO_POINTS + 12
-    nbgrader(course, "generate_feedback", ASSIGNMENT)
-    page = (course / "feedback" / "alice" / ASSIGNMENT / f"{build.SOURCE.stem}.html").read_text()
+        assert gb.find_submission(ASSIGNMENT, "ann").score == AUTO_POINTS + 12
+    for command in course.rest[at + 1:]:  # nbgrader generate_feedback
+        course.run(command, course.course)
+    page = (course.course / "feedback" / "ann" / ASSIGNMENT / f"{build.SOURCE.stem}.html").read_text()
     passed = f"PASS {ITEMS['fcn8s_miou'].title}: {ITEMS['fcn8s_miou'].points} / {ITEMS['fcn8s_miou'].points}"
     assert passed.replace("'", "&#39;") in page or passed in page
     assert "names overfitting; no numbers" in page

@@ -54,3 +54,27 @@ def test_the_derivation_on_a_model_it_cannot_follow_says_why_and_which_check(cha
     show_offsets("fcn8s", lambda: on_meta(FCN8s), grids=False)
     assert capsys.readouterr().out == ("FCN-8s's crop offsets, from your layers: "
                                        "{'score_pool4': 5.0, 'score_pool3': 9.0, 'upscore8': 31.0}\n")
+
+
+def test_an_offset_between_pixels_is_said_to_line_nothing_up(capsys):
+    """pool4 as a 3x3 max pool padded by 1 (a student's): pool3's map lands half a pixel off."""
+    model = on_meta(FCN8s)
+    model.pool4 = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+    show_offsets("fcn8s", lambda: model, grids=False)
+    out = capsys.readouterr().out
+    offsets = crop_offsets(model)
+    fractional = [name for name, offset in offsets.items() if offset != int(offset)]
+    assert fractional and out.startswith(f"FCN-8s's crop offsets, from your layers: {offsets}\n")
+    assert f"{', '.join(fractional)}: not a whole number of pixels, so no crop lines the maps up" in out
+
+
+def test_an_unfinished_part_is_named_once_with_what_to_do(capsys):
+    """As the notebook's cell calls it, on a class whose constructor is still the release's."""
+    from fcnkit.checks import build_model
+
+    class FCN8s(nn.Module):
+        def __init__(self, n_class=12):
+            raise NotImplementedError
+    show_offsets("fcn8s", lambda: build_model("fcn8s", {"FCN8s": FCN8s}, default_init=False))
+    out = capsys.readouterr().out
+    assert "Finish the parts marked YOUR CODE HERE. " in out and ".." not in out, out

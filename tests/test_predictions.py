@@ -123,8 +123,14 @@ def test_the_miou_cell_says_below_threshold_with_the_number_and_names_a_smoke_ru
     assert "smoke" not in line
 
 
-def test_the_miou_cell_names_the_model_without_predictions_and_what_to_run(tmp_path):
+def test_the_miou_cell_names_the_model_without_predictions_and_what_to_run(tmp_path, capsys):
+    """In the notebook, a verdict (NOT CHECKED, as check_all says) and what to run, not a traceback."""
+    from fcnkit.checks import check
     from fcnkit.predictions import score_saved
+    check("fcn32s_miou", {}, predictions=tmp_path, data=SAMPLE_ROOT)
+    assert capsys.readouterr().out == (f"NOT CHECKED fcn32s_miou: no FCN-32s predictions to score: "
+                                       f"fcn32s_predictions.json is missing. Run FCN-32s's training cell above: it "
+                                       f"saves them to {tmp_path}/.\n")
     with pytest.raises(PredictionsError, match=r"no FCN-32s predictions to score: fcn32s_predictions.json is "
                                                r"missing\. Run FCN-32s's training cell above"):
         score_saved(tmp_path, "fcn32s", SAMPLE_ROOT)
