@@ -39,17 +39,18 @@ def write_label_with_value(src: Path, dst: Path, value: int) -> None:
 
 
 
-# Two workers on two cores: ``python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder`` (pytest-xdist).
+# Two workers on two cores: ``python -m pytest -n 2`` (pytest-xdist).
 # - One thread per worker, and for what it starts (kernels, trainings): two workers each running torch's
 #   two-thread pool spin on each other's cores (the CPU time doubled when they did).
-# - Each test file is one group, run by one worker, so that its module fixtures are built once; the tests
-#   that read the graded catalogue share one group, so that it is graded once, with test_catalogue.py, whose
-#   in-process observations (cached in the process) the sandbox comparison of test_grading.py reads again.
+# - Each test file is one group, run by one worker, so that its module fixtures are built once; the files
+#   that read the graded catalogue (conftest.py of autograder/tests) are one group, so that it is graded once.
+#   test_catalogue.py among them: its sandbox comparison reads the in-process observations its other tests
+#   cached in that process.
 # - The groups go out heaviest first (HEAVY, a hint measured with --durations=0: a stale one costs time,
 #   never a result); a worker takes the next group when it has finished one.
-CATALOGUE_READERS = ("test_golden.py", "test_frontends.py", "test_record.py", "test_catalogue.py")
-HEAVY = ("test_reference_gpu.py", "catalogue", "test_notebook.py", "test_slurm.py",
-         "test_class_view.py", "test_grading.py", "test_hostile.py", "test_durable.py")
+CATALOGUE_READERS = ("test_catalogue.py", "test_golden.py", "test_frontends.py", "test_record.py")
+HEAVY = ("test_reference_gpu.py", "catalogue", "test_notebook.py", "test_slurm.py", "test_class_view.py",
+         "test_grading.py", "test_hostile.py", "test_durable.py")
 
 
 def pytest_configure(config):
@@ -59,15 +60,24 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
-def group(item) -> str:
-    if item.path.name in CATALOGUE_READERS or "graded_catalogue" in getattr(item, "fixturenames", ()):
-        return "catalogue"
-    return item.path.name
+def group_of(nodeid: str) -> str:
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return "catalogue" if name in CATALOGUE_READERS else name
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(HEAVY)}
-    items.sort(key=lambda item: rank.get(group(item), len(HEAVY)))  # stable: a file's tests keep their order
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda item: rank.get(group_of(item.nodeid), len(HEAVY)))  # stable: files keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduler by scope, the scope being the group (its own ``--dist loadgroup`` renames the tests,
+    which pytest 9.2 no longer lets it do)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+    config.option.loadscopereorder = False  # the collection's order: heaviest first
+    return ByGroup(config, log)

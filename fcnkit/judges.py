@@ -124,6 +124,11 @@ def _expect(problems, layer, name, kind, in_ch, out_ch, k, stride=1, padding=Non
 
 
 # ----------------------------------------------------------------------------------- structure
+def _one(pair: list[int]):
+    """``[3, 3]`` as ``3``, as nn.MaxPool2d(3) is written; ``[3, 2]`` as ``(3, 2)``."""
+    return pair[0] if len(set(pair)) == 1 else tuple(pair)
+
+
 def judge_vgg_layers(s: Structure, n_class: int = N_CLASS) -> str:
     layers = {layer.name: layer for layer in s.layers}
     problems: list[str] = []
@@ -134,8 +139,10 @@ def judge_vgg_layers(s: Structure, n_class: int = N_CLASS) -> str:
         pool = layers.get(f"pool{i}")
         if pool is None or pool.type != "MaxPool2d":
             problems.append(f"pool{i} should be nn.MaxPool2d(2, stride=2, ceil_mode=True)")
-        elif not (pool.kernel_size == [2, 2] and pool.stride == [2, 2]):
-            problems.append(f"pool{i} should have kernel_size=2, stride=2")
+        elif not (pool.kernel_size == [2, 2] and pool.stride == [2, 2] and pool.padding in ([], [0, 0])):
+            k, st, pad = (_one(v) for v in (pool.kernel_size, pool.stride, pool.padding or [0, 0]))
+            problems.append(f"pool{i} is MaxPool2d(kernel_size={k}, stride={st}, padding={pad}); expected "
+                            f"kernel_size=2, stride=2, padding=0")
         elif not pool.ceil_mode:
             floor.append(f"pool{i}")
     if floor:

@@ -167,6 +167,19 @@ def test_dropout_is_judged_from_what_it_does():
         assert (said in text) if said else text == "", (case, text)
 
 
+def test_a_pool_defined_otherwise_is_shown_as_written():
+    """A trial's pool4 (3x3, padded by 1): the message shows it as written, padding included."""
+    namespace = load("reference")
+
+    class FCN32s(namespace["FCN32s"]):
+        def __init__(self, n_class=12):
+            super().__init__(n_class)
+            self.pool4 = torch.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+    passed, message = run({**namespace, "FCN32s": FCN32s}, "fcn32s_vgg_layers")
+    assert not passed and ("pool4 is MaxPool2d(kernel_size=3, stride=2, padding=1); expected kernel_size=2, "
+                           "stride=2, padding=0") in message, message
+
+
 def test_checks_do_not_depend_on_their_order():
     """Each check observes a freshly built model: running equivalence (which writes seeded weights)
     before head and copy_params changes nothing."""
@@ -279,3 +292,28 @@ def test_hints_point_at_the_real_place():
         assert not passed and "call init_weights(self)" in message and "get_upsampling_weight" not in message
     passed, message = run("upscore_random_init", "fcn8s_head")  # init_weights called, but it initialises wrongly
     assert not passed and "get_upsampling_weight" in message and "call init_weights" not in message
+
+
+# ----------------------------------------------------------------------------------- through the sandbox
+@pytest.mark.slow
+def test_the_whole_catalogue_through_the_sandbox(graded_catalogue):
+    """The fast path (the warm worker forking a confined child per submission, two at a time)
+    gives the verdicts of the slow one (each submission observed in a process of its own, here the
+    test's, as the tests above do), message for message, on every catalogue submission: correct
+    solutions get every structural point, each mutant loses its named check."""
+    from autograder.tests.conftest import CATALOGUE_SEED
+    assert CONTEXT.seed == CATALOGUE_SEED  # the run and the in-process observations share their seed
+    reports = {student: {c["name"]: c for c in report["checks"]}
+               for student, report in graded_catalogue.reports.items()}
+    assert len(reports) == 1 + len(MUTANTS) + len(VARIANTS)
+    for name, checks in reports.items():
+        for item in RUBRIC:
+            if not item.needs_weights:
+                passed, message = run(name, item.name)
+                assert (checks[item.name]["status"], checks[item.name]["message"]) == \
+                    ("passed" if passed else "failed", message), (name, item.name)
+    for name in ["reference", *[f"variant_{v}" for v in VARIANTS]]:
+        lost = [c for c, r in reports[name].items() if r["status"] != "passed" and not c.endswith("_miou")]
+        assert not lost, (name, [reports[name][c]["message"] for c in lost])
+    for name, (why, check, _) in MUTANTS.items():
+        assert reports[name][check]["score"] == 0, f"{name} ({why}) kept {check}"
