@@ -38,7 +38,6 @@ def write_label_with_value(src: Path, dst: Path, value: int) -> None:
     out.save(dst)
 
 
-
 # Two workers on two cores: ``python -m pytest -n 2`` (pytest-xdist).
 # - One thread per worker, and for what it starts (kernels, trainings): two workers each running torch's
 #   two-thread pool spin on each other's cores (the CPU time doubled when they did).

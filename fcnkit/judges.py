@@ -316,7 +316,8 @@ def judge_equivalence(o: Outputs, reference: dict[str, StageValues]) -> str:
             if same_output:  # another route to the reference's output: what the item asks for
                 differs = (f"is {_dims(got.shape)}, the reference's {_dims(want.shape)}"
                            if tuple(got.shape) != tuple(want.shape) else f"differs by {want.difference(got):.2g}")
-                return f"the same output as the reference with the same weights, by another route (its {stage} {differs})"
+                return (f"the same output as the reference with the same weights, by another route (its {stage} "
+                        f"{differs})")
             if tuple(got.shape) != tuple(want.shape):
                 raise CheckFailed(f"{start}{stage} is {_dims(got.shape)}, expected {_dims(want.shape)}: {hint}.")
             raise CheckFailed(f"{start}{stage} differs by {want.difference(got):.2g} (relative): {hint}.")

@@ -107,8 +107,8 @@ def show_offsets(kind: str, build, grids: bool = True) -> None:
             if name.startswith(("pool", "fc")) or name == "conv1_1":
                 print(f"{name:8s} stride {grid.stride:3g}: index 0 is centred on input pixel {grid.start:g}")
     print(f"{MODEL_TITLES[kind]}'s crop offsets, from your layers: {offsets}")
-    halves = [name for name, offset in offsets.items() if offset != int(offset)]
-    if halves:
-        print(f"{', '.join(halves)}: not a whole number of pixels, so no crop lines the maps up (their grids are a "
+    fractional = [name for name, offset in offsets.items() if offset != int(offset)]
+    if fractional:
+        print(f"{', '.join(fractional)}: not a whole number of pixels, so no crop lines the maps up (their grids are a "
               f"fraction of a pixel apart): a layer before it strides, pads or pools otherwise than the text "
               f"says (the layer checks above compare each with the text).")
