@@ -7,10 +7,9 @@ import numpy as np
 
 from .judges import CheckFailed, _fail_if, _first, root_cause
 from .records import Outputs
-from .spec import MODEL_CLASSES
+from .spec import DROPOUT, MODEL_CLASSES
 
 DROPOUT_P = 0.5
-DROPOUT_NAMES = {"relu6": ("drop6", "fc7"), "relu7": ("drop7", "score")}  # place: (its dropout, the layer after)
 
 
 def _dropped(before: np.ndarray, after: np.ndarray):
@@ -39,8 +38,7 @@ def _dropout_at(place: str, values: np.ndarray) -> str:
     """What is wrong with dropout after ``place`` (its observation: the output of the layer before the
     ReLU and the next layer's input, in training mode, then in eval mode), in words; "" when it is
     Dropout2d(p=0.5)."""
-    drop, after = DROPOUT_NAMES[place]
-    layer = "fc" + place[-1]
+    layer, drop, after = DROPOUT[place]
     raw_train, train, raw_eval, evaluated = (np.asarray(v, dtype=np.float64) for v in values)
     # the activation forward applies between them, as eval mode shows it (a missing ReLU is the
     # equivalence item's: here it only changes what "unchanged" means)
@@ -77,11 +75,11 @@ def judge_dropout(o: Outputs) -> str:
     """Dropout2d(p=0.5) after relu6 and after relu7: channels zeroed (the others scaled by 2) in
     training mode, nothing changed in eval mode."""
     name = MODEL_CLASSES[o.kind]
-    if o.dropout_error or set(o.dropout) != set(DROPOUT_NAMES):
+    if o.dropout_error or set(o.dropout) != set(DROPOUT):
         cause = root_cause(o.layers, o.kind)  # the root cause instead of the error torch raised because of it
         why = _first(cause, o.kind) if cause else o.dropout_error or o.error or "no observation of it"
         raise CheckFailed(f"{name}'s dropout cannot be checked: {why}{'' if why.endswith('.') else '.'}"[:1000])
-    problems = [f"after {place}, {text}" for place in DROPOUT_NAMES if (text := _dropout_at(place, o.dropout[place]))]
+    problems = [f"after {place}, {text}" for place in DROPOUT if (text := _dropout_at(place, o.dropout[place]))]
     _fail_if(problems, f"{name} dropout")
     return (f"Dropout2d(p={DROPOUT_P}) after relu6 and relu7: whole channels zeroed (the others doubled) in "
             f"training mode, nothing changed in eval mode")

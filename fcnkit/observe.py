@@ -19,7 +19,7 @@ from .describe import CallRecorder, Operands, describe, unregistered_modules
 from .extract import described
 from .records import CopiedLayer, CopyParams, Outputs, Structure
 from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, sample_positions, seeded_input, seeded_vgg16
-from .spec import MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
+from .spec import DROPOUT, MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
 
 MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed without their weights
 
@@ -257,11 +257,6 @@ def observe_outputs(model: nn.Module, kind: str, seed: int, size, n_class: int) 
     return result
 
 
-# where dropout goes: (place, the layer whose ReLU it follows, the layer after it: "score" is the first
-# convolution of fc7's 4096 channels that runs after fc7)
-DROPOUT_PLACES = (("relu6", "fc6", "fc7"), ("relu7", "fc7", "score"))
-
-
 def _around(calls: CallRecorder, model: nn.Module, layer: str, after: str):
     """(``layer``'s output, the input of ``after``) as (channels, positions), or None."""
     if after == "score":
@@ -278,7 +273,7 @@ def _around(calls: CallRecorder, model: nn.Module, layer: str, after: str):
 
 
 def observe_dropout(model: nn.Module, x: torch.Tensor, evaluated: CallRecorder, seed: int, what: str):
-    """``({place: (4, channels, positions)}, error)``: around each place of :data:`DROPOUT_PLACES`, the
+    """``({place: (4, channels, positions)}, error)``: around each place of :data:`fcnkit.spec.DROPOUT`, the
     output of the layer before the ReLU and the next layer's input in a forward pass in training mode (torch's generator
     seeded with ``seed``; the caller's own generator is left as it was), then the same two from the
     eval pass ``evaluated`` recorded. What ran before forward raised counts. The model is back in
@@ -295,7 +290,7 @@ def observe_dropout(model: nn.Module, x: torch.Tensor, evaluated: CallRecorder, 
         calls.remove()
         model.eval()
     found = {}
-    for place, layer, after in DROPOUT_PLACES:
+    for place, (layer, _, after) in DROPOUT.items():
         train, kept = _around(calls, model, layer, after), _around(evaluated, model, layer, after)
         if train is None or kept is None:
             return {}, error or (f"forward does not give {after} a map of the shape {layer} makes, so dropout after "

@@ -55,6 +55,9 @@ VGG16_SOURCES = (
     ("fc6", "classifier.0", (4096, 25088)), ("fc7", "classifier.3", (4096, 4096)),
 )
 UPSAMPLINGS = {"fcn32s": [(64, 32)], "fcn8s": [(4, 2), (4, 2), (16, 8)]}  # (kernel, stride) of each
+# Where dropout goes: place -> (the layer before its ReLU, the dropout, the layer after it). "score" stands for
+# the first convolution of fc7's 4096 channels that runs after fc7 (FCN-8s's may be named otherwise).
+DROPOUT = {"relu6": ("fc6", "drop6", "fc7"), "relu7": ("fc7", "drop7", "score")}
 
 
 def bilinear_filter(kernel_size: int) -> np.ndarray:
