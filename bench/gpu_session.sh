@@ -17,6 +17,10 @@ cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "pack" ]; then
     python bench/reference_gpu.py --pack .gpu || exit 1
+    # the grader's pages need two packages the GPU machine's image lacks (its package list: the device tool's
+    # KINDS.md); without them the grading benchmark and the cross-check cannot start there (2026-12-04)
+    python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu/wheels nh3 latex2mathml || exit 1
     size=$(( $(git ls-files -z | xargs -0 cat | wc -c) + $(du -sb .gpu | cut -f1) ))
     echo "the tree and .gpu travel as $((size / 1048576)) MiB (the device tool's limit: 64 MiB)"
     [ "$size" -lt $((62 * 1048576)) ] || { echo "too large to carry" >&2; exit 1; }
@@ -31,6 +35,10 @@ mkdir -p "$OUT"
 rm -f "$WORK/tables.md"  # a warm machine may hold an earlier run's
 export PYTHONUNBUFFERED=1
 PYTHON=$(command -v python3 || command -v python)
+if ls .gpu/wheels/*.whl >/dev/null 2>&1; then  # the packed wheels, for this run only
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/fcnkit-site .gpu/wheels/*.whl \
+        && export PYTHONPATH=/tmp/fcnkit-site${PYTHONPATH:+:$PYTHONPATH}
+fi
 [ -f .gpu/data/PACK.json ] || { echo "no .gpu/data/PACK.json: run 'bash bench/gpu_session.sh pack' here first, then carry .gpu" \
     | tee "$OUT/console.log" >&2; exit 2; }
 {

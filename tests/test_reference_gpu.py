@@ -143,6 +143,39 @@ def test_pack_keeps_labels_exact_and_images_close(tmp_path):
     assert torch.allclose(model.features[0].weight, reference, rtol=1e-3, atol=1e-6)
 
 
+def test_runs_picks_a_subset_and_names_an_unknown_run():
+    both = ("fcn8s_imagenet_original", "fcn8s_imagenet_original_seed1")
+    assert reference_gpu.all_runs(True, both) == [("fcn8s", "imagenet", "original", 0),
+                                                  ("fcn8s", "imagenet", "original", 1)]
+    assert len(reference_gpu.all_runs(True)) == 8 and len(reference_gpu.all_runs(False)) == 6
+    with pytest.raises(SystemExit, match="--runs: no run named 'fcn8s_scratch_original'; the runs: fcn32s_scratch_original"):
+        reference_gpu.main(["--runs", "fcn8s_scratch_original", "--out", "/nonexistent/never-written"])
+
+
+def test_tables_of_a_subset_with_one_graded_report():
+    """Two runs (--runs), and the grader's --json for one student: an object, not a list; its failed
+    mIoU item is quoted under the cross-check table (the first GPU slot's grader column was only '-')."""
+    def metrics(miou):
+        return {"epochs_done": 25, "epochs_asked": 25, "shortened": False, "finished": True,
+                "test": {"pixel_acc": 0.7, "mean_iou": miou, "per_class_iou": [0.5] * 12},
+                "best_val_miou": miou + 0.1, "seconds_per_epoch": 5.5, "seconds_to_val_miou": {},
+                "peak_gpu_memory_mb": 2846}
+    names = ["fcn8s_imagenet_original", "fcn8s_imagenet_original_seed1"]
+    report = {"student": "imagenet_original", "metrics": {},
+              "checks": [{"name": "fcn8s_miou", "model": "fcn8s", "message": "RuntimeError: Error 304"}]}
+    summary = {"device": "NVIDIA H200", "mode": "benchmark", "image_scale": "0.5", "budget_s": 500, "wall_s": 480,
+               "decode_s": 4, "train_wall_s": 300, "runs": {names[0]: metrics(0.41), names[1]: metrics(0.39)},
+               "fates": dict.fromkeys(names, "finished"), "grading": {"note": "not run"},
+               "crosscheck": {"seconds": 20, "result": report}}
+    text = reference_gpu.tables(summary)
+    rows = [line for line in text.splitlines() if line.startswith("| fcn")]
+    assert rows[0].startswith("| fcn8s | ImageNet | original | 25 of 25 | 0.700 | 0.410 | 0.510 | 5.5 |")
+    assert "| fcn8s | 0.410 | 0.390 | 0.020 | 25 of 25 |" in rows
+    assert "| fcn8s_imagenet_original | 0.4100 | - | - |" in rows
+    assert len(rows) == 4  # the main row, its per-class row, the seed row, the cross-check row: nothing else
+    assert "- fcn8s_imagenet_original: the grader said: RuntimeError: Error 304" in text
+
+
 @pytest.mark.slow
 def test_the_rehearsal_runs_the_whole_pipeline(tmp_path):
     """Eight trainings at once, the grading benchmark, the cross-check: about 2 minutes on 2 free cores

@@ -16,7 +16,10 @@ from .worker import WorkerError, WorkerProxy
 HERE = Path(__file__).resolve().parent
 GRADER = HERE.parent  # the grader's own files: never in what a child may read
 RUNTIME_MODULES = (HERE / "confine.py", *(HERE / "runtime" / n for n in ("child.py", "codec.py", "steps.py")))
-GIVE_UP_ORDER = (None, "namespaces", "unprivileged-user", "landlock", "seccomp")
+GIVE_UP_ORDER = ("namespaces", "unprivileged-user", "landlock", "seccomp")  # when a probe child cannot start
+# ... and when it starts but CUDA does not: measured on a lent H200 (gVisor), where Landlock alone kept CUDA
+# from starting (docs/results.md, "What the GPU slot found")
+CUDA_GIVE_UP_FIRST = ("landlock",)
 
 
 def make_runtime_folder(folder: Path) -> None:
@@ -46,19 +49,20 @@ def prepare(workdir: Path, hidden=(), device: str = "cpu", want=LAYERS, jobs: in
                       device, sandboxes)
     missing = unavailable(want)
     candidates = [layer for layer in LAYERS[:4] if layer not in missing]
-    why = ""
-    for give_up in GIVE_UP_ORDER:
-        if give_up is not None:
-            if give_up not in candidates:
-                continue
-            candidates.remove(give_up)
-            missing[give_up] = f"the probe child failed with it: {why}"
+    runtime.isolation = Isolation(candidates + ["rlimits"])
+    why, cuda_failed = _probe(runtime, workdir)
+    while why:
+        order = [*(CUDA_GIVE_UP_FIRST if cuda_failed else ()), *GIVE_UP_ORDER]
+        give_up = next((layer for layer in order if layer in candidates), None)
+        if give_up is None:
+            if runtime.worker is not None:
+                runtime.worker.close()
+            what = "CUDA does not start in a grading child" if cuda_failed else "the grading child cannot start"
+            raise RuntimeError(f"{what} even with rlimits only: {why}")
+        candidates.remove(give_up)
+        missing[give_up] = f"the probe child failed with it: {why}"
         runtime.isolation = Isolation(candidates + ["rlimits"])
-        why = _probe(runtime, workdir)
-        if not why:
-            break
-    else:
-        raise RuntimeError(f"the grading child cannot start even with rlimits only: {why}")
+        why, cuda_failed = _probe(runtime, workdir)
     if os.geteuid() != 0 and "unprivileged-user" in missing and "not needed" in missing["unprivileged-user"]:
         runtime.isolation.layers.insert(-1, "unprivileged-user")
         del missing["unprivileged-user"]
@@ -70,9 +74,10 @@ def prepare(workdir: Path, hidden=(), device: str = "cpu", want=LAYERS, jobs: in
     return runtime
 
 
-def _probe(runtime: Runtime, workdir: Path) -> str:
-    """(Re)start the worker for ``runtime.isolation`` and fork a child that only confines itself;
-    return "" when it reported every layer asked of it."""
+def _probe(runtime: Runtime, workdir: Path) -> tuple[str, bool]:
+    """(Re)start the worker for ``runtime.isolation`` and fork a child that only confines itself (and,
+    when the run evaluates on CUDA, starts CUDA): ("", False) when it did both; else why not, and whether
+    it was CUDA that failed."""
     layers = runtime.isolation.layers
     if runtime.worker is not None and runtime.worker.key != WorkerProxy.key_of(layers):
         runtime.worker.close()
@@ -82,17 +87,18 @@ def _probe(runtime: Runtime, workdir: Path) -> str:
             runtime.worker = WorkerProxy(runtime, workdir)
     except (OSError, WorkerError) as err:
         runtime.worker = None
-        return f"{type(err).__name__}: {err}"
+        return f"{type(err).__name__}: {err}", False
     sandbox = make_sandbox(runtime.sandboxes / "probe", NOBODY if "unprivileged-user" in layers else None)
+    cuda = runtime.device == "cuda"
     try:
-        child = start_child(runtime, 30, sandbox, {"probe": True, **confinement(runtime, sandbox)}, Limits(),
-                            NOBODY if os.geteuid() == 0 and "unprivileged-user" in layers else None, {})
-        child.finish()
+        child = start_child(runtime, 30, sandbox, {"probe": True, "cuda": cuda, **confinement(runtime, sandbox)},
+                            Limits(), NOBODY if os.geteuid() == 0 and "unprivileged-user" in layers else None, {})
+        ending = child.finish()
         child.close()
-        return ""
+        return ending, bool(ending) and cuda
     except WorkerError as err:
-        return str(err)
+        return str(err), False
     except OSError as err:
-        return f"{type(err).__name__}: {err}"
+        return f"{type(err).__name__}: {err}", False
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)

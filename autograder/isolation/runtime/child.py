@@ -183,12 +183,25 @@ def run_child(message: dict, fds: dict[str, int], confine, modules, vgg) -> int:
         modules["torch"].set_num_threads(job["threads"])
     emit(event="start", layers=applied, uid=os.getuid())
     if job.get("probe"):
-        return 0
+        return probe_cuda() if job.get("cuda") else 0
 
     # From here on, student code runs in this process.
     observe_steps(job, sandbox, emit, modules, vgg, fds)
     events.close()
     return 0  # os._exit: threads the submission left running end here
+
+
+def probe_cuda() -> int:
+    """Start CUDA as a child evaluating weights on the GPU will (on one lent H200, Landlock kept
+    cudaGetDeviceCount from starting: docs/results.md); exit code 3 and the error's line on stderr if not."""
+    import torch
+    try:
+        torch.zeros(1, device="cuda").add_(1).item()
+    except Exception as err:  # noqa: BLE001 - whatever CUDA raises is the probe's answer
+        line = " ".join(f"{type(err).__name__}: {err}".split())
+        os.write(2, f"CUDA did not start: {line}\n".encode())
+        return 3
+    return 0
 
 
 def observe_steps(job: dict, sandbox: str, emit, modules: dict, vgg, fds: dict[str, int]) -> None:
