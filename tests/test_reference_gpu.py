@@ -178,8 +178,7 @@ def test_tables_of_a_subset_with_one_graded_report():
 
 @pytest.mark.slow
 def test_the_rehearsal_runs_the_whole_pipeline(tmp_path):
-    """Eight trainings at once, the grading benchmark, the cross-check: about 2 minutes on 2 free cores
-    (13 on 2 cores shared with four other test runs)."""
+    """Six trainings at once (the second seeds left out), the grading benchmark, the cross-check."""
     out = tmp_path / "rehearsal"
     result = subprocess.run([sys.executable, str(REPO / "bench" / "reference_gpu.py"), "--rehearse", "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=1500,
