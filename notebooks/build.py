@@ -57,7 +57,7 @@ RELEASE = HERE / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 REFERENCE = REPO / "autograder" / "reference" / "models.py"
 sys.path.insert(0, str(REPO))
 
-from autograder.frontends.nbgrader import run_nbgrader  # noqa: E402
+from autograder.reports.nbgrader import run_nbgrader  # noqa: E402
 from autograder.rubric import ITEMS, RUBRIC  # noqa: E402
 
 # Solution cell (grade_id) -> the blocks of the reference models it holds, in order.
@@ -189,7 +189,7 @@ def check_question_points(nb) -> None:
 def rubric_json() -> str:
     """The public part of the rubric (no judgements), as fcnkit reads it."""
     items = [{"name": i.name, "model": i.model, "points": i.points, "title": i.title, "observes": i.observes,
-              "needs_weights": i.needs_weights} for i in RUBRIC]
+              "judged_by": i.judged_by, "needs_weights": i.needs_weights} for i in RUBRIC]
     return json.dumps({"generated_by": "notebooks/build.py from autograder/rubric.py", "items": items}, indent=1) + "\n"
 
 
@@ -363,7 +363,7 @@ def build_source(source: Path = SOURCE, out: Path | None = None, install: str | 
 
 def generate_release(course: Path, source: Path = SOURCE, gradebook: Path | None = None) -> Path:
     """Run ``nbgrader generate_assignment`` on a scratch copy of the course (works from a virtual
-    environment that is not activated: :func:`autograder.frontends.nbgrader.run_nbgrader`); return the
+    environment that is not activated: :func:`autograder.reports.nbgrader.run_nbgrader`); return the
     release folder.
 
     Args:

@@ -1,8 +1,8 @@
 """A class run's output folder, written as it goes: each submission's record committed to the
-gradebook (:mod:`autograder.pipeline.gradebook`, one transaction) the moment it is graded, then its
+gradebook (:mod:`autograder.record.gradebook`, one transaction) the moment it is graded, then its
 views (report and feedback page, whole, as UTF-8) rewritten from it; the grader's errors in the run
 log, and a progress bar or plain progress lines. What a rerun keeps is decided by
-:mod:`autograder.pipeline.journal`.
+:mod:`autograder.record.journal`.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from fcnkit.spec import MODEL_CLASSES
 
 from .. import atomic
 from ..judging.miou import find_predictions
+from ..record import journal
+from ..record.gradebook import Gradebook
 from ..reports.charts import class_medians
 from ..reports.files import write_report_files
 from ..results import Report, Status
-from . import journal
-from .gradebook import Gradebook
 from .discover import find_checkpoints
 from .run import GraderError, not_graded, phase
 

@@ -31,11 +31,10 @@ from ..judging import OBSERVATIONS, Context
 from ..judging.miou import LabelSet, find_predictions
 from ..results import Report
 from ..rubric import RUBRIC
+from ..submission import Extracted, SubmissionError, extract
 from . import verdicts
 from .discover import CHECKPOINT_NAMES, find_checkpoints
 from .evalset import EvalSet
-from .extract import Extracted, SubmissionError, extract
-
 
 REFERENCE_SOURCE = Path(__file__).resolve().parent.parent / "reference" / "models.py"
 

@@ -20,11 +20,11 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.catalogue import REFERENCE
-from autograder.frontends.gradescope import results as gradescope_results
-from autograder.frontends.nbgrader import verdict_output
+from autograder.reports.gradescope import results as gradescope_results
+from autograder.reports.nbgrader import verdict_output
 from autograder.reports.integrity import BEGIN, END, TEMPLATE, flag_class
 from autograder.reports.pairs import FOLDER, pair_href, pair_stem, write_pair_pages
-from autograder.results import IntegrityFlag, Report, read_report, read_reports
+from autograder.results import IntegrityFlag, Report, read_reports
 from autograder.rubric import RUBRIC
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
 from fcnkit.splits import SAMPLE_ROOT, cmp_splits, load_label

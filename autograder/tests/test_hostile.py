@@ -401,7 +401,7 @@ def test_replaying_the_public_seed_fools_only_the_student_side():
     """The replaying submission passes every student-side check (so the hostile case above proves
     something: the grader's fresh seed is what stops it), and its mistakes show at any other seed."""
     from autograder.judging import CheckFailed, Context, judgement_of, observe_in_process
-    from autograder.pipeline.extract import definitions
+    from autograder.submission import definitions
     from fcnkit.checks import check_all
     from fcnkit.extract import run_definitions
     namespace = {"__name__": "submission"}
