@@ -193,17 +193,17 @@ def rubric_json() -> str:
     return json.dumps({"generated_by": "notebooks/build.py from autograder/rubric.py", "items": items}, indent=1) + "\n"
 
 
-def reference_stages() -> dict:
+def reference_stage_arrays() -> dict:
     """``{"meta": json, "<kind>/<stage>": values}``: the reference's activations for fcnkit's public
     seed, every stage the equivalence items compare (sampled where large)."""
     import numpy as np
     from autograder.reference.observed import reference_outputs
-    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, StageValues, reference_stages as all_stages
+    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, StageValues, stages_of
     from fcnkit.spec import MODEL_CLASSES, N_CLASS
     arrays, meta = {}, {"seed": PUBLIC_SEED, "size": list(EQUIVALENCE_SIZE), "n_class": N_CLASS, "stages": {}}
     for kind in MODEL_CLASSES:
         meta["stages"][kind] = {}
-        for stage, full in all_stages(reference_outputs(kind, PUBLIC_SEED, N_CLASS)).items():
+        for stage, full in stages_of(reference_outputs(kind, PUBLIC_SEED, N_CLASS)).items():
             sampled = StageValues.of(full.values.reshape(full.shape), sampled=True)
             arrays[f"{kind}/{stage}"] = sampled.values
             meta["stages"][kind][stage] = [list(sampled.shape), sampled.scale]
@@ -277,7 +277,7 @@ def write_public_files(check: bool = False) -> list[Path]:
         stale.append(RUBRIC_JSON)
         if not check:
             write_whole(RUBRIC_JSON, rubric_json().encode())
-    arrays = reference_stages()
+    arrays = reference_stage_arrays()
     if stages_differ(REFERENCE_STAGES, arrays):
         stale.append(REFERENCE_STAGES)
         if not check:

@@ -16,10 +16,10 @@ from .run import (
            grade_all,
            grade_submission,
            grading_run,
-           not_graded,
+           not_graded_report,
            phase,
 )
 
 __all__ = ["CHECKPOINT_NAMES", "EvalSet", "GraderError", "GradingRun", "Limits", "SubmissionError", "extract",
-           "find_checkpoints", "find_submissions", "grade_all", "grade_submission", "grading_run", "not_graded",
+           "find_checkpoints", "find_submissions", "grade_all", "grade_submission", "grading_run", "not_graded_report",
            "phase"]

@@ -37,7 +37,7 @@ def questions_of(reports: list[Report]) -> dict[str, float]:
     return questions
 
 
-def not_graded(reports: list[Report]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+def not_graded_students(reports: list[Report]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(why: students) of the submissions not graded (at all, or some items), and (why: items) of what no
     student graded at all was graded on (a run without trained results, ``--only``): the run's, not a student's."""
     students: dict[str, list[str]] = {}
@@ -109,7 +109,7 @@ def _pairs_html(title: str, cls: str, pairs: list) -> str:
 def attention_html(reports: list[Report]) -> str:
     """The section "Who needs you", each part saying when it is empty."""
     e = html.escape
-    students, run = not_graded(reports)
+    students, run = not_graded_students(reports)
     parts = []
     ng = "".join(f"<li>{e(why)}: {', '.join(link(s) for s in sorted(who))} ({len(who)})</li>"
                  for why, who in sorted(students.items(), key=lambda kv: (-len(kv[1]), kv[0])))

@@ -74,7 +74,7 @@ def replay_public_reference(model, kind):
     import json
     import numpy as np
     from fcnkit.checks import REFERENCE_FILE
-    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, sample_positions
+    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, stage_positions
     from fcnkit.seeded import seeded_input
     from fcnkit.spec import STAGES
     with np.load(REFERENCE_FILE) as stored:
@@ -85,7 +85,7 @@ def replay_public_reference(model, kind):
     def stage(name):
         shape = meta[name][0]
         flat = np.zeros(int(np.prod(shape)), np.float32)
-        positions = sample_positions(flat.size)
+        positions = stage_positions(flat.size)
         flat[slice(None) if positions is None else positions] = values[name]
         return torch.from_numpy(flat.reshape(shape))
 
