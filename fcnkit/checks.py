@@ -39,6 +39,7 @@ class PublicItem:
     points: int
     title: str
     observes: str  # "structure", "outputs", "copy_params" or "predict"
+    judged_by: str  # a key of JUDGEMENTS; "" for an item the grader alone judges
     needs_weights: bool = False
 
 
@@ -110,8 +111,36 @@ def build_model(kind: str, namespace: dict, n_class: int = N_CLASS, default_init
         raise CheckFailed(str(err)) from None
 
 
-STEPS = {**{part: "structure" for part in STRUCTURAL}, "equivalence": "outputs", "dropout": "outputs",
-         "copy_params": "copy_params", "miou": "predict"}  # the part of an item's name -> the observation its student-side check judges
+def _structural(judge):
+    return lambda record, kind, n_class: judge(record, n_class)
+
+
+# The judgements students run, by the key each rubric item names (``judged_by``): the record observed of the
+# student's model (observe_step, the item's ``observes``), the model's kind and the number of classes -> a
+# success message; CheckFailed with what to fix. The mIoU items ("miou") are judged from saved predictions.
+JUDGEMENTS = {
+    **{key: _structural(judge) for key, judge in STRUCTURAL.items()},
+    "equivalence": lambda record, kind, n_class: judge_equivalence(record, reference_stages(kind)),
+    "copy_params": lambda record, kind, n_class: judge_copy_params(record, expected_copy(PUBLIC_SEED)),
+    "dropout": lambda record, kind, n_class: judge_dropout(record),
+}
+
+
+def item_named(name: str) -> PublicItem | None:
+    """The rubric item ``name`` as this fcnkit knows it; None for one it does not know (an item an
+    instructor added to the rubric after this fcnkit was built: the grader alone checks it)."""
+    return next((item for item in rubric() if item.name == name), None)
+
+
+def _judged_here(item: PublicItem | None) -> bool:
+    """Whether students run ``item``'s judgement (its key in JUDGEMENTS, or the mIoU's); an item naming a
+    judgement that does not exist is an error in the rubric, not an item the grader alone checks."""
+    if item is None:
+        return False
+    if item.judged_by and item.judged_by != "miou" and item.judged_by not in JUDGEMENTS:
+        raise ValueError(f"rubric item {item.name!r} is judged_by {item.judged_by!r}, which fcnkit.checks.JUDGEMENTS "
+                       f"does not have: add it there, or give the item judged_by=\"\" (the grader's alone)")
+    return bool(item.judged_by)
 
 
 @functools.cache
@@ -126,7 +155,7 @@ def _seeded_vgg():
 
 
 def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
-    """What the grader's child observes for ``step`` (see :data:`STEPS`), observed here, at the
+    """What the grader's child observes for ``step`` (an item's ``observes``), observed here, at the
     public seed; raises CheckFailed when the model cannot be built."""
     def fresh():
         return build_model(kind, namespace, n_class, default_init=False)
@@ -144,34 +173,28 @@ def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
 
 def judge(name: str, record, n_class: int = N_CLASS) -> str:
     """The grader's verdict on ``record`` (from :func:`observe_step`) for rubric item ``name``."""
-    kind, _, part = name.partition("_")
-    if part == "equivalence":
-        return judge_equivalence(record, reference_stages(kind))
-    if part == "copy_params":
-        return judge_copy_params(record, expected_copy(PUBLIC_SEED))
-    if part == "dropout":
-        return judge_dropout(record)
-    return STRUCTURAL[part](record, n_class)
+    item = item_named(name)
+    if not _judged_here(item):
+        raise KeyError(f"{name!r}: no student-side judgement (not in this fcnkit's rubric, or the grader's alone)")
+    return JUDGEMENTS[item.judged_by](record, item.model, n_class)
 
 
 def run_check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> str | None:
     """The student-side check of rubric item ``name``: its success message, None for an item only
     the grader checks; raises CheckFailed with the grader's message. The mIoU items take the folder
     of the saved predictions and the dataset: ``predictions=..., data=...``."""
-    kind, _, part = name.partition("_")
-    if kind not in MODEL_CLASSES:
-        raise KeyError(f"unknown check {name!r}; names look like fcn32s_head")
-    if part == "miou":
+    item = item_named(name)
+    if not _judged_here(item):
+        return None  # a check of the grader's alone (e.g. one an instructor added to the rubric)
+    if item.judged_by == "miou":
         try:
-            result = score_saved(kwargs["predictions"], kind, kwargs["data"], n_class)
+            result = score_saved(kwargs["predictions"], item.model, kwargs["data"], n_class)
         except PredictionsError as err:
             raise CheckFailed(str(err)) from None
         if not result.passed:
             raise CheckFailed(f"BELOW THRESHOLD: {miou_verdict(result)}")
         return miou_verdict(result)
-    if part not in STEPS:
-        return None  # a check of the grader's alone (e.g. one an instructor added to the rubric)
-    return judge(name, observe_step(STEPS[part], kind, namespace, n_class), n_class)
+    return judge(name, observe_step(item.observes, item.model, namespace, n_class), n_class)
 
 
 def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
@@ -180,9 +203,9 @@ def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
     message, after the notes of the definitions that failed to run. It judges what the grader would
     see of the session (:func:`graded_namespace`), not its live globals. (It returns nothing, so that
     nbgrader reads no output value as partial credit.)"""
-    kind, _, part = name.partition("_")
-    if part == "miou" and kind in MODEL_CLASSES:  # printed, not raised: a run of the notebook goes on to FCN-8s
-        return report_miou(kind, kwargs["predictions"], kwargs["data"], n_class)
+    item = item_named(name)
+    if item is not None and item.judged_by == "miou":  # printed, not raised: a run of the notebook goes on to FCN-8s
+        return report_miou(item.model, kwargs["predictions"], kwargs["data"], n_class)
     show_failures_plainly(namespace)
     graded, notes = graded_namespace(namespace)
     try:
@@ -230,7 +253,6 @@ def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=No
     namespace = graded_namespace(namespace)[0]
     verdicts, observed = [], {}
     for item in rubric():
-        part = item.name.partition("_")[2]
         try:
             if item.needs_weights:
                 missing = _why_not_predictions(item, predictions, data)
@@ -238,11 +260,11 @@ def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=No
                     verdicts.append(Verdict(item.name, "NOT CHECKED", missing, item.points))
                     continue
                 message = run_check(item.name, namespace, n_class, predictions=predictions, data=data)
-            elif part not in STEPS:
+            elif not _judged_here(item):
                 verdicts.append(Verdict(item.name, "NOT CHECKED", "checked by the grader only", item.points))
                 continue
             else:
-                key = (STEPS[part], item.model)
+                key = (item.observes, item.model)
                 if key not in observed:
                     try:
                         observed[key] = observe_step(*key, namespace, n_class)

@@ -248,7 +248,7 @@ STRUCTURAL = {"vgg_layers": judge_vgg_layers, "head": judge_head, "output_shape"
 # ----------------------------------------------------------------------------------- behaviour
 
 
-def sample_positions(numel: int) -> np.ndarray | None:
+def stage_positions(numel: int) -> np.ndarray | None:
     """Where a stage of ``numel`` values is sampled: None (every value) up to SAMPLES_PER_STAGE,
     else SAMPLES_PER_STAGE distinct positions spread over it (multiplicative hashing: no random
     generator whose sequence could change between numpy versions)."""
@@ -260,7 +260,7 @@ def sample_positions(numel: int) -> np.ndarray | None:
 @dataclass
 class StageValues:
     """The reference's activation at one stage: its shape, its largest magnitude (what differences
-    are relative to) and its values, every one or those at :func:`sample_positions`."""
+    are relative to) and its values, every one or those at :func:`stage_positions`."""
     shape: tuple[int, ...]
     scale: float
     values: np.ndarray  # flat float32
@@ -268,7 +268,7 @@ class StageValues:
     @classmethod
     def of(cls, array: np.ndarray, sampled: bool) -> "StageValues":
         flat = np.asarray(array, dtype=np.float32).reshape(-1)
-        positions = sample_positions(flat.size) if sampled else None
+        positions = stage_positions(flat.size) if sampled else None
         return cls(tuple(array.shape), float(np.abs(flat).max(initial=0.0)),
                    flat if positions is None else flat[positions])
 
@@ -276,12 +276,12 @@ class StageValues:
         """The largest difference from ``array`` (of the same shape), relative to the scale."""
         flat = np.asarray(array, dtype=np.float32).reshape(-1)
         if self.values.size != flat.size:
-            flat = flat[sample_positions(flat.size)]
+            flat = flat[stage_positions(flat.size)]
         return float(np.abs(flat - self.values).max(initial=0.0) / max(self.scale, 1e-12))
 
 
-def reference_stages(o: Outputs) -> dict[str, StageValues]:
-    """Every value of every stage of the reference's observation (what the grader compares with)."""
+def stages_of(o: Outputs) -> dict[str, StageValues]:
+    """Every value of every stage of an observation (the reference's: what the grader compares with)."""
     return {stage: StageValues.of(o.output if stage == "output" else o.stages[stage], sampled=False)
             for stage, _, _ in STAGES[o.kind] if (o.output if stage == "output" else o.stages.get(stage)) is not None}
 

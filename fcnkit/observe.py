@@ -18,7 +18,7 @@ from torch import nn
 from .describe import CallRecorder, Operands, describe, unregistered_modules
 from .extract import described
 from .records import CopiedLayer, CopyParams, Outputs, Structure
-from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, sample_positions, seeded_input, seeded_vgg16
+from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, weight_positions, seeded_input, seeded_vgg16
 from .spec import DROPOUT, MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
 
 MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed without their weights
@@ -321,7 +321,7 @@ def copy_targets(vgg: nn.Module):
 
 def copied_layer(seed: int, name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> CopiedLayer:
     flat = weight.detach().reshape(-1).float()
-    positions = sample_positions(seed, name, flat.numel())
+    positions = weight_positions(seed, name, flat.numel())
     return CopiedLayer(numel=flat.numel(), weight_samples=flat[positions].numpy(),
                        weight_sum=sum(float(part.sum(dtype=torch.float64)) for part in flat.split(SEED_BLOCK)),
                        bias=(bias.detach().float().reshape(-1)[:8192].numpy() if bias is not None

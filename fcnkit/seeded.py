@@ -171,7 +171,8 @@ class PristineVGG:
         return self.vgg
 
 
-def sample_positions(seed: int, name: str, numel: int, count: int = 256) -> torch.Tensor:
+def weight_positions(seed: int, name: str, numel: int, count: int = 256) -> torch.Tensor:
+    """``count`` seeded positions in a weight of ``numel`` values (named ``name``): where a copy is compared."""
     return torch.randint(max(numel, 1), (count,), generator=_generator(seed, f"positions.{name}"))
 
 
@@ -183,7 +184,7 @@ def seeded_copy(seed: int) -> dict[str, CopiedLayer]:
         numel = math.prod(shape)
         block = seeded_block(seed, f"vgg16.{prefix}.weight", 1.0, numel).double()
         repeats, rest = divmod(numel, block.numel())
-        positions = sample_positions(seed, name, numel)
+        positions = weight_positions(seed, name, numel)
         bias = seeded_block(seed, f"vgg16.{prefix}.bias", 1.0, shape[0])
         expected[name] = CopiedLayer(numel=numel, weight_samples=block[positions % block.numel()].float().numpy(),
                                      weight_sum=float(block.sum() * repeats + block[:rest].sum()),

@@ -57,7 +57,7 @@ RELEASE = HERE / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 REFERENCE = REPO / "autograder" / "reference" / "models.py"
 sys.path.insert(0, str(REPO))
 
-from autograder.frontends.nbgrader import run_nbgrader  # noqa: E402
+from autograder.reports.nbgrader import run_nbgrader  # noqa: E402
 from autograder.rubric import ITEMS, RUBRIC  # noqa: E402
 
 # Solution cell (grade_id) -> the blocks of the reference models it holds, in order.
@@ -189,21 +189,21 @@ def check_question_points(nb) -> None:
 def rubric_json() -> str:
     """The public part of the rubric (no judgements), as fcnkit reads it."""
     items = [{"name": i.name, "model": i.model, "points": i.points, "title": i.title, "observes": i.observes,
-              "needs_weights": i.needs_weights} for i in RUBRIC]
+              "judged_by": i.judged_by, "needs_weights": i.needs_weights} for i in RUBRIC]
     return json.dumps({"generated_by": "notebooks/build.py from autograder/rubric.py", "items": items}, indent=1) + "\n"
 
 
-def reference_stages() -> dict:
+def reference_stage_arrays() -> dict:
     """``{"meta": json, "<kind>/<stage>": values}``: the reference's activations for fcnkit's public
     seed, every stage the equivalence items compare (sampled where large)."""
     import numpy as np
     from autograder.reference.observed import reference_outputs
-    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, StageValues, reference_stages as all_stages
+    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, StageValues, stages_of
     from fcnkit.spec import MODEL_CLASSES, N_CLASS
     arrays, meta = {}, {"seed": PUBLIC_SEED, "size": list(EQUIVALENCE_SIZE), "n_class": N_CLASS, "stages": {}}
     for kind in MODEL_CLASSES:
         meta["stages"][kind] = {}
-        for stage, full in all_stages(reference_outputs(kind, PUBLIC_SEED, N_CLASS)).items():
+        for stage, full in stages_of(reference_outputs(kind, PUBLIC_SEED, N_CLASS)).items():
             sampled = StageValues.of(full.values.reshape(full.shape), sampled=True)
             arrays[f"{kind}/{stage}"] = sampled.values
             meta["stages"][kind][stage] = [list(sampled.shape), sampled.scale]
@@ -277,7 +277,7 @@ def write_public_files(check: bool = False) -> list[Path]:
         stale.append(RUBRIC_JSON)
         if not check:
             write_whole(RUBRIC_JSON, rubric_json().encode())
-    arrays = reference_stages()
+    arrays = reference_stage_arrays()
     if stages_differ(REFERENCE_STAGES, arrays):
         stale.append(REFERENCE_STAGES)
         if not check:
@@ -363,7 +363,7 @@ def build_source(source: Path = SOURCE, out: Path | None = None, install: str | 
 
 def generate_release(course: Path, source: Path = SOURCE, gradebook: Path | None = None) -> Path:
     """Run ``nbgrader generate_assignment`` on a scratch copy of the course (works from a virtual
-    environment that is not activated: :func:`autograder.frontends.nbgrader.run_nbgrader`); return the
+    environment that is not activated: :func:`autograder.reports.nbgrader.run_nbgrader`); return the
     release folder.
 
     Args:

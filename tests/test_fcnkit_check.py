@@ -86,7 +86,7 @@ def test_a_file_that_is_not_a_notebook_is_named(tmp_path):
 def test_the_shipped_reference_activations_are_the_references():
     """Regenerated from autograder/reference/models.py, they match what fcnkit ships (what
     ``build.py --check`` also checks); a changed reference would not."""
-    arrays = build.reference_stages()
+    arrays = build.reference_stage_arrays()
     assert build.stages_differ(build.REFERENCE_STAGES, arrays) == ""
     assert build.REFERENCE_STAGES.stat().st_size < 2**20
     changed = dict(arrays)
@@ -220,3 +220,37 @@ def test_what_is_read_of_a_submission_is_bounded(monkeypatch):
         "and this one has more."]
     got = extract.definitions([(0, chain)], "sub.py")  # a .py file: its first statements
     assert len(got.chunks) == 1 and got.notes[0].startswith("sub.py: only its first 20 top-level statements were read")
+
+
+# ----------------------------------------------------------------------------------- which judgement an item names
+def test_every_item_names_a_judgement_students_run_as_the_rubric_says():
+    from autograder.rubric import RUBRIC
+    from fcnkit.checks import JUDGEMENTS, rubric
+    assert [(i.name, i.observes, i.judged_by) for i in rubric()] == [(i.name, i.observes, i.judged_by) for i in RUBRIC]
+    assert {i.judged_by for i in rubric()} <= {*JUDGEMENTS, "miou"}
+
+
+def test_an_item_naming_no_judgement_is_an_error_and_one_naming_none_is_the_graders(monkeypatch):
+    """The judgement is the one the item declares (never read off its name): a declared one that does
+    not exist is an error in the rubric, not a silent NOT CHECKED; judged_by="" is the grader's alone."""
+    import dataclasses
+
+    from autograder.catalogue import REFERENCE
+    from fcnkit import checks
+    namespace = {"__name__": "submission"}
+    exec(REFERENCE, namespace)
+    expected = checks.run_check("fcn32s_head", namespace)
+    head = next(i for i in checks.rubric() if i.name == "fcn32s_head")
+    ours = dataclasses.replace(head, name="fcn32s_layers_after_vgg")  # a name with no "head" in it
+    typo = dataclasses.replace(head, name="fcn32s_new", judged_by="haed")
+    theirs = dataclasses.replace(head, name="fcn32s_theirs", judged_by="")
+    monkeypatch.setattr(checks, "rubric", lambda: (ours, typo, theirs))
+    assert checks.run_check("fcn32s_layers_after_vgg", namespace) == expected
+    with pytest.raises(ValueError, match="rubric item .fcn32s_new. is judged_by 'haed', which fcnkit.checks.JUDGEMENTS "
+                                       "does not have"):
+        checks.run_check("fcn32s_new", namespace)
+    assert checks.run_check("fcn32s_theirs", namespace) is None
+    monkeypatch.setattr(checks, "rubric", lambda: (ours, theirs))
+    verdicts = {v.name: v for v in checks.check_all(namespace)}
+    assert verdicts["fcn32s_theirs"].status == "NOT CHECKED"
+    assert (verdicts["fcn32s_layers_after_vgg"].status, verdicts["fcn32s_layers_after_vgg"].message) == ("PASS", expected)

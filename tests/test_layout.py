@@ -105,6 +105,47 @@ def test_no_import_cycles():
         "\n".join(" <-> ".join(c) for c in found)
 
 
+# The stages, lowest first: a module may import its own stage's modules and lower stages' only. fcnkit is what
+# students install; the grader's base modules say what an item, a result and a submission are; then the
+# reference solution, the confined child, the judgements, the one record (the gradebook), the views of it,
+# one grading run and a class's folder, the written answers, and the ways in.
+STAGES = (
+    ("fcnkit",),
+    ("autograder.results", "autograder.atomic", "autograder.rubric", "autograder.submission", "autograder.questions"),
+    ("autograder.reference", "autograder.catalogue"),
+    ("autograder.isolation",),
+    ("autograder.judging",),
+    ("autograder.record",),
+    ("autograder.reports",),
+    ("autograder.pipeline",),
+    ("autograder.answers",),
+    ("autograder.checks", "autograder.frontends", "autograder.__main__", "autograder"),
+)
+
+
+def stage_of(module: str) -> int:
+    """The index in STAGES of the stage ``module`` belongs to (its package, or itself for a base module)."""
+    for index, stage in enumerate(STAGES):
+        if any(module == s or module.startswith(s + ".") for s in stage if s != "autograder") or module in stage:
+            return index
+    raise KeyError(f"{module} is in no stage: add it to STAGES in tests/test_layout.py")
+
+
+def test_stage_of_places_a_module_by_its_package():
+    assert stage_of("fcnkit.checks") == 0
+    assert stage_of("autograder.record.gradebook") < stage_of("autograder.reports.csv") < stage_of("autograder.pipeline.run")
+    assert stage_of("autograder") == stage_of("autograder.frontends.cli") == len(STAGES) - 1
+    with pytest.raises(KeyError, match="autograder.newstage.mod is in no stage"):
+        stage_of("autograder.newstage.mod")
+
+
+def test_no_module_imports_a_higher_stage():
+    upward = [f"{a} (stage {stage_of(a)}) imports {b} (stage {stage_of(b)})"
+              for a, imported in sorted(import_graph().items()) for b in sorted(imported) if stage_of(b) > stage_of(a)]
+    assert not upward, "dependencies run one way, down the stages (STAGES); move what both need down:\n" + \
+        "\n".join(upward)
+
+
 def test_modules_and_functions_are_small():
     too_long = []
     for name, path in modules().items():

@@ -14,7 +14,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from autograder.frontends.nbgrader import run_nbgrader
+from autograder.reports.nbgrader import run_nbgrader
 from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.data import SAMPLE_ROOT
 

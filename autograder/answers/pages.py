@@ -15,45 +15,18 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
-from functools import cache, cached_property
 from pathlib import Path
 
-from fcnkit.extract import NotANotebook, notebook_cells
 from fcnkit.predictions import UnreadableFile, read_bounded
 from fcnkit.spec import CLASS_NAMES
 
 from .. import atomic
-from ..pipeline.extract import MAX_SUBMISSION_BYTES
+from ..questions import SOURCE, Question, cell_source, cells_of, questions_from
 from ..reports.markup import STYLE as MARKUP_STYLE, as_text, render
+from ..submission import MAX_SUBMISSION_BYTES
 
-SOURCE = Path(__file__).resolve().parents[2] / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.ipynb"
 BOILERPLATE = re.compile(r"YOUR ANSWER HERE|\*{0,2}your answers?:?\*{0,2}:?", re.IGNORECASE)
-STOPWORDS = set("""about above after again against because before being below between both could does doing
-during each every further having here itself just more most other ought should same some such than that their
-theirs them then there these they this those through under until very what when where which while whom with
-would your yours""".split())
 
-
-class AnswersError(ValueError):
-    """A CSV or a source that cannot be used; the message names the line and the fix."""
-
-
-@dataclass
-class Question:
-    id: str  # the answer cell's grade_id, e.g. "question1"
-    number: int
-    text: str  # the question, as the notebook states it
-    key: str  # the instructor's key
-    points: float
-
-    @cached_property
-    def terms(self) -> list[str]:
-        """The key's content words: what the hints look for."""
-        seen = []
-        for word in re.findall(r"[a-z][a-z-]{4,}", self.key.lower()):
-            if word not in STOPWORDS and word not in seen and not word.startswith(("expect", "instruct", "answer")):
-                seen.append(word)
-        return seen
 
 
 @dataclass
@@ -70,60 +43,12 @@ class Answer:
         return as_text(self.text) if self.comments else render(self.text)
 
 
-def _source(cell) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
-def _cells(path: Path) -> list[dict]:
-    try:
-        cells = notebook_cells(read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8"))
-    except (UnreadableFile, UnicodeDecodeError, NotANotebook):
-        return []
-    return [c for c in cells if isinstance(c, dict)]
-
-
 def _script(path: Path) -> list[dict]:
     """A .py submission as one code cell (its comments can hold answers)."""
     try:
         return [{"cell_type": "code", "source": read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8", "replace")}]
     except UnreadableFile:
         return []
-
-
-def questions_from(source: Path) -> list[Question]:
-    """The written questions of the source notebook: answer cells (nbgrader grade cells with a
-    solution, markdown) with their key, and the question text in the markdown cell before each."""
-    cells = _cells(Path(source))
-    if not cells:
-        raise AnswersError(f"{source} is not a notebook with cells: give the source notebook with --source.")
-    questions = []
-    for i, cell in enumerate(cells):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") == "markdown" and meta.get("grade") and meta.get("solution"):
-            body = _source(cell)
-            key = body.split("### BEGIN SOLUTION")[-1].split("### END SOLUTION")[0].strip()
-            text = next((_source(c) for c in reversed(cells[:i]) if c.get("cell_type") == "markdown"), "")
-            number = re.search(r"question\s*(\d+)", text, re.IGNORECASE)
-            questions.append(Question(meta["grade_id"], int(number[1]) if number else len(questions) + 1,
-                                      text.strip(), key, float(meta.get("points", 0))))
-    if not questions:
-        raise AnswersError(f"{source} has no written questions (markdown answer cells graded by nbgrader).")
-    return questions
-
-
-@cache
-def question_points(source: Path = SOURCE) -> dict[str, float]:
-    """The written questions' points by id (``{"question1": 15.0, ...}``); {} where the source
-    notebook is not at hand (an installed grader).
-
-    Args:
-        source: the source notebook.
-    """
-    try:
-        return {q.id: q.points for q in questions_from(source)}
-    except AnswersError:
-        return {}
 
 
 def _clean(text: str) -> str:
@@ -133,9 +58,9 @@ def _clean(text: str) -> str:
 def _as_text(cell) -> str:
     """A markdown cell as written; a code cell's comments (answers written as ``# ...``)."""
     if cell.get("cell_type") == "code":
-        return "\n".join(line.strip().lstrip("#").strip() for line in _source(cell).splitlines()
+        return "\n".join(line.strip().lstrip("#").strip() for line in cell_source(cell).splitlines()
                          if line.strip().startswith("#"))
-    return _source(cell)
+    return cell_source(cell)
 
 
 def find_answer(cells: list[dict], question: Question) -> tuple[str, bool]:
@@ -237,7 +162,7 @@ def collect(submissions: list[tuple[str, Path]], questions: list[Question]) -> d
     """Every student's answer to every question."""
     found = {q.id: [] for q in questions}
     for student, path in submissions:
-        cells = _cells(path) if path.suffix == ".ipynb" else _script(path)
+        cells = cells_of(path) if path.suffix == ".ipynb" else _script(path)
         metrics = _metrics(path)
         for q in questions:
             text, comments = find_answer(cells, q)

@@ -19,9 +19,15 @@ from pathlib import Path
 from fcnkit.predictions import UnreadableFile, read_bounded
 
 from .. import atomic
+from ..questions import SOURCE, AnswersError, Question, questions_from
+from ..pipeline import classrun
+from ..record import books
+from ..record.gradebook import GradebookError
+from ..record.journal import Lock, RunLocked
 from ..reports.csv import write_csv
+from ..reports.nbgrader import NbgraderError, record_manual
+from ..reports.overview import write_overview
 from ..results import ManualScore, Report
-from .pages import SOURCE, AnswersError, Question, questions_from
 
 CSV_COLUMNS = ["student", "question", "score", "comment"]
 
@@ -87,8 +93,6 @@ def _anonymous(csv_paths: list[Path]) -> dict[str, str] | None:
 def _class_book(reports_dir: Path):
     """The class's gradebook (an earlier version's folder read in first); AnswersError when it
     holds nobody yet."""
-    from ..pipeline import books
-    from ..pipeline.gradebook import GradebookError
     try:
         book = books.open_class(reports_dir)
     except GradebookError as err:
@@ -101,13 +105,11 @@ def _class_book(reports_dir: Path):
     return book
 
 
-def write_views(book, reports_dir: Path) -> list[Report]:
+def rewrite_class_files(book, reports_dir: Path) -> list[Report]:
     """Every file of the class rewritten from its gradebook: the students' reports, feedback pages
     and Gradescope results, grades.csv and the overview (the integrity flags as recorded)."""
-    from ..pipeline.classrun import write_views as student_files
-    from ..reports.overview import write_overview
     reports = book.reports()
-    problems = student_files(reports_dir, reports)
+    problems = classrun.write_views(reports_dir, reports)
     if problems:
         raise AnswersError("; ".join(problems))
     write_csv(reports, reports_dir / "grades.csv")
@@ -120,7 +122,6 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
     """Check the CSVs, put the scores into the class's gradebook (one transaction, under the run
     lock), then rewrite its views: the reports, grades.csv, feedback pages, Gradescope results,
     the overview and (``gradebook``) nbgrader's gradebook. Nothing is written when a CSV is refused."""
-    from ..pipeline.journal import Lock, RunLocked
     reports_dir = Path(reports_dir)
     if gradebook is not None and not (gradebook / "gradebook.db").is_file():
         raise AnswersError(f"--gradebook {gradebook}: no gradebook.db there; give the nbgrader course folder.")
@@ -139,16 +140,15 @@ def import_scores(csv_paths: list[Path], reports_dir: Path, source: Path = SOURC
             merge(reports, scores, questions)
             book.import_answers({r.student: {q: r.manual[q] for q in r.manual if (r.student, q) in scores}
                                  for r in reports})  # the one place of the scores first; then its views
-            reports = write_views(book, reports_dir)
+            reports = rewrite_class_files(book, reports_dir)
         finally:
             book.close()
     finally:
         lock.release()
     done = [f"{len(scores)} scores of {len({s for s, _ in scores})} students merged into {reports_dir}"]
     if gradebook is not None:
-        from ..frontends.nbgrader import GradebookError, record_manual
         try:
             done += record_manual(gradebook, reports)
-        except GradebookError as err:
+        except NbgraderError as err:
             raise AnswersError(str(err)) from None
     return done

@@ -186,7 +186,7 @@ def summarize(out: Path) -> int:
     student differently), then rewrite every view from it: the students' files, grades.csv, the
     integrity flags and the overview; names the submissions a run lists without a graded record
     (exit 1 when there are any)."""
-    from ..pipeline import books, gradebook
+    from ..record import books, gradebook
     from ..reports.overview import class_pages  # integrity flags across the shards, their pages, the overview
     try:
         book = books.open_class(out)

@@ -1,5 +1,5 @@
 """``python -m autograder grade``: a class (or one submission) graded into a reports folder's gradebook
-(:mod:`autograder.pipeline.gradebook`), resumable (:mod:`autograder.pipeline.journal`), each student's
+(:mod:`autograder.record.gradebook`), resumable (:mod:`autograder.record.journal`), each student's
 record committed and its files written as it is graded (:mod:`autograder.pipeline.classrun`), then
 grades.csv, the score table, the class overview and, when asked, Gradescope's results, nbgrader's
 gradebook and the run's timings."""
@@ -14,7 +14,15 @@ from pathlib import Path
 from .. import atomic
 from ..isolation import LAYERS, tempdirs
 from ..judging.miou import LabelSet
-from ..pipeline import EvalSet, GradingRun, Limits, books, classrun, find_submissions, grade_all, gradebook, journal
+from ..pipeline import (
+    EvalSet,
+    GradingRun,
+    Limits,
+    classrun,
+    find_submissions,
+    grade_all,
+)
+from ..record import books, gradebook, journal
 from ..reports.csv import write_csv
 from ..reports.files import write_json
 from ..reports.overview import class_pages
@@ -235,7 +243,7 @@ def _write_class(args, shard, record, log: classrun.RunLog, labels: LabelSet | N
     if args.json:
         attempt(args.json, lambda: write_json(reports, args.json))
     if args.gradescope:
-        from .gradescope import results
+        from ..reports.gradescope import results
         attempt(args.gradescope, lambda: atomic.write_text(
             args.gradescope, json.dumps(results(reports[0], reports[0].seconds), indent=2) + "\n"))
     print()
@@ -247,10 +255,10 @@ def _write_class(args, shard, record, log: classrun.RunLog, labels: LabelSet | N
         log.note(problem)
     status = 1 if problems or any(r.not_graded for r in reports) else 0
     if args.gradebook:
-        from .nbgrader import GradebookError, record as into_gradebook
+        from ..reports.nbgrader import NbgraderError, record as into_gradebook
         try:
             filed = into_gradebook(args.gradebook, reports)
-        except GradebookError as err:
+        except NbgraderError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print("\n".join(filed.done))

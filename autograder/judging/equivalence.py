@@ -14,7 +14,7 @@ from .registry import judgement
 @judgement("fcn32s_equivalence", "fcn8s_equivalence")
 def equivalence(o: Outputs, ctx: Context) -> str:
     """The reference's activations for the run's seed, every value of every stage."""
-    return student.judge_equivalence(o, student.reference_stages(ctx.reference_outputs(o.kind)))
+    return student.judge_equivalence(o, student.stages_of(ctx.reference_outputs(o.kind)))
 
 
 @judgement("fcn32s_dropout", "fcn8s_dropout")

@@ -1,6 +1,6 @@
 """The structural judgements: fcnkit's own (students run them in the notebook and with
-``python -m fcnkit check``, with the same messages), registered here for the rubric items whose name
-ends in their part (``fcn8s_head``: ``head``), given the run's context."""
+``python -m fcnkit check``, with the same messages), registered here for the rubric items judged by
+them (``judged_by``: ``fcn8s_head`` is judged by ``head``), given the run's context."""
 from __future__ import annotations
 
 from fcnkit import judges as student
@@ -17,7 +17,7 @@ def _register(part: str) -> None:
     def structural(s: Structure, ctx: Context) -> str:
         return judge(s, ctx.n_class)
     structural.__name__ = structural.__qualname__ = part
-    judgement(*[item.name for item in RUBRIC if item.name.partition("_")[2] == part])(structural)
+    judgement(*[item.name for item in RUBRIC if item.judged_by == part])(structural)
 
 
 for _part in student.STRUCTURAL:

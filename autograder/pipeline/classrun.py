@@ -1,8 +1,8 @@
 """A class run's output folder, written as it goes: each submission's record committed to the
-gradebook (:mod:`autograder.pipeline.gradebook`, one transaction) the moment it is graded, then its
+gradebook (:mod:`autograder.record.gradebook`, one transaction) the moment it is graded, then its
 views (report and feedback page, whole, as UTF-8) rewritten from it; the grader's errors in the run
 log, and a progress bar or plain progress lines. What a rerun keeps is decided by
-:mod:`autograder.pipeline.journal`.
+:mod:`autograder.record.journal`.
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from fcnkit.spec import MODEL_CLASSES
 
 from .. import atomic
 from ..judging.miou import find_predictions
+from ..record import journal
+from ..record.gradebook import Gradebook
 from ..reports.charts import class_medians
 from ..reports.files import write_report_files
 from ..results import Report, Status
-from . import journal
-from .gradebook import Gradebook
 from .discover import find_checkpoints
-from .run import GraderError, not_graded, phase
+from .run import GraderError, not_graded_report, phase
 
 
 def inputs_of(student: str, path: Path, checkpoints: Path | None) -> list[Path]:
@@ -53,7 +53,7 @@ def plan(submissions: list[tuple[str, Path]], book: Gradebook, run: dict, checkp
             with phase("reading the submission's files"):
                 result.hashes[student] = journal.file_hash(inputs_of(student, path, checkpoints))
         except GraderError as err:
-            result.unreadable[student] = not_graded(student, path, err, run["seed"])
+            result.unreadable[student] = not_graded_report(student, path, err, run["seed"])
             continue
         if journal.kept(book, run, student, result.hashes[student]):
             result.kept.add(student)
@@ -160,7 +160,7 @@ class Writer:
                     report = self.book.report(student, self.answers)
                     write_report_files(self.out, report)
             except GraderError as err:
-                report = not_graded(student, Path(report.submission), err, report.seed, report.isolation)
+                report = not_graded_report(student, Path(report.submission), err, report.seed, report.isolation)
                 try:
                     self.book.record(report, sha, self.run["grader"], self.run["session"])
                     report = self.book.report(student, self.answers)

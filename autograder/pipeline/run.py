@@ -31,11 +31,10 @@ from ..judging import OBSERVATIONS, Context
 from ..judging.miou import LabelSet, find_predictions
 from ..results import Report
 from ..rubric import RUBRIC
+from ..submission import Extracted, SubmissionError, extract
 from . import verdicts
 from .discover import CHECKPOINT_NAMES, find_checkpoints
 from .evalset import EvalSet
-from .extract import Extracted, SubmissionError, extract
-
 
 REFERENCE_SOURCE = Path(__file__).resolve().parent.parent / "reference" / "models.py"
 
@@ -61,13 +60,13 @@ def phase(name: str, students: tuple[type[Exception], ...] = ()):
         raise GraderError(name, f"{type(err).__name__}: {err}") from err
 
 
-def not_graded(student: str, path: Path, err: BaseException, seed: int | None = None,
+def not_graded_report(student: str, path: Path, err: BaseException, seed: int | None = None,
                isolation: dict | None = None) -> Report:
     """The report of a submission the grader failed on: every item not graded, with the reason; the
     traceback in ``traceback`` (for the run log, never in the report's JSON)."""
     reason = str(err) if isinstance(err, GraderError) else f"grader error: {type(err).__name__}: {err}"
     return Report(student, str(path), seed=seed, isolation=isolation or {}, notes=[f"not graded: {reason}"],
-                  checks=[verdicts.not_graded(i, f"not graded: {reason}") for i in RUBRIC], not_graded=reason,
+                  checks=[verdicts.not_graded_check(i, f"not graded: {reason}") for i in RUBRIC], not_graded=reason,
                   traceback="".join(traceback.format_exception(err)))
 
 
@@ -225,7 +224,7 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
                      device: str = "cpu", limits: Limits | None = None, only: list[str] | None = None,
                      run: GradingRun | None = None) -> Report:
     """Grade one submission file; never raises for anything the submission does. Raises GraderError
-    when the grader fails on it (the caller reports it as not graded, see :func:`not_graded`).
+    when the grader fails on it (the caller reports it as not graded, see :func:`not_graded_report`).
 
     ``only`` restricts grading to some rubric items (the others are reported as not graded). Without
     ``run``, a grading run is started for this submission alone."""
@@ -271,7 +270,7 @@ def grade_all(submissions: list[tuple[str, Path]], checkpoints: Path | None = No
         try:  # each submission is its own failure boundary: a grader error costs it, not the class
             report = grade_submission(*entry, checkpoints=checkpoints, evalset=evalset, device=device, run=run)
         except Exception as err:
-            report = not_graded(*entry, err, run.context.seed, asdict(run.runtime.isolation))
+            report = not_graded_report(*entry, err, run.context.seed, asdict(run.runtime.isolation))
         if progress:
             progress(report)
         return report

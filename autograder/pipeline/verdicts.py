@@ -25,7 +25,7 @@ def result(item: Item, passed: bool, message: str, status: Status | None = None)
                        status or (Status.PASSED if passed else Status.FAILED), message)
 
 
-def not_graded(item: Item, message: str) -> CheckResult:
+def not_graded_check(item: Item, message: str) -> CheckResult:
     return result(item, False, message, Status.NOT_GRADED)
 
 
@@ -103,14 +103,14 @@ def judge_trained(item: Item, run, report: Report, folder: Path | None, weights:
     if weights is not None and run.evalset is not None:  # the child stopped before it evaluated them
         return result(item, False, f"not graded: {stopped or 'the check did not run'}")
     if folder is not None:
-        return not_graded(item, "not graded: predictions submitted, but the run has no labels to score them "
+        return not_graded_check(item, "not graded: predictions submitted, but the run has no labels to score them "
                                 "(--data DIR or FCNKIT_DATA).")
     if run.labels is not None:
         return result(item, False, f"no outputs/{kind}_predictions.npz and .json submitted (the notebook writes "
                                    f"them when it trains {MODEL_CLASSES[kind]}).")
     if checkpoints is not None:
         return result(item, False, f"no {CHECKPOINT_NAMES[kind]} found for {report.student} in {checkpoints}.")
-    return not_graded(item, NO_TRAINED_RESULTS)
+    return not_graded_check(item, NO_TRAINED_RESULTS)
 
 
 def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, weights: dict,
@@ -122,7 +122,7 @@ def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, wei
             report.checks.append(judge_trained(item, run, report, predictions[item.model], weights.get(item.model),
                                                outcomes.get(step) if item in items else None, checkpoints, stopped))
         elif only is not None and item.name not in only:
-            report.checks.append(not_graded(item, "not graded in this run."))
+            report.checks.append(not_graded_check(item, "not graded in this run."))
         elif step in outcomes and item in items:
             report.checks.append(judge(item, outcomes[step], run))
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from ..questions import question_points
 from ..results import IntegrityFlag, Report, Status, file_stem
 from ..rubric import RUBRIC
 from .diagnoses import not_graded_cause, whole_cause
@@ -28,8 +29,7 @@ def link(student: str) -> str:
 
 
 def questions_of(reports: list[Report]) -> dict[str, float]:
-    """The written questions and their points: the assignment's (answers.pages) and any imported."""
-    from ..answers.pages import question_points  # not at import time: answers imports the reports
+    """The written questions and their points: the assignment's (autograder.questions) and any imported."""
     questions = dict(question_points())
     for r in reports:
         for q, m in (r.manual or {}).items():
@@ -37,7 +37,7 @@ def questions_of(reports: list[Report]) -> dict[str, float]:
     return questions
 
 
-def not_graded(reports: list[Report]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+def not_graded_students(reports: list[Report]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(why: students) of the submissions not graded (at all, or some items), and (why: items) of what no
     student graded at all was graded on (a run without trained results, ``--only``): the run's, not a student's."""
     students: dict[str, list[str]] = {}
@@ -109,7 +109,7 @@ def _pairs_html(title: str, cls: str, pairs: list) -> str:
 def attention_html(reports: list[Report]) -> str:
     """The section "Who needs you", each part saying when it is empty."""
     e = html.escape
-    students, run = not_graded(reports)
+    students, run = not_graded_students(reports)
     parts = []
     ng = "".join(f"<li>{e(why)}: {', '.join(link(s) for s in sorted(who))} ({len(who)})</li>"
                  for why, who in sorted(students.items(), key=lambda kv: (-len(kv[1]), kv[0])))
@@ -135,7 +135,7 @@ def attention_html(reports: list[Report]) -> str:
                                  "the same.</p>"))
     missing = unscored(reports, questions_of(reports))
     if any(r.manual for r in reports):
-        written = (f"<ul class='unscored'>" + "".join(f"<li>{link(s)}: {', '.join(qs)}</li>"
+        written = ("<ul class='unscored'>" + "".join(f"<li>{link(s)}: {', '.join(qs)}</li>"
                                                        for s, qs in sorted(missing.items())) + "</ul>"
                    if missing else "<p class='unscored'>Every student's written answers are scored.</p>")
     else:

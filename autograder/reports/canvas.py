@@ -65,8 +65,8 @@ def read_roster(path: Path) -> tuple[list[str], list[dict], dict | None]:
 def class_reports(folder: Path) -> tuple[list[Report], list[str]]:
     """The reports of ``folder``'s gradebook (``OUT/gradebook.sqlite``; an earlier version's JSON
     reports read into it first) and notes; ExportError when it holds nobody."""
-    from ..pipeline import books
-    from ..pipeline.gradebook import GradebookError
+    from ..record import books
+    from ..record.gradebook import GradebookError
     if not Path(folder).is_dir():
         raise ExportError(f"{folder}: no such reports folder; run python -m autograder grade ... --out {folder} first.")
     try:

@@ -1,5 +1,5 @@
 """A submission's files in the reports folder: ``<student>.json`` and ``feedback/<student>.html``,
-views of the gradebook (:mod:`autograder.pipeline.gradebook`), each written whole (temp file +
+views of the gradebook (:mod:`autograder.record.gradebook`), each written whole (temp file +
 rename) as UTF-8 when it changed, named by the student's safe file stem
 (:func:`autograder.results.file_stem`), never by the id itself."""
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import atomic
 from ..results import Report, dumps, file_stem, report_path
+from .gradescope import results
 from .html import feedback_html
 
 
@@ -35,7 +36,6 @@ def write_report_files(out: Path, report: Report, class_median: dict[str, list] 
     atomic.update_text(report_path(out, report.student), dumps(report))
     atomic.update_text(feedback_path(out, report.student), feedback_html(report, class_median))
     if report.manual is not None:
-        from ..frontends.gradescope import results
         target = gradescope_path(out, report.student)
         os.makedirs(atomic.fs_path(target.parent), exist_ok=True)  # a name like zoé under any locale
         atomic.update_text(target, json.dumps(results(report, 0), indent=2) + "\n")

@@ -9,6 +9,7 @@ import io
 
 from fcnkit.spec import MODEL_TITLES, miou_thresholds
 
+from ..questions import question_points
 from ..results import Report, Status
 from .markup import STYLE as MARKUP_STYLE, render
 
@@ -83,7 +84,9 @@ def examples_png(shown: list[dict]) -> str:
 def _pictures(report: Report, model: str, threshold: float, median: list | None) -> str:
     """Side by side: the per-class IoU bars (the class median and the threshold marked) and the
     student's best, median and worst test images as image | truth | prediction, captioned."""
-    from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
+    from fcnkit.viz import (
+        plot_class_iou,  # matplotlib only for reports with trained results
+    )
     e = html.escape
     title = MODEL_TITLES.get(model, model)
     scores = report.metrics[model]
@@ -128,7 +131,6 @@ def feedback_html(report: Report, class_median: dict[str, list] | None = None) -
     e = html.escape
     pending = report.max_score - report.graded_max_score
     notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
-    from ..answers.pages import question_points  # not at import time: answers imports the reports
     written = _written(report)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>FCN assignment feedback: {e(report.student)}</title>

@@ -23,10 +23,9 @@ from fcnkit.extract import parse, strip_magics
 from fcnkit.predictions import PredictionsError, read_predictions
 from fcnkit.spec import MODEL_CLASSES
 
-from ..atomic import write_text
 from ..judging.evidence import MISSING, SKETCH_PIXELS, image_hashes, sketch, sketch_agreement  # noqa: F401
 from ..judging.miou import find_predictions
-from ..pipeline.extract import SubmissionError, code_cells
+from ..submission import SubmissionError, code_cells
 from ..results import IntegrityFlag, Report
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"

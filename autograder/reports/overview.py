@@ -12,12 +12,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from ..atomic import write_text
+from ..questions import question_points
 from ..results import Report, Status
 from ..rubric import RUBRIC
 from .attention import STYLE as ATTENTION_STYLE, attention_html, link, students_table
 from .charts import histogram_svg, predictions_html
 from .diagnoses import TOP, diagnoses
-from .integrity import flag_class, write_text
+from .integrity import flag_class
 from .pairs import write_pair_pages
 
 
@@ -81,7 +83,6 @@ def _written_html(reports: list[Report], max_score: int) -> str:
     """Once written-answer scores are imported: per question, how many students have a score, their
     mean and who has none yet; then the mean total of the students with every question scored.
     '' before any import."""
-    from ..answers.pages import question_points  # not at import time: answers imports the reports
     if not any(r.manual for r in reports):
         return ""
     e = html.escape

@@ -267,7 +267,7 @@ def test_markdown_and_formulas_render_and_depth_is_shown_as_text():
 
 def test_feedback_page_total_says_of_what(tmp_path):
     from autograder.reports.html import total_line
-    from autograder.results import ManualScore, Report
+    from autograder.results import ManualScore
     from autograder.tests.test_canvas import report
     r = report("ada", {"fcn32s_vgg"})
     assert total_line(r, {}) == (f"<p class='total'>Total: <b>{r.score} of 70</b> graded so far; not graded yet: "

@@ -19,7 +19,7 @@ import torch
 
 from autograder.catalogue import MUTANTS, VARIANTS, write_submissions
 from autograder.judging import Context, judgement_of, observe_in_process
-from autograder.pipeline.extract import extract
+from autograder.submission import extract
 from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.checks import CheckFailed, check_all
 from fcnkit.extract import run_definitions

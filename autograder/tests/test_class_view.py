@@ -20,11 +20,11 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.catalogue import REFERENCE
-from autograder.frontends.gradescope import results as gradescope_results
-from autograder.frontends.nbgrader import verdict_output
+from autograder.reports.gradescope import results as gradescope_results
+from autograder.reports.nbgrader import verdict_output
 from autograder.reports.integrity import BEGIN, END, TEMPLATE, flag_class
 from autograder.reports.pairs import FOLDER, pair_href, pair_stem, write_pair_pages
-from autograder.results import IntegrityFlag, Report, read_report, read_reports
+from autograder.results import IntegrityFlag, Report, read_reports
 from autograder.rubric import RUBRIC
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
 from fcnkit.splits import SAMPLE_ROOT, cmp_splits, load_label
@@ -454,7 +454,7 @@ def test_a_submission_failing_as_a_whole_is_one_diagnosis_and_the_eleventh_is_fo
 def test_what_no_one_was_graded_on_is_the_runs_line_not_a_line_per_student():
     """A run without trained results and one submission the grader could not read: the unreadable one is
     named with its reason; the mIoU items no one was graded on are one line, not every student's."""
-    from autograder.reports.attention import not_graded
+    from autograder.reports.attention import not_graded_students as not_graded
     from autograder.results import CheckResult, Status
     ok = [Report(s, "x", checks=[CheckResult(i.name, i.title, i.model, i.points, 0 if i.needs_weights else i.points,
                                              Status.NOT_GRADED if i.needs_weights else Status.PASSED,

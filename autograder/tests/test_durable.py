@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder.catalogue import sources
-from autograder.pipeline.journal import Lock
+from autograder.record.journal import Lock
 
 REPO = Path(__file__).resolve().parents[2]
 CLASS = ("reference", "fcn32s_crop_0", "no_padding_100", "upscore_with_bias", "fcn8s_no_ceil_mode")
@@ -141,7 +141,7 @@ def test_a_killed_class_run_resumes_to_the_same_grades(tmp_path):
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from autograder.pipeline.journal import Lock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from autograder.record.journal import Lock; "
                                f"Lock(__import__('pathlib').Path({str(out / 'run.lock')!r})); print('held', flush=True); "
                                "time.sleep(60)"], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:

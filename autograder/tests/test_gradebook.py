@@ -1,7 +1,7 @@
 """How the grader names nbgrader's refusal of a student's notebook. The course on real nbgrader (the README's
 commands as written: the build, four students, two of them mangled, the grader filing into the gradebook,
 written answers, feedback) is tests/test_notebook.py's ``Course``."""
-from autograder.frontends.nbgrader import nbgrader_cause
+from autograder.reports.nbgrader import nbgrader_cause
 
 
 def test_nbgrader_cause_is_the_exception_line_not_a_tail():

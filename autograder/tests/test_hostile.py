@@ -74,7 +74,7 @@ def replay_public_reference(model, kind):
     import json
     import numpy as np
     from fcnkit.checks import REFERENCE_FILE
-    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, sample_positions
+    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, stage_positions
     from fcnkit.seeded import seeded_input
     from fcnkit.spec import STAGES
     with np.load(REFERENCE_FILE) as stored:
@@ -85,7 +85,7 @@ def replay_public_reference(model, kind):
     def stage(name):
         shape = meta[name][0]
         flat = np.zeros(int(np.prod(shape)), np.float32)
-        positions = sample_positions(flat.size)
+        positions = stage_positions(flat.size)
         flat[slice(None) if positions is None else positions] = values[name]
         return torch.from_numpy(flat.reshape(shape))
 
@@ -401,7 +401,7 @@ def test_replaying_the_public_seed_fools_only_the_student_side():
     """The replaying submission passes every student-side check (so the hostile case above proves
     something: the grader's fresh seed is what stops it), and its mistakes show at any other seed."""
     from autograder.judging import CheckFailed, Context, judgement_of, observe_in_process
-    from autograder.pipeline.extract import definitions
+    from autograder.submission import definitions
     from fcnkit.checks import check_all
     from fcnkit.extract import run_definitions
     namespace = {"__name__": "submission"}

@@ -23,8 +23,7 @@ from types import SimpleNamespace
 import pytest
 
 from autograder.__main__ import main
-from autograder.pipeline import journal
-from autograder.pipeline.gradebook import Gradebook, path_of
+from autograder.record.gradebook import Gradebook, path_of
 
 GOLDEN = Path(__file__).parent / "golden" / "catalogue_seed7"
 CLASS = ("reference", "fcn8s_no_ceil_mode", "upscore_with_bias")  # one flagged with another for code

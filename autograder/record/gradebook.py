@@ -10,7 +10,7 @@ message), ``manual`` (the written answers' imported scores: grading never writes
 ``integrity`` (flags), ``runs`` (options, seed,
 timings, isolation layers) and ``meta``. A student's grading commits in one transaction. The file
 uses a rollback journal (``journal_mode=DELETE``, ``synchronous=FULL``), which network file systems
-keep safe, and has one writer: the run holding ``run.lock`` (:class:`autograder.pipeline.journal.Lock`).
+keep safe, and has one writer: the run holding ``run.lock`` (:class:`autograder.record.journal.Lock`).
 
     sqlite3 grading-reports/gradebook.sqlite "SELECT student, SUM(score) FROM checks GROUP BY student"
 """

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..results import CheckResult, Report, Status
 
 
-class GradebookError(RuntimeError):
+class NbgraderError(RuntimeError):
     """The course or the submissions are not what nbgrader needs; the message says what to fix."""
 
 
@@ -28,7 +28,7 @@ def _owner(report: Report) -> tuple[str, str]:
     """(assignment, student) of a report whose submission is in nbgrader's submitted/<student>/<assignment>/."""
     parts = Path(report.submission).parts
     if "submitted" not in parts[:-3]:
-        raise GradebookError(f"{report.submission} is not in an nbgrader course's submitted/<student>/<assignment>/")
+        raise NbgraderError(f"{report.submission} is not in an nbgrader course's submitted/<student>/<assignment>/")
     at = len(parts) - 1 - parts[::-1].index("submitted")
     return parts[at + 2], parts[at + 1]
 
@@ -37,7 +37,7 @@ def _where(report: Report) -> tuple[str, str]:
     """(assignment, notebook name) of a report whose submission is nbgrader's submitted/<student>/<assignment>/."""
     assignment, student = _owner(report)
     if student != report.student:
-        raise GradebookError(f"{report.submission} is not in an nbgrader course's submitted/<student>/<assignment>/")
+        raise NbgraderError(f"{report.submission} is not in an nbgrader course's submitted/<student>/<assignment>/")
     return assignment, Path(report.submission).stem
 
 
@@ -73,7 +73,7 @@ def autograde_without_running(course: Path, assignment: str, student: str | None
     result = run_nbgrader(course, "autograde", assignment, *([f"--student={student}"] if student else []), "--force",
                           "--Execute.enabled=False", "--ClearOutput.enabled=False", capture_output=True, text=True)
     if result.returncode != 0:
-        raise GradebookError(f"nbgrader autograde failed: {nbgrader_cause(result.stdout + chr(10) + result.stderr)}")
+        raise NbgraderError(f"nbgrader autograde failed: {nbgrader_cause(result.stdout + chr(10) + result.stderr)}")
 
 
 MARKS = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.NOT_GRADED: "PENDING", Status.FLAGGED: "UNDER REVIEW"}
@@ -131,7 +131,7 @@ def _by_student(reports: list[Report], filed: Filed) -> dict[tuple[str, str], li
     for report in reports:
         try:
             by_student.setdefault(_owner(report), []).append(report)
-        except GradebookError as err:
+        except NbgraderError as err:
             filed.problems.append(f"{report.student}: not filed in nbgrader's gradebook: {err}")
     return by_student
 
@@ -144,7 +144,7 @@ def _why_not_filed(course: Path, assignment: str, student: str, group: list[Repo
     if not why and assignment not in everyone_filed:
         try:
             autograde_without_running(course, assignment, student)
-        except GradebookError as err:
+        except NbgraderError as err:
             why = f"{err}; fix the notebook in submitted/{student}/{assignment}/ (or ask the student for a " \
                   f"fresh copy of the assignment with their answers pasted in) and run the grade command again"
     return why
@@ -183,7 +183,7 @@ def record(course: Path, reports: list[Report]) -> Filed:
     from nbgrader.api import Gradebook, MissingEntry
     course = Path(course).resolve()
     if not (course / "gradebook.db").is_file():
-        raise GradebookError(f"{course} has no gradebook.db: give the nbgrader course folder (the one holding "
+        raise NbgraderError(f"{course} has no gradebook.db: give the nbgrader course folder (the one holding "
                              f"nbgrader_config.py, source/ and submitted/).")
     filed = Filed()
     by_student = _by_student(reports, filed)
@@ -192,7 +192,7 @@ def record(course: Path, reports: list[Report]) -> Filed:
         try:  # one nbgrader run for the whole class when it can (fast); student by student when it fails
             autograde_without_running(course, assignment)
             everyone_filed.add(assignment)
-        except GradebookError:
+        except NbgraderError:
             pass
     for (assignment, student), group in sorted(by_student.items()):
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
@@ -231,7 +231,7 @@ def record_manual(course: Path, reports: list[Report]) -> list[str]:
                     found.append((gb.find_grade(qid, notebook, assignment, report.student),
                                   gb.find_comment(qid, notebook, assignment, report.student), manual))
                 except MissingEntry:
-                    raise GradebookError(f"{report.student} has no {qid} in nbgrader's gradebook for {assignment}: "
+                    raise NbgraderError(f"{report.student} has no {qid} in nbgrader's gradebook for {assignment}: "
                                          f"run python -m autograder grade ... --gradebook {course} first") from None
         for grade, comment, manual in found:
             grade.manual_score = manual.score

@@ -2,7 +2,7 @@
 
 The output folder holds, per run (per shard with ``--shard``):
 
-- ``gradebook.sqlite`` (:mod:`autograder.pipeline.gradebook`): the seed, the options that change
+- ``gradebook.sqlite`` (:mod:`autograder.record.gradebook`): the seed, the options that change
   grades, the grader's fingerprint, and per student the hash of what was graded, its state and its
   record (``run.journal``, which earlier versions wrote, is read into it once);
 - ``run.lock``: held (``flock``) while a run writes the folder, with its pid, so that a second run
@@ -80,7 +80,7 @@ def file_hash(paths: list[Path]) -> str:
 
 def resume(book, seed: int | None, options: dict, grader: str, force: bool, students: list[str]) -> tuple[dict, list[str]]:
     """The run this one continues (its session and seed) or a new one, recorded in ``book`` (an
-    :class:`autograder.pipeline.gradebook.Gradebook`) with the submissions it grades; and what it
+    :class:`autograder.record.gradebook.Gradebook`) with the submissions it grades; and what it
     says about that. A new session (everybody graded) when ``force``, when nothing was recorded,
     when the options that change grades or the seed asked for differ, or when the grader changed."""
     old = None if force else book.last_run()
