@@ -294,6 +294,16 @@ def write_whole(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def place_for(nb, item) -> int:
+    """Where a new item's test cell goes: after the last test cell of its kind for its model (the structural
+    checks before training, the trained ones after it), else after its model's last, else at the end."""
+    def cells(same):
+        return [i for i, c in enumerate(nb.cells) if (other := ITEMS.get(_nbgrader(c).get("grade_id"))) and same(other)]
+    kind = cells(lambda other: other.model == item.model and other.needs_weights == item.needs_weights)
+    model = cells(lambda other: other.model == item.model)
+    return (kind or model or [len(nb.cells) - 1])[-1] + 1
+
+
 def build(nb, install: str | None = None) -> list[str]:
     """Refresh the generated cells of ``nb`` in place (``install``: see :func:`install_spec`); return
     what was added."""
@@ -316,8 +326,7 @@ def build(nb, install: str | None = None) -> list[str]:
             cell.source = test_source(item.name, cell.source)
             cell.metadata["nbgrader"].update(points=item.points, grade=True, solution=False, locked=True)
             continue
-        same_model = [i for i, c in enumerate(nb.cells) if _nbgrader(c).get("grade_id", "").startswith(item.model)]
-        nb.cells.insert(same_model[-1] + 1 if same_model else len(nb.cells), test_cell(item.name))
+        nb.cells.insert(place_for(nb, item), test_cell(item.name))
         added.append(item.name)
     check_question_points(nb)
     tagged = [c for c in nb.cells if "points" in c.metadata.get("tags", [])]
