@@ -19,9 +19,10 @@ from . import observe
 from .data import N_CLASS
 from .extract import build_namespace, definitions
 from .dropout import judge_dropout
-from .judges import (EQUIVALENCE_SIZE, OUTPUT_SIZES, PUBLIC_SEED, STRUCTURAL, CheckFailed, StageValues,
+from .judges import (EQUIVALENCE_SIZE, PUBLIC_SEED, STRUCTURAL, CheckFailed, StageValues,
                      judge_copy_params, judge_equivalence)
 from .observe import ObservationError
+from .observers import OBSERVERS, Setup
 from .seeded import PristineVGG, maps_repeated_weights, seeded_copy
 from .predictions import PredictionsError, miou_verdict, report_miou, score_saved
 from .spec import MODEL_CLASSES
@@ -64,11 +65,6 @@ def read_stages(stored, kind: str) -> dict[str, StageValues]:
                            f"rebuild it: python notebooks/build.py")
     return {stage: StageValues(tuple(shape), scale, stored[f"{kind}/{stage}"])
             for stage, (shape, scale) in meta["stages"][kind].items()}
-
-
-def expected_copy(seed: int) -> dict:
-    """What a correct copy_params_from_vgg16 leaves in each layer, from the seeded VGG-16."""
-    return seeded_copy(seed)
 
 
 # ----------------------------------------------------------------------------------- in the notebook
@@ -121,7 +117,7 @@ def _structural(judge):
 JUDGEMENTS = {
     **{key: _structural(judge) for key, judge in STRUCTURAL.items()},
     "equivalence": lambda record, kind, n_class: judge_equivalence(record, reference_stages(kind)),
-    "copy_params": lambda record, kind, n_class: judge_copy_params(record, expected_copy(PUBLIC_SEED)),
+    "copy_params": lambda record, kind, n_class: judge_copy_params(record, seeded_copy(PUBLIC_SEED)),  # what a correct copy leaves
     "dropout": lambda record, kind, n_class: judge_dropout(record),
 }
 
@@ -155,20 +151,16 @@ def _seeded_vgg():
 
 
 def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
-    """What the grader's child observes for ``step`` (an item's ``observes``), observed here, at the
-    public seed; raises CheckFailed when the model cannot be built."""
-    def fresh():
-        return build_model(kind, namespace, n_class, default_init=False)
+    """What the grader's child observes for ``step`` (an item's ``observes``: a row of
+    :data:`fcnkit.observers.OBSERVERS`), observed here, at the public seed; raises CheckFailed when the
+    model cannot be built or run."""
+    if step not in OBSERVERS or step == "predict":  # predictions are judged from the saved files
+        raise ValueError(f"no student-side observation {step!r}")
+    setup = Setup(seed=PUBLIC_SEED, n_class=n_class, vgg=_seeded_vgg() if step == "copy_params" else None)
     try:
-        if step == "structure":
-            return observe.observe_structure(fresh(), kind, OUTPUT_SIZES, rebuild=fresh)
-        if step == "outputs":
-            return observe.observe_outputs(fresh(), kind, PUBLIC_SEED, EQUIVALENCE_SIZE, n_class)
-        if step == "copy_params":
-            return observe.observe_copy(namespace, kind, PUBLIC_SEED, n_class, vgg=_seeded_vgg())
+        return OBSERVERS[step](namespace, kind, setup)
     except ObservationError as err:
         raise CheckFailed(str(err)) from None
-    raise ValueError(f"no student-side observation {step!r}")
 
 
 def judge(name: str, record, n_class: int = N_CLASS) -> str:

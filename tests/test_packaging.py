@@ -24,8 +24,8 @@ SOLUTION_MARKERS = ("31:31 +", "19:19 +", "5:5 + upscore2", "9:9 + upscore_pool4
                     "reference.MODELS")
 # What only the grader's child runs (autograder/isolation/runtime: the record codec, the steps, the worker's loop):
 # it reaches the child through the runtime folder, never through the wheel.
-CHILD_ONLY = ("def encode(", "def decode(", "class RecordError", "def warm_up_meta(", "def observe_predictions(",
-              "def run_step(", "class WorkerServer", "def observe_steps(")
+CHILD_ONLY = ("def encode(", "def decode(", "class RecordError", "def warm_up_meta(", "def run_step(",
+              "class WorkerServer", "def observe_steps(")
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,24 @@ def test_release_notebook_imports_nothing_from_the_grader():
                             for src in code))
     assert not [m for m in modules if m.split(".")[0] == "autograder"], modules
     assert "fcnkit.checks" in modules
+
+
+def test_fcnkits_face_is_what_the_release_imports():
+    """``fcnkit.__all__`` is exactly what the release notebook imports of fcnkit (its modules and names),
+    and each name is the object of the module that defines it."""
+    import fcnkit
+    imported = set()
+    for cell in json.loads(RELEASE.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            source = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                               if not line.lstrip().startswith(("%", "!")))
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "fcnkit":
+                    imported |= {(node.module, alias.name) for alias in node.names}
+    assert imported and {name for _, name in imported} == set(fcnkit.__all__), sorted(imported)
+    for module, name in imported:
+        home = __import__(module, fromlist=[name])
+        assert getattr(fcnkit, name) is getattr(home, name), (module, name)
 
 
 def test_the_childs_runtime_holds_no_solution(tmp_path):

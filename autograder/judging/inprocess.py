@@ -15,7 +15,12 @@ from .registry import judgement_of
 def observe_in_process(item: Item, namespace: dict, ctx: Context, **kwargs):
     """What the grading child would observe for ``item``, observed in this process. The mIoU items
     take the weights and the images: ``checkpoint=..., images=...``."""
-    return OBSERVATIONS[item.observes].observe(item.model, namespace, ctx, **kwargs)
+    from fcnkit.judges import CheckFailed  # torch: never in the grading process
+    from fcnkit.observe import ObservationError
+    try:
+        return OBSERVATIONS[item.observes].observe(item.model, namespace, ctx, **kwargs)
+    except ObservationError as err:  # a hidden test cell fails as the notebook's check does
+        raise CheckFailed(str(err)) from None
 
 
 def check_in_process(name: str, namespace: dict, **kwargs) -> None:

@@ -1,17 +1,16 @@
 """The observations the grader judges, in one table: what a rubric item ``observes`` names.
 
-For each: the record the grading child writes (:mod:`fcnkit.records`), the step the child runs to
-make it (the ``op`` of a step: the child dispatches on it), and the observer that makes the same
-record in the calling process (for nbgrader's hidden tests and the catalogue's tests, never for
-grades of untrusted code). A new kind of observation is a row here, its record, and its step in
-the child.
+For each: the record the grading child writes (:mod:`fcnkit.records`) and whether the child is handed
+the trained weights. The child makes it with fcnkit's observer of the same name
+(:data:`fcnkit.observers.OBSERVERS`, the one table the notebook's checks use too), sent as the ``op`` of
+a step; :meth:`Observation.observe` makes the same record in the calling process (nbgrader's hidden
+tests and the catalogue's tests, never grades of untrusted code). A new kind of observation is a row
+here, its record, and its observer in fcnkit.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
-from fcnkit.judges import EQUIVALENCE_SIZE, OUTPUT_SIZES
 from fcnkit.records import CopyParams, Outputs, Predictions, Structure
 
 from .context import Context
@@ -19,56 +18,31 @@ from .context import Context
 
 @dataclass(frozen=True)
 class Observation:
-    name: str  # what rubric items name in ``observes``
+    name: str  # what rubric items name in ``observes``, and the op of the child's step
     record: type  # the record the child writes for it
-    step: str  # the op of the child's step that makes it
-    observe: Callable  # (kind, namespace, Context, **kwargs) -> record, in the calling process
     takes_weights: bool = False  # the child is handed the trained weights (and the evaluation images) as files
 
     def step_id(self, kind: str) -> str:
         """The id of the step for model ``kind``; the child writes its record to ``<id>.rec``."""
-        return f"{self.step}-{kind}"
+        return f"{self.name}-{kind}"
 
     def step_for(self, kind: str) -> dict:
         """The step the child is sent for model ``kind``."""
-        step = {"id": self.step_id(kind), "op": self.step, "kind": kind}
+        step = {"id": self.step_id(kind), "op": self.name, "kind": kind}
         if self.takes_weights:
             step["checkpoint"] = f"checkpoint-{kind}"
         return step
 
-
-def _model(kind: str, namespace: dict, ctx: Context, default_init: bool = False):
-    from fcnkit import checks as notebook
-    return notebook.build_model(kind, namespace, ctx.n_class, default_init=default_init)
-
-
-def _structure(kind: str, namespace: dict, ctx: Context, **_) -> Structure:
-    from fcnkit import observe
-    return observe.observe_structure(_model(kind, namespace, ctx), kind, OUTPUT_SIZES,
-                                     rebuild=lambda: _model(kind, namespace, ctx))
-
-
-def _outputs(kind: str, namespace: dict, ctx: Context, **_) -> Outputs:
-    from fcnkit import observe
-    return observe.observe_outputs(_model(kind, namespace, ctx), kind, ctx.seed, EQUIVALENCE_SIZE, ctx.n_class)
-
-
-def _copy_params(kind: str, namespace: dict, ctx: Context, **_) -> CopyParams:
-    from fcnkit import observe
-    return observe.observe_copy(namespace, kind, ctx.seed, ctx.n_class)
-
-
-def _predict(kind: str, namespace: dict, ctx: Context, **kwargs) -> Predictions:
-    """``checkpoint``: the trained weights, ``images``: the evaluation images (``device``: where)."""
-    from fcnkit import observe
-    from fcnkit.train import load_weights
-    model = load_weights(_model(kind, namespace, ctx, default_init=True), kwargs["checkpoint"])
-    return Predictions(kind, observe.predict(model, kwargs["images"], kwargs.get("device", "cpu")))
+    def observe(self, kind: str, namespace: dict, ctx: Context, **kwargs):
+        """The record, made in this process (``checkpoint``, ``images`` and ``device`` for the weights);
+        raises fcnkit's ObservationError when the model cannot be built or run."""
+        from fcnkit.observers import OBSERVERS, Setup  # torch: never in the grading process
+        return OBSERVERS[self.name](namespace, kind, Setup(seed=ctx.seed, n_class=ctx.n_class, **kwargs))
 
 
 OBSERVATIONS = {o.name: o for o in (
-    Observation("structure", Structure, "structure", _structure),
-    Observation("outputs", Outputs, "outputs", _outputs),
-    Observation("copy_params", CopyParams, "copy_params", _copy_params),
-    Observation("predict", Predictions, "predict", _predict, takes_weights=True),
+    Observation("structure", Structure),
+    Observation("outputs", Outputs),
+    Observation("copy_params", CopyParams),
+    Observation("predict", Predictions, takes_weights=True),
 )}

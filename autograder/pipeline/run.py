@@ -156,7 +156,7 @@ class GradingRun:
                                    self.job(), expected)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        observed = {step.removeprefix(f"{outputs.step}-"): outcome.record for step, outcome in result.steps.items()
+        observed = {step.removeprefix(f"{outputs.name}-"): outcome.record for step, outcome in result.steps.items()
                     if outcome.record is not None and not isinstance(outcome.record, Failure)}
         return {kind: record for kind, record in observed.items() if not getattr(record, "error", "")}
 

@@ -7,9 +7,8 @@ import torch
 
 from fcnkit import records
 from fcnkit.observe import observe_outputs
-from fcnkit.seeded import seeded_copy
-
 from fcnkit.judges import EQUIVALENCE_SIZE
+
 from . import models
 
 
@@ -23,7 +22,3 @@ def reference_model(kind: str, n_class: int) -> torch.nn.Module:
 
 def reference_outputs(kind: str, seed: int, n_class: int) -> records.Outputs:
     return observe_outputs(reference_model(kind, n_class), kind, seed, EQUIVALENCE_SIZE, n_class)
-
-
-def expected_copy(seed: int) -> records.CopyParams:
-    return records.CopyParams(own=False, layers=seeded_copy(seed))

@@ -7,17 +7,17 @@ model as the grader does.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
 from torch import nn
 
-from fcnkit import observe
-from fcnkit.records import CopyParams, Predictions
+from fcnkit.observers import OBSERVERS, Setup
+from fcnkit.records import CopyParams
 from fcnkit.seeded import PristineVGG, seeded_copy
-from fcnkit.train import load_weights
 
-__all__ = ["PristineVGG", "STEPS", "warm_up_meta", "observe_predictions", "run_step"]
+__all__ = ["PristineVGG", "warm_up_meta", "run_step"]
 
 
 def warm_up_meta() -> None:
@@ -30,51 +30,21 @@ def warm_up_meta() -> None:
         (x[:, :, 1:3, 1:3] + x[:, :, 0:2, 0:2]).contiguous()
 
 
-def observe_predictions(namespace: dict, kind: str, n_class: int, checkpoint, images, device="cpu") -> Predictions:
-    """The class maps of the submitted trained weights (``checkpoint``, an open file) on ``images``."""
-    model = load_weights(observe.build(namespace, kind, n_class, default_init=False), checkpoint)
-    return Predictions(kind=kind, maps=observe.predict(model, images, device))
-
-
-def _structure(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
-    kind, n_class = step["kind"], job["n_class"]
-    model = observe.build(namespace, kind, n_class, default_init=False)
-    return observe.observe_structure(model, kind, [tuple(s) for s in job["output_sizes"]],
-                                     rebuild=lambda: observe.build(namespace, kind, n_class, default_init=False))
-
-
-def _outputs(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
-    kind, n_class = step["kind"], job["n_class"]
-    model = observe.build(namespace, kind, n_class, default_init=False)
-    return observe.observe_outputs(model, kind, job["seed"], tuple(job["equivalence_size"]), n_class)
-
-
-def _copy_params(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
-    return observe.observe_copy(namespace, step["kind"], job["seed"], job["n_class"], vgg=vgg.get())
-
-
-def _expected_copy(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
-    """The reference's own job: what a correct copy leaves."""
-    return CopyParams(own=False, layers=seeded_copy(job["seed"]))
-
-
-def _predict(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
-    images = torch.load(_file(fds["images"]), weights_only=True)
-    return observe_predictions(namespace, step["kind"], job["n_class"], _file(fds[step["checkpoint"]]), images,
-                               job["device"])
-
-
-# the op of a step -> what the child runs for it (autograder.judging.observations names these ops)
-STEPS = {"structure": _structure, "outputs": _outputs, "copy_params": _copy_params, "expected_copy": _expected_copy,
-         "predict": _predict}
-
-
 def run_step(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
-    """The record of one step of ``job`` (``step["op"]``, one of :data:`STEPS`) observed on the
-    submission's ``namespace``."""
-    if step["op"] not in STEPS:
-        raise ValueError(f"unknown step {step['op']!r}")
-    return STEPS[step["op"]](step, job, namespace, vgg, fds)
+    """The record of one step of ``job`` observed on the submission's ``namespace``: ``step["op"]`` is a
+    row of fcnkit's one table of observations (:data:`fcnkit.observers.OBSERVERS`), or the reference's
+    own job, ``expected_copy`` (what a correct copy leaves). The trained weights and the evaluation
+    images come as files the grader opened (``fds``)."""
+    op, kind = step["op"], step["kind"]
+    if op == "expected_copy":
+        return CopyParams(own=False, layers=seeded_copy(job["seed"]))
+    if op not in OBSERVERS:
+        raise ValueError(f"unknown step {op!r}")
+    setup = Setup(seed=job["seed"], n_class=job["n_class"], vgg=vgg.get() if op == "copy_params" else None)
+    if op == "predict":
+        setup = dataclasses.replace(setup, checkpoint=_file(fds[step["checkpoint"]]), device=job["device"],
+                                    images=torch.load(_file(fds["images"]), weights_only=True))
+    return OBSERVERS[op](namespace, kind, setup)
 
 
 def _file(fd: int):
