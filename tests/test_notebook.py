@@ -407,6 +407,15 @@ def test_the_readmes_course_is_graded_answers_imported_and_fed_back(course):
             except MissingEntry:
                 continue
             assert all(g.auto_score is None for g in filed.grades), student
+    # filing the same reports again (a regrade does) changes nothing and says the same, in this process
+    from autograder.reports.nbgrader import record
+    from autograder.results import read_report
+    again = record(course.course, [read_report(reports / f"{s}.json") for s in ("ann", "cat", "dan", "eve")])
+    assert [line.split(":")[0] for line in again.done] == ["ann", "cat"], again.done
+    assert [line.split(":")[0] for line in again.problems] == ["dan", "eve"], again.problems
+    with Gradebook(gradebook) as gb:
+        assert gb.find_submission(ASSIGNMENT, "ann").code_score == AUTO_POINTS
+        assert gb.find_submission(ASSIGNMENT, "cat").code_score == 0
     scores = course.root / "scores-question1.csv"
     scores.write_text('student,question,score,comment\r\nann,question1,12,"names overfitting; no numbers"\r\n')
     assert main(["answers", "--import", str(scores), "--reports", str(reports), "--gradebook", str(course.course)]) == 0
