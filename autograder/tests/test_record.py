@@ -142,7 +142,9 @@ def test_sigkill_at_random_moments_of_grading_and_of_an_import_then_a_rerun_is_a
         assert _forked(lambda: main(command))[0] == 0, i
         assert content(out) == imported_content and files(out) == imported, f"import killed at moment {i}"
         shutil.rmtree(out)
-    assert killed >= KILLS, f"only {killed} of {2 * KILLS} runs were killed before they ended"
+    # a moment drawn over the first run's length falls after a rerun's end about half the time (a rerun is
+    # often quicker): about KILLS of the 2 * KILLS are killed, so asking for KILLS failed half the time (19 once)
+    assert killed >= KILLS // 2, f"only {killed} of {2 * KILLS} runs were killed before they ended"
 
 
 @pytest.mark.slow
