@@ -14,14 +14,7 @@ from pathlib import Path
 from .. import atomic
 from ..isolation import LAYERS, tempdirs
 from ..judging.miou import LabelSet
-from ..pipeline import (
-    EvalSet,
-    GradingRun,
-    Limits,
-    classrun,
-    find_submissions,
-    grade_all,
-)
+from ..pipeline import EvalSet, GradingRun, Limits, classrun, find_submissions, grade_all
 from ..record import books, gradebook, journal
 from ..reports.csv import write_csv
 from ..reports.files import write_json

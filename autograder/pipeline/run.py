@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from fcnkit.judges import EQUIVALENCE_SIZE, OUTPUT_SIZES
 from fcnkit.predictions import UnreadableFile, open_regular
 from fcnkit.records import Failure
 from fcnkit.spec import MODEL_CLASSES
@@ -135,8 +134,7 @@ class GradingRun:
 
     def job(self) -> dict:
         """What every child of this run is told, besides its definitions and steps."""
-        return {"n_class": self.context.n_class, "seed": self.context.seed, "device": self.runtime.device,
-                "output_sizes": OUTPUT_SIZES, "equivalence_size": EQUIVALENCE_SIZE}
+        return {"n_class": self.context.n_class, "seed": self.context.seed, "device": self.runtime.device}
 
     def observe_reference(self) -> dict:
         """The reference's observations for this run's seed, made once by a child of the warm worker

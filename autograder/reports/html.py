@@ -84,9 +84,7 @@ def examples_png(shown: list[dict]) -> str:
 def _pictures(report: Report, model: str, threshold: float, median: list | None) -> str:
     """Side by side: the per-class IoU bars (the class median and the threshold marked) and the
     student's best, median and worst test images as image | truth | prediction, captioned."""
-    from fcnkit.viz import (
-        plot_class_iou,  # matplotlib only for reports with trained results
-    )
+    from fcnkit.viz import plot_class_iou  # matplotlib only for reports with trained results
     e = html.escape
     title = MODEL_TITLES.get(model, model)
     scores = report.metrics[model]

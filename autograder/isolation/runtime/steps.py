@@ -2,7 +2,7 @@
 what the warm worker prepares once before it forks the children.
 
 This runs only in the grader's child, from the runtime folder (as ``steps``): it is not in the student
-wheel. The observing itself is fcnkit's (:mod:`fcnkit.observe`), so that the notebook's checks see a
+wheel. The observing itself is fcnkit's (:data:`fcnkit.observers.OBSERVERS`), so that the notebook's checks see a
 model as the grader does.
 """
 from __future__ import annotations
