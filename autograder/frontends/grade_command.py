@@ -204,6 +204,8 @@ def _grade_class(args, shard, began, submissions, record, device, evalset, label
 
 def _say_isolation(run: GradingRun, jobs: int) -> None:
     print(f"{run.runtime.isolation.summary()}; seed {run.context.seed}", flush=True)
+    if run.runtime.note:
+        print(run.runtime.note, flush=True)
     if jobs > 1 and not run.children_kept_apart:
         print("one submission at a time: without Landlock or a user per child, children could read each other's "
               "files", flush=True)

@@ -60,6 +60,7 @@ class Runtime:
     isolation: Isolation
     device: str = "cpu"
     sandboxes: Path | None = None  # where each submission's sandbox folder is made
+    note: str = ""  # what the run gave up to keep its isolation (the GPU, where CUDA does not start confined)
     worker: object = None
     uids: queue.Queue | None = None  # user ids for concurrent children, when the grader is root
     lock: threading.Lock = field(default_factory=threading.Lock)

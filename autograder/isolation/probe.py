@@ -17,9 +17,6 @@ HERE = Path(__file__).resolve().parent
 GRADER = HERE.parent  # the grader's own files: never in what a child may read
 RUNTIME_MODULES = (HERE / "confine.py", *(HERE / "runtime" / n for n in ("child.py", "codec.py", "steps.py")))
 GIVE_UP_ORDER = ("namespaces", "unprivileged-user", "landlock", "seccomp")  # when a probe child cannot start
-# ... and when it starts but CUDA does not: measured on a lent H200 (gVisor), where Landlock alone kept CUDA
-# from starting (docs/results.md, "What the GPU slot found")
-CUDA_GIVE_UP_FIRST = ("landlock",)
 
 
 def make_runtime_folder(folder: Path) -> None:
@@ -51,18 +48,21 @@ def prepare(workdir: Path, hidden=(), device: str = "cpu", want=LAYERS, jobs: in
     candidates = [layer for layer in LAYERS[:4] if layer not in missing]
     runtime.isolation = Isolation(candidates + ["rlimits"])
     why, cuda_failed = _probe(runtime, workdir)
+    if cuda_failed:  # the isolation is kept, not the GPU (on a lent H200, Landlock kept CUDA from starting)
+        runtime.device = "cpu"
+        runtime.note = (f"the weights are evaluated on the CPU: CUDA does not start in a child confined so ({why}); "
+                        f"--isolation without landlock may let it, with a weaker confinement")
+        why, _ = _probe(runtime, workdir)
     while why:
-        order = [*(CUDA_GIVE_UP_FIRST if cuda_failed else ()), *GIVE_UP_ORDER]
-        give_up = next((layer for layer in order if layer in candidates), None)
+        give_up = next((layer for layer in GIVE_UP_ORDER if layer in candidates), None)
         if give_up is None:
             if runtime.worker is not None:
                 runtime.worker.close()
-            what = "CUDA does not start in a grading child" if cuda_failed else "the grading child cannot start"
-            raise RuntimeError(f"{what} even with rlimits only: {why}")
+            raise RuntimeError(f"the grading child cannot start even with rlimits only: {why}")
         candidates.remove(give_up)
         missing[give_up] = f"the probe child failed with it: {why}"
         runtime.isolation = Isolation(candidates + ["rlimits"])
-        why, cuda_failed = _probe(runtime, workdir)
+        why, _ = _probe(runtime, workdir)
     if os.geteuid() != 0 and "unprivileged-user" in missing and "not needed" in missing["unprivileged-user"]:
         runtime.isolation.layers.insert(-1, "unprivileged-user")
         del missing["unprivileged-user"]
