@@ -15,7 +15,9 @@ import re
 import shutil
 import signal
 import sqlite3
+import sys
 import time
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,14 +72,15 @@ def _grade_replaying(folder: Path, out: Path, recorded: dict) -> int:
             finished(replace(recorded[student], submission=str(path), integrity=None, manual=None))
     isolation = SimpleNamespace(summary=lambda: "isolation: replayed")
     grade_command.GradingRun = SimpleNamespace(start=lambda *a, **k: SimpleNamespace(
-        runtime=SimpleNamespace(isolation=isolation), context=SimpleNamespace(seed=7), children_kept_apart=True,
+        runtime=SimpleNamespace(isolation=isolation, note=""), context=SimpleNamespace(seed=7), children_kept_apart=True,
         close=lambda: None))
     grade_command.grade_all = grade_all
     return main(["grade", str(folder), "--out", str(out), "--seed", "7", "--jobs", "1"])
 
 
 def _forked(work, kill_after: float | None = None) -> tuple[int | None, float]:
-    """Run ``work()`` in a forked copy of this process (output discarded); SIGKILL it after
+    """Run ``work()`` in a forked copy of this process (output discarded, but for an exception's traceback,
+    written to pytest's captured stderr); SIGKILL it after
     ``kill_after`` seconds. Returns its exit status (None when killed first) and its seconds."""
     began = time.perf_counter()
     pid = os.fork()
@@ -87,6 +90,9 @@ def _forked(work, kill_after: float | None = None) -> tuple[int | None, float]:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1), os.dup2(devnull, 2)
             status = work()
+        except BaseException:  # said where pytest shows a failure's output: os._exit would swallow it
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
         finally:
             os._exit(status)
     if kill_after is not None:
