@@ -90,14 +90,15 @@ def grade(folder: Path, jobs: int, device: str, out: Path) -> dict:
     return {"wall": wall, "peak_gib": peak / 2**20, **json.loads(timings.read_text())}
 
 
-def floor(device: str) -> dict[str, float]:
-    """The bare forward passes, in a fresh process: {threads: seconds for both models}."""
+def floor(device: str, repeats: int = 5) -> dict[str, float]:
+    """The bare forward passes, in a fresh process: {threads: seconds for both models}, the fastest of
+    ``repeats`` timed passes each."""
     code = """
 import json, sys, time, torch
 from fcnkit.judges import EQUIVALENCE_SIZE
 from autograder.reference.observed import reference_model
 from fcnkit.seeded import fill_seeded, seeded_input
-device, out = sys.argv[1], {}
+device, repeats, out = sys.argv[1], int(sys.argv[2]), {}
 threads_here = torch.get_num_threads()
 models = {}
 for kind in ("fcn32s", "fcn8s"):  # built and filled once: the threads change only the arithmetic's speed
@@ -112,7 +113,7 @@ for threads in sorted({1, threads_here}):
         with torch.no_grad():
             model(x)  # the first pass pays for allocations: the checks' first pass does too, but be fair
             best = float("inf")
-            for _ in range(5):  # the fastest of five: the floor is what the arithmetic needs at best
+            for _ in range(repeats):  # the fastest: the floor is what the arithmetic needs at best
                 if device == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
@@ -124,7 +125,7 @@ for threads in sorted({1, threads_here}):
     out[threads] = total
 print(json.dumps(out))
 """
-    result = subprocess.run([sys.executable, "-c", code, device], cwd=REPO, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code, device, str(repeats)], cwd=REPO, capture_output=True, text=True, check=True)
     return {int(k): v for k, v in json.loads(result.stdout).items()}
 
 
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, help="submissions graded at once (default: the CLI's default)")
     parser.add_argument("--sizes", default="1,10,100", help="class sizes to grade")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--floor-repeats", type=int, default=5,
+                        help="timed bare forward passes per model; the floor is the fastest (default: 5)")
     parser.add_argument("--json", type=Path, help="also write the figures here (bench/reference_gpu.py reads them)")
     args = parser.parse_args()
     from autograder.frontends.cli import default_jobs
@@ -153,7 +156,7 @@ def main() -> None:
             folder = Path(tmp) / f"class-{size}"
             write_class(folder, size)
             rows.append((size, grade(folder, jobs, args.device, Path(tmp) / f"out-{size}")))
-    bare = floor(args.device)
+    bare = floor(args.device, args.floor_repeats)
     cores = max(bare)
     print(f"floor: both bare forward passes {bare[cores]:.2f} s with {cores} thread(s)"
           + (f", {bare[1]:.2f} s with 1 thread" if 1 in bare and cores != 1 else "") + f" ({args.device})")
