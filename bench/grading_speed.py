@@ -148,7 +148,7 @@ def main() -> None:
                         help="timed bare forward passes per model; the floor is the fastest (default: 5)")
     parser.add_argument("--json", type=Path, help="also write the figures here (bench/reference_gpu.py reads them)")
     args = parser.parse_args()
-    from autograder.frontends.cli import default_jobs
+    from autograder.pipeline import default_jobs
     jobs = args.jobs or default_jobs()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 both models' test predictions (the real test split's 76 labels with blocks changed, as
 bench/predictions_cost.py makes them, at scale 0.5) and their own code (the reference with some
 numbers changed, so that students differ), three pairs of copies among them. Times
-:func:`autograder.reports.integrity.flag_class` by phase and prints the figures: before (the flags
+:func:`autograder.judging.integrity.flag_class` by phase and prints the figures: before (the flags
 read every student's predictions after grading) and after (the mIoU item records the evidence when
 it reads them; the flags read the code only).
 
@@ -24,7 +24,8 @@ import numpy as np
 
 from autograder.judging.evidence import predictions_evidence
 from autograder.judging.miou import read_submitted
-from autograder.reports import integrity
+from autograder.judging import integrity
+from autograder.pipeline.discover import predictions_finder
 from autograder.results import Report
 from autograder.catalogue import REFERENCE
 from fcnkit.predictions import MAPS_FILE, META_FILE, PredictionsMeta
@@ -81,7 +82,8 @@ def main() -> None:
     made = time.perf_counter() - start
     given = integrity.template_units()
     t0 = time.perf_counter()  # before: the flags read every student's predictions again after grading
-    students = [integrity.student_evidence(r, list(labels), given) for r in reports]
+    found = predictions_finder()
+    students = [integrity.student_evidence(r, list(labels), given, found) for r in reports]
     t1 = time.perf_counter()
     flags = integrity.compare(students)
     t2 = time.perf_counter()

@@ -1,6 +1,6 @@
 """What two honest runs agree on: the same short CPU training of FCN-32s with two seeds, each
 predicting the test split, then the share of pixels on which their maps agree (all pixels, and the
-sketch autograder.reports.integrity compares). The integrity threshold is set far above it.
+sketch autograder.judging.integrity compares). The integrity threshold is set far above it.
 
     python bench/integrity_honest.py [--out runs/integrity_honest]
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.reports.integrity import sketch, sketch_agreement
+from autograder.judging.evidence import sketch, sketch_agreement
 from autograder.reference.train import _optimizer, build
 from fcnkit.data import N_CLASS, Augment, cmp_splits, eval_split, make_loaders
 from fcnkit.predictions import read_predictions, save_predictions

@@ -11,19 +11,9 @@ from pathlib import Path
 
 from ..catalogue import EXAMPLES, write_submissions
 from ..isolation import LAYERS, tempdirs
-from ..pipeline import Limits, classrun, find_submissions
-from ..reports.csv import write_csv
-from ..reports.table import score_table
+from ..pipeline import ClassOptions, Limits, default_jobs, find_submissions, grade_class
+from ..pipeline.summarize import summarize
 from ..reports.canvas import DEFAULT_ASSIGNMENT
-
-
-def default_jobs() -> int:
-    """One child per core, each with one thread (forward passes scale better across processes than
-    across threads: bench/grading_speed.py), fewer when memory is short: a child takes under 0.5 GiB
-    of its own (docs/results.md), counted as 1 GiB to leave room for a submission's own allocations."""
-    cores = len(os.sched_getaffinity(0))
-    memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-    return max(1, min(cores, int(memory_gb // 1.0)))
 
 
 def _grade_parser(commands) -> None:
@@ -181,48 +171,6 @@ def answers(args) -> int:
     return 0
 
 
-def summarize(out: Path) -> int:
-    """Join the shards' gradebooks into ``OUT/gradebook.sqlite`` (refusing two shards that graded a
-    student differently), then rewrite every view from it: the students' files, grades.csv, the
-    integrity flags and the overview; names the submissions a run lists without a graded record
-    (exit 1 when there are any)."""
-    from ..record import books, gradebook
-    from ..reports.overview import class_pages  # integrity flags across the shards, their pages, the overview
-    try:
-        book = books.open_class(out)
-        try:
-            shards = books.shard_books(out)
-            for line in books.merge(book, shards) if shards else []:
-                print(line)
-            reports = book.reports()
-            if not reports:
-                print(f"error: no graded submissions in {out} (its gradebook and <student>.json reports)",
-                      file=sys.stderr)
-                return 2
-            overview, problems = class_pages(out, reports)
-            book.set_flags(reports)
-            problems += classrun.write_views(out, reports)
-        finally:
-            book.close()
-    except gradebook.GradebookError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    write_csv(reports, out / "grades.csv")
-    print(score_table(reports))
-    print(f"\nwrote {out / 'grades.csv'} ({len(reports)} students)")
-    missing = {}
-    for path in [*shards, *([gradebook.path_of(out)] if not shards else [])]:
-        missing.update(books.unfinished(path))
-    if missing:
-        print(f"\n{len(missing)} submissions have no report: " + "; ".join(f"{s} ({why})" for s, why in
-                                                                          sorted(missing.items()))
-              + ". Rerun the grade command (it resumes) to grade them.")
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    print(f"class overview: {overview}")
-    return 1 if missing or problems else 0
-
-
 def export(args) -> int:
     """``export canvas``: Canvas's gradebook import CSV, and whom it could not match."""
     from ..reports.canvas import ExportError, export_canvas, unmatched_path
@@ -278,8 +226,19 @@ def main(argv: list[str] | None = None) -> int:
         examples = args.path = tempdirs.make("fcnkit-examples-")
         write_submissions(args.path, EXAMPLES)
         print(f"grading the bundled examples ({', '.join(EXAMPLES)}), written to {args.path}")
-    from .grade_command import grade
     try:
-        return grade(args, shard, began)
+        return grade_class(_class_options(args, shard), began)
     finally:
         tempdirs.remove(examples)
+
+
+def _class_options(args, shard: tuple[int, int] | None) -> ClassOptions:
+    """``grade``'s arguments, typed; --data defaults to $FCNKIT_DATA."""
+    from fcnkit.splits import DATA_ENV
+    return ClassOptions(
+        args.path, out=args.out, data=args.data or os.environ.get(DATA_ENV) or None, checkpoints=args.checkpoints,
+        split=args.split, scale=args.scale, device=args.device, jobs=args.jobs, timeout=args.timeout,
+        check_timeout=args.check_timeout, memory_gb=args.memory_gb, low_memory=args.low_memory,
+        isolation=tuple(layer.strip() for layer in args.isolation.split(",") if layer.strip()), seed=args.seed,
+        force=args.force, shard=shard, json=args.json, gradescope=args.gradescope, gradebook=args.gradebook,
+        timings=args.timings)

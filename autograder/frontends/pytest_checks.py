@@ -30,14 +30,13 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def graded(pytestconfig) -> dict[str, Report]:
     """Every submission graded once, as ``python -m autograder grade`` grades them."""
-    from autograder.frontends.cli import default_jobs
     from autograder.judging.miou import LabelSet
-    from autograder.pipeline import Limits, find_submissions, grade_all, grading_run
+    from autograder.pipeline import Limits, default_jobs, find_submissions, grade_all, grading_run
     path = pytestconfig.getoption("submission").resolve()
     data = pytestconfig.getoption("grading_data") or os.environ.get("FCNKIT_DATA")
     submissions = find_submissions(path)
     jobs = max(1, min(default_jobs(), len(submissions)))
-    limits = Limits(threads=max(1, len(os.sched_getaffinity(0)) // jobs))
+    limits = Limits.sharing_cores(jobs)
     with grading_run(limits=limits, seed=pytestconfig.getoption("grading_seed"), hidden=[path], jobs=jobs,
                      labels=LabelSet(data) if data else None) as run:
         reports = grade_all(submissions, jobs=jobs, limits=limits, run=run)

@@ -38,6 +38,12 @@ class Limits:
     memory_gb: float = 10.0
     threads: int = 1
 
+    @classmethod
+    def sharing_cores(cls, jobs: int, **limits) -> "Limits":
+        """``limits`` for children run ``jobs`` at a time: this process's cores shared out among them (one
+        thread each at least)."""
+        return cls(threads=max(1, len(os.sched_getaffinity(0)) // jobs), **limits)
+
 
 @dataclass
 class StepOutcome:

@@ -1,4 +1,4 @@
-"""What the integrity flags compare of a student's submitted predictions (autograder/reports/integrity.py):
+"""What the integrity flags compare of a student's submitted predictions (autograder/judging/integrity.py):
 per-image hashes and a small sketch (the same few pixels of every test map), and the weights' SHA-256
 the predictions record. Computed once, when the predictions are read for the mIoU item, and kept in
 the student's record (``Report.evidence``), so that the class's flags never read them again."""

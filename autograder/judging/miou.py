@@ -18,7 +18,7 @@ import numpy as np
 
 from fcnkit.judges import CheckFailed
 from fcnkit.metrics import PairMismatch, confusion, confusion_sum, scores
-from fcnkit.predictions import META_FILE, PredictionsError, PredictionsMeta, read_predictions, sha256_file
+from fcnkit.predictions import PredictionsError, PredictionsMeta, read_predictions, sha256_file
 from fcnkit.records import Predictions
 from fcnkit.spec import MODEL_CLASSES, N_CLASS, miou_thresholds
 from fcnkit.splits import cmp_splits, load_label, load_pair
@@ -90,22 +90,6 @@ def examples(per_image: dict[str, float | None], maps: dict, truth: dict, labels
         found.append({"which": which, "image_id": image_id, "iou": value, "prediction": maps[image_id],
                       "truth": label, "image": labels.image(image_id, label.shape) if labels else None})
     return found
-
-
-def find_predictions(submission: Path, kind: str, student: str, elsewhere: Path | None = None) -> Path | None:
-    """The folder holding ``<kind>_predictions.json`` for this submission: its own folder's
-    ``outputs/`` (where the notebook writes it) or that folder itself, when the folder is the
-    student's alone; else ``elsewhere/<student>/**`` (e.g. ``--checkpoints``)."""
-    name = META_FILE.format(kind=kind)
-    folder = submission.parent
-    own = len(list(folder.glob(f"*{submission.suffix}"))) == 1  # not a folder of everybody's notebooks
-    candidates = [folder / "outputs", folder] if own else []
-    if elsewhere is not None and (elsewhere / student).is_dir():
-        candidates += sorted(p.parent for p in (elsewhere / student).rglob(name))
-    for candidate in candidates:
-        if (candidate / name).exists() or (candidate / name).is_symlink():
-            return candidate
-    return None
 
 
 def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarray], labels: LabelSet) -> dict:

@@ -15,13 +15,12 @@ from pathlib import Path
 from fcnkit.spec import MODEL_CLASSES
 
 from .. import atomic
-from ..judging.miou import find_predictions
 from ..record import journal
 from ..record.gradebook import Gradebook
 from ..reports.charts import class_medians
 from ..reports.files import write_report_files
 from ..results import Report, Status
-from .discover import find_checkpoints
+from .discover import find_checkpoints, find_predictions
 from .run import GraderError, not_graded_report, phase
 
 

@@ -1,11 +1,14 @@
-"""Where the submissions of a run are, and the trained weights of each."""
+"""Where the submissions of a run are, and the trained weights and submitted predictions of each."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from fcnkit.predictions import META_FILE
+
 from .. import atomic
-from ..results import file_stem, short_hash
+from ..results import Report, file_stem, short_hash
 
 CHECKPOINT_NAMES = {"fcn32s": "fcn32s.pt", "fcn8s": "fcn8s.pt"}
 
@@ -66,3 +69,26 @@ def find_checkpoints(checkpoints: Path, student: str) -> dict[str, Path | None]:
         hits = hits or ([checkpoints / name] if (checkpoints / name).is_file() else [])
         found[model] = hits[0] if hits else None
     return found
+
+
+def find_predictions(submission: Path, kind: str, student: str, elsewhere: Path | None = None) -> Path | None:
+    """The folder holding ``<kind>_predictions.json`` for this submission: its own folder's
+    ``outputs/`` (where the notebook writes it) or that folder itself, when the folder is the
+    student's alone; else ``elsewhere/<student>/**`` (e.g. ``--checkpoints``)."""
+    name = META_FILE.format(kind=kind)
+    folder = submission.parent
+    own = len(list(folder.glob(f"*{submission.suffix}"))) == 1  # not a folder of everybody's notebooks
+    candidates = [folder / "outputs", folder] if own else []
+    if elsewhere is not None and (elsewhere / student).is_dir():
+        candidates += sorted(p.parent for p in (elsewhere / student).rglob(name))
+    for candidate in candidates:
+        if (candidate / name).exists() or (candidate / name).is_symlink():
+            return candidate
+    return None
+
+
+def predictions_finder(checkpoints: Path | None = None) -> Callable[[Report, str], Path | None]:
+    """``report, kind -> folder`` of a graded student's submitted predictions (:func:`find_predictions`,
+    ``checkpoints`` the run's ``--checkpoints``): what the integrity flags read where a report recorded
+    no evidence of them."""
+    return lambda report, kind: find_predictions(Path(report.submission), kind, report.student, checkpoints)

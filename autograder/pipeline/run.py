@@ -27,12 +27,12 @@ from fcnkit.spec import MODEL_CLASSES
 from .. import isolation
 from ..isolation import Limits, tempdirs
 from ..judging import OBSERVATIONS, Context
-from ..judging.miou import LabelSet, find_predictions
+from ..judging.miou import LabelSet
 from ..results import Report
 from ..rubric import RUBRIC
 from ..submission import Extracted, SubmissionError, extract
 from . import verdicts
-from .discover import CHECKPOINT_NAMES, find_checkpoints
+from .discover import CHECKPOINT_NAMES, find_checkpoints, find_predictions
 from .evalset import EvalSet
 
 REFERENCE_SOURCE = Path(__file__).resolve().parent.parent / "reference" / "models.py"
@@ -74,8 +74,13 @@ def _chunks(extracted: Extracted) -> list[dict]:
     return [{**vars(c), "index": i} for i, c in enumerate(extracted.chunks)]
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0))
+def default_jobs() -> int:
+    """One child per core, each with one thread (forward passes scale better across processes than
+    across threads: bench/grading_speed.py), fewer when memory is short: a child takes under 0.5 GiB
+    of its own (docs/results.md), counted as 1 GiB to leave room for a submission's own allocations."""
+    cores = len(os.sched_getaffinity(0))
+    memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    return max(1, min(cores, int(memory_gb // 1.0)))
 
 
 @dataclass
@@ -98,7 +103,7 @@ class GradingRun:
         """Start a run: its worker, warmed, and the reference's child. ``limits``: by default, the
         cores shared out among ``jobs`` children. ``low_memory``: one child at a time, the
         reference's included (Gradescope's 768 MB)."""
-        limits = limits or Limits(threads=max(1, _cores() // jobs))
+        limits = limits or Limits.sharing_cores(jobs)
         workdir = tempdirs.make("fcnkit-grade-")  # also removes those of runs that were killed
         data = [os.environ["FCNKIT_DATA"]] if os.environ.get("FCNKIT_DATA") else []
         context = Context(seed=secrets.randbits(31) if seed is None else seed,
@@ -146,8 +151,7 @@ class GradingRun:
         steps.append({"id": "copy", "op": "expected_copy", "kind": "fcn32s"})  # what a correct copy leaves
         expected = {"copy": (OBSERVATIONS["copy_params"].record,),
                     **{outputs.step_id(kind): (outputs.record,) for kind in MODEL_CLASSES}}
-        limits = Limits(threads=max(1, _cores() // 2) if self.children_kept_apart else _cores(),
-                        memory_gb=self.limits.memory_gb)
+        limits = Limits.sharing_cores(2 if self.children_kept_apart else 1, memory_gb=self.limits.memory_gb)
         folder = self.runtime.sandboxes / f"reference-{secrets.token_hex(8)}"  # unguessable, as every sandbox's
         try:
             result = isolation.run(self.runtime, folder, _chunks(extract(REFERENCE_SOURCE)), steps, limits,

@@ -19,7 +19,6 @@ from ..rubric import RUBRIC
 from .attention import STYLE as ATTENTION_STYLE, attention_html, link, students_table
 from .charts import histogram_svg, predictions_html
 from .diagnoses import TOP, diagnoses
-from .integrity import flag_class
 from .pairs import write_pair_pages
 
 
@@ -159,10 +158,10 @@ def write_overview(out: Path, reports: list[Report], facts: dict[str, str] | Non
     return path
 
 
-def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = None,
-                image_ids: list[str] | None = None, facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
-    """After a run's (or ``summarize``'s) reports are recorded: compute the class's integrity flags
-    (into ``reports``), write the instructor-only page of each flagged pair and the overview. The
+def class_pages(out: Path, reports: list[Report], facts: dict[str, str] | None = None) -> tuple[Path, list[str]]:
+    """After a run's (or ``summarize``'s) reports are recorded and their integrity flags computed
+    (:func:`autograder.judging.integrity.flag_class`): write the instructor-only page of each flagged pair and
+    the overview. The
     students' files are views of the record that the caller rewrites next (the flags recorded,
     then classrun.write_views), not written here. Returns the overview's path and a line for what
     could not be written.
@@ -170,12 +169,9 @@ def class_pages(out: Path, reports: list[Report], checkpoints: Path | None = Non
     Args:
         out: the reports folder (``<student>.json``, ``feedback/<student>.html``).
         reports: the reports of the class (or of a shard, until ``summarize`` joins them).
-        checkpoints: the run's ``--checkpoints`` folder, where predictions may also be.
-        image_ids: the test split's image ids, when the run has labels.
         facts: extra lines for the page's run facts.
     """
     out = Path(out)
-    flag_class(reports, checkpoints, image_ids)
     problems = []
     try:
         write_pair_pages(out, reports)

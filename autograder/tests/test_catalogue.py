@@ -207,7 +207,7 @@ def test_the_grading_process_never_imports_torch():
     """Everything the grading process itself runs (CLI, extraction, judging, reports) is numpy only:
     torch is imported once per run, in the warm worker, and not again for every submission."""
     code = ("import sys\nimport autograder.__main__, autograder.pipeline, autograder.reports.html, "
-            "autograder.reports.overview, autograder.frontends.grade_command, autograder.rubric\n"
+            "autograder.reports.overview, autograder.pipeline.class_grading, autograder.rubric\n"
             "from fcnkit import judges, records, spec\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'torchvision')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -22,7 +22,8 @@ from autograder.__main__ import main
 from autograder.catalogue import REFERENCE
 from autograder.reports.gradescope import results as gradescope_results
 from autograder.reports.nbgrader import verdict_output
-from autograder.reports.integrity import BEGIN, END, TEMPLATE, flag_class
+from autograder.judging.integrity import TEMPLATE, flag_class
+from autograder.reports.integrity import BEGIN, END
 from autograder.reports.pairs import FOLDER, pair_href, pair_stem, write_pair_pages
 from autograder.results import IntegrityFlag, Report, read_reports
 from autograder.rubric import RUBRIC

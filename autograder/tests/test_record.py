@@ -20,7 +20,7 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -65,16 +65,17 @@ def replay(catalogue, tmp_path_factory):
 
 def _grade_replaying(folder: Path, out: Path, recorded: dict) -> int:
     """``grade`` as the command line runs it, with the submissions' grading replayed from ``recorded``."""
-    from autograder.frontends import grade_command
+    from autograder.pipeline import class_grading  # the class run the CLI calls
+    assert isinstance(class_grading, ModuleType)  # the module whose names the run looks up, not a function
 
     def grade_all(todo, checkpoints, evalset, device, jobs, limits, finished, run=None):
         for student, path in todo:
             finished(replace(recorded[student], submission=str(path), integrity=None, manual=None))
     isolation = SimpleNamespace(summary=lambda: "isolation: replayed")
-    grade_command.GradingRun = SimpleNamespace(start=lambda *a, **k: SimpleNamespace(
+    class_grading.GradingRun = SimpleNamespace(start=lambda *a, **k: SimpleNamespace(
         runtime=SimpleNamespace(isolation=isolation, note=""), context=SimpleNamespace(seed=7), children_kept_apart=True,
         close=lambda: None))
-    grade_command.grade_all = grade_all
+    class_grading.grade_all = grade_all
     return main(["grade", str(folder), "--out", str(out), "--seed", "7", "--jobs", "1"])
 
 
@@ -233,7 +234,7 @@ def test_the_flags_use_the_evidence_the_miou_item_recorded_without_reading_predi
     gradebook (its sketch is an array)."""
     import numpy as np
     from autograder.judging.evidence import predictions_evidence
-    from autograder.reports.integrity import flag_class
+    from autograder.judging.integrity import flag_class
     from autograder.results import Report
     rng = np.random.default_rng(0)
     ids = [f"img{i}" for i in range(8)]
