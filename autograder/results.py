@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from fcnkit.diagnoses import Diagnosis
+
 MAX_REPORT_BYTES = 64 * 2**20  # a report is a few KB; anything near this was not written by the grader
 STEM_BYTES = 120  # a file stem's longest UTF-8 form: with ".json", ".html" or a temporary name, far under 255
 HASHED = re.compile(r"~[0-9a-f]{10}$")  # the end of a stem made by file_stem; never left on a name as it was
@@ -40,19 +42,22 @@ class CheckResult:
     score: int
     status: Status
     message: str
+    diagnosis: Diagnosis | None = None  # what was found, as data (fcnkit.diagnoses); None when it passed
 
     @property
     def graded(self) -> bool:
         return self.status is not Status.NOT_GRADED
 
     def to_json(self) -> dict:
-        return {"max_score": self.max_score, "message": self.message, "model": self.model, "name": self.name,
-                "score": self.score, "status": self.status.value, "title": self.title}
+        found = {"diagnosis": self.diagnosis.to_json()} if self.diagnosis else {}
+        return {**found, "max_score": self.max_score, "message": self.message, "model": self.model,
+                "name": self.name, "score": self.score, "status": self.status.value, "title": self.title}
 
     @classmethod
     def from_json(cls, data: dict) -> "CheckResult":
         return cls(name=data["name"], title=data["title"], model=data["model"], max_score=data["max_score"],
-                   score=data["score"], status=Status(data["status"]), message=data["message"])
+                   score=data["score"], status=Status(data["status"]), message=data["message"],
+                   diagnosis=Diagnosis.from_json(data.get("diagnosis")))
 
 
 @dataclass(frozen=True)

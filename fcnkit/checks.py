@@ -18,6 +18,7 @@ from torch import nn
 from . import observe
 from .data import N_CLASS
 from .extract import build_namespace, definitions
+from .diagnoses import Diagnosis
 from .dropout import judge_dropout
 from .judges import (EQUIVALENCE_SIZE, PUBLIC_SEED, STRUCTURAL, CheckFailed, StageValues,
                      judge_copy_params, judge_equivalence)
@@ -104,7 +105,7 @@ def build_model(kind: str, namespace: dict, n_class: int = N_CLASS, default_init
     try:
         return observe.build(namespace, kind, n_class, default_init)
     except ObservationError as err:
-        raise CheckFailed(str(err)) from None
+        raise CheckFailed(str(err), err.diagnosis) from None
 
 
 def _structural(judge):
@@ -160,7 +161,7 @@ def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
     try:
         return OBSERVERS[step](namespace, kind, setup)
     except ObservationError as err:
-        raise CheckFailed(str(err)) from None
+        raise CheckFailed(str(err), err.diagnosis) from None
 
 
 def judge(name: str, record, n_class: int = N_CLASS) -> str:
@@ -235,6 +236,7 @@ class Verdict:
     status: str  # "PASS", "FAIL" or "NOT CHECKED"
     message: str
     points: int = 0
+    diagnosis: Diagnosis | None = None  # a FAIL's, as the grader's (fcnkit.diagnoses)
 
 
 def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=None) -> list[Verdict]:
@@ -266,7 +268,7 @@ def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=No
                     raise observed[key]
                 message = judge(item.name, observed[key], n_class)
         except CheckFailed as err:
-            verdicts.append(Verdict(item.name, "FAIL", str(err), item.points))
+            verdicts.append(Verdict(item.name, "FAIL", str(err), item.points, err.diagnosis))
         else:
             verdicts.append(Verdict(item.name, "PASS", message, item.points))
     return verdicts

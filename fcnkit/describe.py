@@ -84,14 +84,14 @@ class CallRecorder:
 class Operands(TorchFunctionMode):
     """While active, remembers which maps an addition (or product, concatenation...) that raised was
     given: the outputs of which layers, or crops of them, their sizes and the rule they broke
-    (``failed``, in words)."""
+    (``failed``, in words; ``what``: the same without the sizes, e.g. "adding upscore2 and score_pool4")."""
     BINARY = {"add", "__add__", "__radd__", "add_", "__iadd__", "sub", "__sub__", "__rsub__", "sub_", "__isub__",
               "mul", "__mul__", "__rmul__", "mul_", "__imul__", "cat", "stack"}
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.made: dict[int, tuple[str, weakref.ref]] = {}  # id of a layer's output -> (layer, the output)
-        self.failed = ""
+        self.failed = self.what = ""
         self.handles = [m.register_forward_hook(self._hook(n)) for n, m in model.named_modules() if n]
 
     def _hook(self, name: str):
@@ -102,13 +102,15 @@ class Operands(TorchFunctionMode):
                 # the layer that made it, not the in-place ReLU after it
         return hook
 
-    def name(self, t: torch.Tensor) -> str:
+    def name(self, t: torch.Tensor, sizes: bool = True) -> str:
         dims = "x".join(map(str, t.shape[2:] if t.dim() == 4 else t.shape))
         for candidate, crop in ((t, False), (t._base, True)):
             layer, made = self.made.get(id(candidate), (None, lambda: None))
             if layer is not None and made() is candidate:
+                if not sizes:
+                    return layer
                 return f"{layer} cropped to {dims}" if crop and candidate.shape != t.shape else f"{layer}'s {dims}"
-        return f"a {dims} map"
+        return f"a {dims} map" if sizes else "a map"
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         try:
@@ -123,6 +125,7 @@ class Operands(TorchFunctionMode):
                 rule = ("maps concatenated must have the same height and width" if what in ("cat", "stack")
                         else "maps combined element by element must have the same size")
                 self.failed = f"{verb} " + " and ".join(self.name(t) for t in tensors[:3]) + f": {rule}"
+                self.what = f"{verb} " + " and ".join(self.name(t, sizes=False) for t in tensors[:3])
             raise
 
     def remove(self) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .diagnoses import Diagnosis
 from .records import CopyParams, Layer, Outputs, Structure
 from .spec import MODEL_CLASSES, N_CLASS, STAGES, UPSAMPLINGS, VGG_CHANNELS, VGG_CONV_NAMES, upsampling_weight
 
@@ -54,7 +55,17 @@ def final_crop_hint(kind: str) -> str:
 
 
 class CheckFailed(AssertionError):
-    """A check did not pass; the message tells the student what to fix."""
+    """A check did not pass; the message tells the student what to fix, the diagnosis what was found
+    (:mod:`fcnkit.diagnoses`: data the class overview groups by)."""
+
+    def __init__(self, message: str, diagnosis: Diagnosis | None = None):
+        super().__init__(message)
+        self.diagnosis = diagnosis
+
+
+def recorded(diagnosis: list[str], fallback: Diagnosis) -> Diagnosis:
+    """The diagnosis an observation recorded with its error (``[code, subject]``), else ``fallback``."""
+    return Diagnosis.from_json(diagnosis) or fallback
 
 
 REGISTER_HINT = ("only registered layers are seen: attributes or an nn.ModuleList, not a plain list; "
@@ -62,9 +73,16 @@ REGISTER_HINT = ("only registered layers are seen: attributes or an nn.ModuleLis
 MISSING = ("no layer named", "found none")  # what a layer PyTorch does not see looks like
 
 
-def _fail_if(problems: list[str], what: str, unregistered=()) -> None:
+Problems = list[tuple[Diagnosis, str]]  # what a judgement found wrong: each problem's diagnosis and words
+
+
+def _fail_if(problems: Problems, what: str, unregistered=()) -> None:
+    """Fail with every problem said; the diagnosis is the first one's (the layers PyTorch does not see
+    first, when there are any: they are named first)."""
     if problems:
-        raise CheckFailed(f"{what}: " + _unregistered(unregistered) + _missing("; ".join(problems), unregistered) + ".")
+        diagnosis = Diagnosis("unregistered") if unregistered else problems[0][0]
+        text = "; ".join(words for _, words in problems)
+        raise CheckFailed(f"{what}: " + _unregistered(unregistered) + _missing(text, unregistered) + ".", diagnosis)
 
 
 def _missing(text: str, unregistered) -> str:
@@ -84,19 +102,30 @@ def _unregistered(names) -> str:
             f"attributes. ")
 
 
-def root_cause(layers: list[Layer], kind: str) -> str:
-    """The VGG-16 mistakes that make the later checks fail (forward raises on small inputs, every
-    size after pool1 is off), in words; "" when there are none."""
+def _root_causes(layers: list[Layer]) -> list[tuple[str, str]]:
+    """(what, words) of each VGG-16 mistake that makes the later checks fail."""
     by_name = {layer.name: layer for layer in layers}
     causes = []
     conv = by_name.get("conv1_1")
     if conv is not None and conv.type == "Conv2d" and conv.padding and conv.padding != [100, 100]:
-        causes.append(f"conv1_1 pads by {conv.padding[0]} instead of 100")
+        causes.append(("conv1_1's padding", f"conv1_1 pads by {conv.padding[0]} instead of 100"))
     floor = [name for name in (f"pool{i}" for i in range(1, 6))
              if name in by_name and by_name[name].type == "MaxPool2d" and not by_name[name].ceil_mode]
     if floor:
-        causes.append(f"{', '.join(floor)} {'lacks' if len(floor) == 1 else 'lack'} ceil_mode=True")
-    return " and ".join(causes)
+        causes.append((f"{', '.join(floor)} without ceil_mode",
+                       f"{', '.join(floor)} {'lacks' if len(floor) == 1 else 'lack'} ceil_mode=True"))
+    return causes
+
+
+def root_cause(layers: list[Layer], kind: str) -> str:
+    """The VGG-16 mistakes that make the later checks fail (forward raises on small inputs, every
+    size after pool1 is off), in words; "" when there are none."""
+    return " and ".join(words for _, words in _root_causes(layers))
+
+
+def root_diagnosis(layers: list[Layer]) -> Diagnosis:
+    """:func:`root_cause` as a diagnosis (call it only when there is one)."""
+    return Diagnosis("root_cause", " and ".join(what for what, _ in _root_causes(layers)))
 
 
 def _first(cause: str, kind: str) -> str:
@@ -110,9 +139,9 @@ def _shape(layer) -> str:
     return layer.type
 
 
-def _expect(problems, layer, name, kind, in_ch, out_ch, k, stride=1, padding=None, bias=True) -> None:
+def _expect(problems: Problems, layer, name, kind, in_ch, out_ch, k, stride=1, padding=None, bias=True) -> None:
     if layer is None:
-        problems.append(f"no layer named {name}")
+        problems.append((Diagnosis("missing_layer", name), f"no layer named {name}"))
         return
     ok = (layer.type == kind and (layer.in_channels, layer.out_channels) == (in_ch, out_ch)
           and layer.kernel_size == [k, k] and layer.stride == [stride, stride]
@@ -120,7 +149,7 @@ def _expect(problems, layer, name, kind, in_ch, out_ch, k, stride=1, padding=Non
     if not ok:
         want = f"{kind}({in_ch}, {out_ch}, kernel_size={k}, stride={stride}"
         want += f", padding={padding}" if padding is not None else ""
-        problems.append(f"{name} is {_shape(layer)}; expected {want}, bias={bias})")
+        problems.append((Diagnosis("wrong_layer", name), f"{name} is {_shape(layer)}; expected {want}, bias={bias})"))
 
 
 # ----------------------------------------------------------------------------------- structure
@@ -131,23 +160,23 @@ def _one(pair: list[int]):
 
 def judge_vgg_layers(s: Structure, n_class: int = N_CLASS) -> str:
     layers = {layer.name: layer for layer in s.layers}
-    problems: list[str] = []
+    problems: Problems = []
     for name, (in_ch, out_ch) in zip(VGG_CONV_NAMES, VGG_CHANNELS):
         _expect(problems, layers.get(name), name, "Conv2d", in_ch, out_ch, 3, padding=100 if name == "conv1_1" else 1)
     floor = []
     for i in range(1, 6):
         pool = layers.get(f"pool{i}")
         if pool is None or pool.type != "MaxPool2d":
-            problems.append(f"pool{i} should be nn.MaxPool2d(2, stride=2, ceil_mode=True)")
+            problems.append((Diagnosis("wrong_layer", f"pool{i}"), f"pool{i} should be nn.MaxPool2d(2, stride=2, ceil_mode=True)"))
         elif not (pool.kernel_size == [2, 2] and pool.stride == [2, 2] and pool.padding in ([], [0, 0])):
             k, st, pad = (_one(v) for v in (pool.kernel_size, pool.stride, pool.padding or [0, 0]))
-            problems.append(f"pool{i} is MaxPool2d(kernel_size={k}, stride={st}, padding={pad}); expected "
-                            f"kernel_size=2, stride=2, padding=0")
+            problems.append((Diagnosis("wrong_layer", f"pool{i}"), f"pool{i} is MaxPool2d(kernel_size={k}, stride={st}, "
+                             f"padding={pad}); expected kernel_size=2, stride=2, padding=0"))
         elif not pool.ceil_mode:
             floor.append(f"pool{i}")
     if floor:
-        problems.append(f"{', '.join(floor)} {'needs' if len(floor) == 1 else 'need'} ceil_mode=True (it keeps "
-                        f"odd-sized maps aligned with the crops)")
+        problems.append((Diagnosis("ceil_mode", ", ".join(floor)), f"{', '.join(floor)} {'needs' if len(floor) == 1 else 'need'} "
+                         f"ceil_mode=True (it keeps odd-sized maps aligned with the crops)"))
     _fail_if(problems, f"{MODEL_CLASSES[s.kind]} VGG-16 layers", s.unregistered)
     return "all 13 conv layers and 5 pools match VGG-16 (conv1_1 padding 100, ceil-mode pools)"
 
@@ -163,7 +192,7 @@ def _in_use(s: Structure) -> tuple[list, list]:
 def judge_head(s: Structure, n_class: int = N_CLASS) -> str:
     layers = {layer.name: layer for layer in s.layers}
     used, unused = _in_use(s)
-    problems: list[str] = []
+    problems: Problems = []
     _expect(problems, layers.get("fc6"), "fc6", "Conv2d", 512, 4096, 7, padding=0)
     _expect(problems, layers.get("fc7"), "fc7", "Conv2d", 4096, 4096, 1, padding=0)
     scorers = {"score": 4096, **({"score_pool4": 512, "score_pool3": 256} if s.kind == "fcn8s" else {})}
@@ -176,27 +205,32 @@ def judge_head(s: Structure, n_class: int = N_CLASS) -> str:
                              and l.name not in ("fc6", "fc7")})
             instead = f" (a 1x1 {' and '.join(others)} instead: {n_class} classes, one output channel each)" \
                 if others and not found else ""
-            problems.append(f"expected one 1x1 Conv2d({in_ch}, {n_class}) for {role}, found {len(found)}{instead}")
+            problems.append((Diagnosis("score_layer", role),
+                             f"expected one 1x1 Conv2d({in_ch}, {n_class}) for {role}, found {len(found)}{instead}"))
     ups = [l for l in used if l.type == "ConvTranspose2d"]
     got = sorted((l.kernel_size[0], l.stride[0]) for l in ups)
     if got != sorted(UPSAMPLINGS[s.kind]):
         want = ", ".join(f"kernel {k} stride {st}" for k, st in UPSAMPLINGS[s.kind])
         found = ", ".join(f"kernel {k} stride {st}" for k, st in got) or "none"
-        problems.append(f"expected ConvTranspose2d layers with {want} (kernel = 2 x stride); found {found}")
+        problems.append((Diagnosis("upsampling_kernels"),
+                         f"expected ConvTranspose2d layers with {want} (kernel = 2 x stride); found {found}"))
     for l in ups:
         if l.bias:
-            problems.append(f"{l.name} must not have a bias (bias=False)")
+            problems.append((Diagnosis("upsampling_bias"), f"{l.name} must not have a bias (bias=False)"))
         if (l.in_channels, l.out_channels) != (n_class, n_class):
-            problems.append(f"{l.name} maps {l.in_channels} to {l.out_channels} channels; expected {n_class} to {n_class}")
+            problems.append((Diagnosis("upsampling_channels"),
+                             f"{l.name} maps {l.in_channels} to {l.out_channels} channels; expected {n_class} to {n_class}"))
         elif l.name not in s.upsampling_weights:
-            problems.append(f"{l.name} is too large to check")
+            problems.append((Diagnosis("upsampling_too_large"), f"{l.name} is too large to check"))
         elif np.isnan(s.upsampling_weights[l.name]).all():  # the observation marks weights nothing wrote
-            problems.append(f"{l.name} keeps the weights it was created with: call init_weights(self) at the end of "
-                            f"__init__ (it sets every ConvTranspose2d to bilinear upsampling)")
+            problems.append((Diagnosis("upsampling_not_initialised"),
+                             f"{l.name} keeps the weights it was created with: call init_weights(self) at the end of "
+                             f"__init__ (it sets every ConvTranspose2d to bilinear upsampling)"))
         elif not np.allclose(s.upsampling_weights[l.name], upsampling_weight(n_class, n_class, l.kernel_size[0]),
                              atol=1e-6):
-            problems.append(f"{l.name} is not initialised to bilinear upsampling (init_weights copies "
-                            f"get_upsampling_weight(n_class, n_class, kernel_size) into it)")
+            problems.append((Diagnosis("upsampling_not_bilinear"),
+                             f"{l.name} is not initialised to bilinear upsampling (init_weights copies "
+                             f"get_upsampling_weight(n_class, n_class, kernel_size) into it)"))
     _fail_if(problems, f"{MODEL_CLASSES[s.kind]} head", s.unregistered)
     message = "fc6, fc7, score layers and bilinear transposed convolutions are as specified"
     spare = [l.name for l in unused if l.type in ("Conv2d", "ConvTranspose2d")]
@@ -220,8 +254,10 @@ def _upsampling_cause(kind: str, used: list[Layer]) -> str:
 def judge_output_shape(s: Structure, n_class: int = N_CLASS, sizes=OUTPUT_SIZES) -> str:
     name, cause = MODEL_CLASSES[s.kind], root_cause(s.layers, s.kind)
     if s.forward_error:  # the root cause instead of the error torch raised because of it
-        raise CheckFailed(f"{name}.forward fails because {_first(cause, s.kind)}." if cause else
-                          _unregistered(s.unregistered) + s.forward_error)
+        if cause:
+            raise CheckFailed(f"{name}.forward fails because {_first(cause, s.kind)}.", root_diagnosis(s.layers))
+        raise CheckFailed(_unregistered(s.unregistered) + s.forward_error, Diagnosis("unregistered") if s.unregistered
+                          else recorded(s.forward_diagnosis, Diagnosis("forward_raises")))
     problems = []
     for (h, w), shape in zip(sizes, s.output_shapes, strict=True):
         if shape != [1, n_class, h, w]:
@@ -231,11 +267,13 @@ def judge_output_shape(s: Structure, n_class: int = N_CLASS, sizes=OUTPUT_SIZES)
             shape[:1] + shape[2:] == [1, h, w] for (h, w), shape in zip(sizes, s.output_shapes)):
         raise CheckFailed(f"{name} output shape: {channels.pop()} output channels where {n_class} were expected "
                           f"(one score per class; the height and width are right): build the score layers and "
-                          f"upsamplings with n_class.")
-    hint = (_first(cause, s.kind) or _upsampling_cause(s.kind, _in_use(s)[0])
-            or final_crop_hint(s.kind))
+                          f"upsamplings with n_class.", Diagnosis("n_class_channels"))
+    upsampling = _upsampling_cause(s.kind, _in_use(s)[0])
+    hint, diagnosis = ((_first(cause, s.kind), root_diagnosis(s.layers)) if cause else
+                       (upsampling, Diagnosis("upsampling_kernels")) if upsampling else
+                       (final_crop_hint(s.kind), Diagnosis("final_crop")))
     if problems:
-        raise CheckFailed(f"{name} output shape: " + "; ".join(problems) + f": {hint}.")
+        raise CheckFailed(f"{name} output shape: " + "; ".join(problems) + f": {hint}.", diagnosis)
     how = "" if s.forward_device == "meta" else " (measured with real tensors: forward does not run on the meta device)"
     return f"output is N x {n_class} x H x W for inputs " + ", ".join(f"{h}x{w}" for h, w in sizes) + how
 
@@ -296,13 +334,18 @@ def judge_equivalence(o: Outputs, reference: dict[str, StageValues]) -> str:
     first stage that departs."""
     name, cause = MODEL_CLASSES[o.kind], root_cause(o.layers, o.kind)
     if (o.error or o.output is None) and cause:  # the root cause instead of the error torch raised because of it
-        raise CheckFailed(f"{name} cannot be compared with the reference: {_first(cause, o.kind)}.")
+        raise CheckFailed(f"{name} cannot be compared with the reference: {_first(cause, o.kind)}.",
+                          root_diagnosis(o.layers))
     first = _unregistered(o.unregistered) + (f"{_first(cause, o.kind)}; then " if cause else "")
+    # what is said first decides the diagnosis: layers PyTorch does not see, then the VGG-16 mistakes
+    before = Diagnosis("unregistered") if o.unregistered else root_diagnosis(o.layers) if cause else None
     if o.error or o.output is None:
         used = [layer for layer in o.layers if layer.name in o.called]
         upsampling = _upsampling_cause(o.kind, used) if used and "ConvTranspose2d" in o.error else ""
         raise CheckFailed(first + (_missing(o.error, o.unregistered) if o.error else f"{name} produced no output.")
-                          + (f" {upsampling[0].upper()}{upsampling[1:]}." if upsampling else ""))
+                          + (f" {upsampling[0].upper()}{upsampling[1:]}." if upsampling else ""),
+                          before or (recorded(o.error_diagnosis, Diagnosis("forward_raises")) if o.error
+                                     else Diagnosis("no_output")))
     same_output = _same(o.output, reference.get("output"))
     matched: list[str] = []
     for stage, _, _ in STAGES[o.kind]:
@@ -318,9 +361,11 @@ def judge_equivalence(o: Outputs, reference: dict[str, StageValues]) -> str:
                            if tuple(got.shape) != tuple(want.shape) else f"differs by {want.difference(got):.2g}")
                 return (f"the same output as the reference with the same weights, by another route (its {stage} "
                         f"{differs})")
+            diagnosis = before or Diagnosis("departs", stage)
             if tuple(got.shape) != tuple(want.shape):
-                raise CheckFailed(f"{start}{stage} is {_dims(got.shape)}, expected {_dims(want.shape)}: {hint}.")
-            raise CheckFailed(f"{start}{stage} differs by {want.difference(got):.2g} (relative): {hint}.")
+                raise CheckFailed(f"{start}{stage} is {_dims(got.shape)}, expected {_dims(want.shape)}: {hint}.",
+                                  diagnosis)
+            raise CheckFailed(f"{start}{stage} differs by {want.difference(got):.2g} (relative): {hint}.", diagnosis)
         matched.append(stage)
     return f"matches the reference at every stage ({', '.join(matched)}) with the same weights"
 
@@ -347,20 +392,23 @@ def judge_copy_params(c: CopyParams, expected: dict) -> str:
     the submission is checked with fcnkit's, which needs the layer names and shapes of the text."""
     whose = "copy_params_from_vgg16" if c.own else "fcnkit's copy_params_from_vgg16 (your model has no copy of its own)"
     if c.error:
-        raise CheckFailed(c.error)
-    problems, biases = [], []
+        raise CheckFailed(c.error, recorded(c.error_diagnosis, Diagnosis("copy_raises")))
+    problems: Problems = []
+    biases = []
     for name, want in expected.items():
         got = c.layers.get(name)
         if got is None or got.numel != want.numel:
-            problems.append(f"{name} is missing or has the wrong size")
+            problems.append((Diagnosis("copy_size", name), f"{name} is missing or has the wrong size"))
         elif not (np.array_equal(got.weight_samples, want.weight_samples)
                   and np.isclose(got.weight_sum, want.weight_sum, rtol=1e-9, atol=1e-6)):
-            problems.append(f"{name} was not copied" + (" (reshape the linear weight with .view)" if name.startswith("fc") else ""))
+            problems.append((Diagnosis("not_copied", name), f"{name} was not copied"
+                             + (" (reshape the linear weight with .view)" if name.startswith("fc") else "")))
         elif not np.array_equal(got.bias, want.bias):
             biases.append(name)
     if biases:
         listed = ", ".join(biases) if len(biases) <= 4 else f"{', '.join(biases[:3])} ... {biases[-1]}"
-        problems.append(f"weights copied but biases not: {listed} hold{'s' if len(biases) == 1 else ''} VGG-16's "
-                        f"weights with other biases (copy each layer's .bias as well as its .weight)")
+        problems.append((Diagnosis("biases_not_copied"), f"weights copied but biases not: {listed} "
+                         f"hold{'s' if len(biases) == 1 else ''} VGG-16's weights with other biases (copy each "
+                         f"layer's .bias as well as its .weight)"))
     _fail_if(problems, whose)
     return "copies all 13 conv layers and reshapes fc6 / fc7" + ("" if c.own else " (with fcnkit's copy_params_from_vgg16)")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .describe import CallRecorder, Operands, describe, unregistered_modules
+from .diagnoses import Diagnosis
 from .extract import described
 from .records import CopiedLayer, CopyParams, Outputs, Structure
 from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, weight_positions, seeded_input, seeded_vgg16
@@ -25,7 +26,11 @@ MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed withou
 
 class ObservationError(Exception):
     """The submission could not be observed (no such class, its constructor raised...): the message
-    is what the student must fix."""
+    is what the student must fix, the diagnosis (:mod:`fcnkit.diagnoses`) what was found."""
+
+    def __init__(self, message: str, diagnosis: Diagnosis):
+        super().__init__(message)
+        self.diagnosis = diagnosis
 
 
 def raised(what: str, err: BaseException) -> str:
@@ -76,9 +81,10 @@ def build(namespace: dict, kind: str, n_class: int, default_init: bool = True) -
     name = MODEL_CLASSES[kind]
     cls = namespace.get(name)
     if cls is None:
-        raise ObservationError(f"No class named {name} was found; define `class {name}(nn.Module)`.")
+        raise ObservationError(f"No class named {name} was found; define `class {name}(nn.Module)`.",
+                               Diagnosis("no_class", name))
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ObservationError(f"{name} must be a class deriving from torch.nn.Module.")
+        raise ObservationError(f"{name} must be a class deriving from torch.nn.Module.", Diagnosis("not_a_module", name))
     errors = []
     with contextlib.nullcontext() if default_init else no_default_init():
         for args, kwargs in (((), {"n_class": n_class}), ((n_class,), {}), ((), {})):
@@ -88,11 +94,14 @@ def build(namespace: dict, kind: str, n_class: int, default_init: bool = True) -
                 errors.append(err)
                 continue
             except Exception as err:
-                raise ObservationError(raised(f"{name}(n_class={n_class})", err)) from None
+                raise ObservationError(raised(f"{name}(n_class={n_class})", err),
+                                       Diagnosis("construction_raises", type(err).__name__)) from None
             if not isinstance(model, nn.Module):
-                raise ObservationError(f"{name}(n_class={n_class}) did not return an nn.Module.")
+                raise ObservationError(f"{name}(n_class={n_class}) did not return an nn.Module.",
+                                       Diagnosis("not_a_module", name))
             return model.eval()
-    raise ObservationError(f"{name} could not be built as {name}(n_class={n_class}): {errors[0]}"[:1000])
+    raise ObservationError(f"{name} could not be built as {name}(n_class={n_class}): {errors[0]}"[:1000],
+                           Diagnosis("construction_raises", "TypeError"))
 
 
 @contextlib.contextmanager
@@ -126,12 +135,14 @@ def forward(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
     except Exception as err:
         where = f"{what} on an input of shape {tuple(x.shape)}"
         if operands.failed:  # what it was combining says more than torch's "size of tensor a (10)"
-            raise ObservationError(f"{where} failed {operands.failed} ({described(err)})"[:1000]) from None
-        raise ObservationError(raised(where, err)) from None
+            raise ObservationError(f"{where} failed {operands.failed} ({described(err)})"[:1000],
+                                   Diagnosis("forward_combines", operands.what)) from None
+        raise ObservationError(raised(where, err), Diagnosis("forward_raises", type(err).__name__)) from None
     finally:
         operands.remove()
     if not isinstance(out, torch.Tensor):
-        raise ObservationError(f"{what} returned {type(out).__name__}; it must return a tensor of scores.")
+        raise ObservationError(f"{what} returned {type(out).__name__}; it must return a tensor of scores.",
+                               Diagnosis("forward_returns", type(out).__name__))
     return out
 
 
@@ -150,24 +161,26 @@ def observe_structure(model: nn.Module, kind: str, sizes, rebuild=None) -> Struc
         meta = model.to("meta") if rebuild else copy.deepcopy(model).to("meta")
         shapes, error, called = _output_shapes(meta, kind, sizes, "meta")
     except Exception:
-        error = "the meta device"
+        error = ObservationError("the meta device", Diagnosis("forward_raises"))
     if error:  # a real error, or one of the meta device's own: ask a real model
         device = "cpu"
         shapes, error, called = _output_shapes(rebuild() if rebuild else model, kind, sizes, "cpu")
     layers = [describe(name, m, name in called) for name, m in modules.items()]
     return Structure(kind=kind, layers=layers, upsampling_weights=weights, output_shapes=shapes,
-                     forward_error=error, forward_device=device, unregistered=unregistered)
+                     forward_error=str(error or ""), forward_device=device, unregistered=unregistered,
+                     forward_diagnosis=error.diagnosis.to_json() if error else [])
 
 
 def _output_shapes(model: nn.Module, kind: str, sizes, device: str):
+    """(output shapes, the ObservationError forward raised or None, the layers called)."""
     calls = CallRecorder(model)
-    shapes, error = [], ""
+    shapes, error = [], None
     try:
         for h, w in sizes:
             x = torch.empty(1, 3, h, w, device=device) if device == "meta" else torch.randn(1, 3, h, w)
             shapes.append(list(forward(model, x, f"{MODEL_CLASSES[kind]}.forward").shape))
     except ObservationError as err:
-        error = str(err)
+        error = err
     finally:
         calls.remove()
     return shapes, error, calls.order
@@ -185,17 +198,18 @@ def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> 
     roles = {}
     for name in ("pool3", "pool4", "pool5", "fc7"):
         if name not in called:
-            raise ObservationError(f"cannot compare: no layer named {name} runs in forward.")
+            raise ObservationError(f"cannot compare: no layer named {name} runs in forward.",
+                                   Diagnosis("missing_layer", name))
         roles[name] = name
 
-    def called_where(test, what: str, count: int = 1) -> list[str]:
+    def called_where(test, what: str, role: str, count: int = 1) -> list[str]:
         found = [n for n in called if n not in NAMED and test(modules[n])]
         if len(found) != count:
             # the same layer for another number of classes, when that is what forward has
             near = sorted({_conv(modules[n]) for n in called if n not in NAMED and test(modules[n], any_class=True)})
             instead = f" ({' and '.join(near)} instead: {n_class} classes expected)" if near and not found else ""
             raise ObservationError(f"cannot compare: expected {'exactly one' if count == 1 else count} {what} "
-                                   f"running in forward, found {len(found)}{instead}.")
+                                   f"running in forward, found {len(found)}{instead}.", Diagnosis("role_count", role))
         return found
 
     def scorer(in_ch):
@@ -205,14 +219,15 @@ def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> 
     def upsampling(k):
         return lambda m, any_class=False: isinstance(m, nn.ConvTranspose2d) and m.kernel_size == (k, k)
 
-    [roles["score"]] = called_where(scorer(4096), f"1x1 Conv2d(4096, {n_class}) (score)")
+    [roles["score"]] = called_where(scorer(4096), f"1x1 Conv2d(4096, {n_class}) (score)", "score")
     if kind == "fcn32s":
-        [roles["upscore"]] = called_where(upsampling(64), "ConvTranspose2d with kernel 64")
+        [roles["upscore"]] = called_where(upsampling(64), "ConvTranspose2d with kernel 64", "upscore")
         return roles
-    [roles["score_pool4"]] = called_where(scorer(512), f"1x1 Conv2d(512, {n_class}) (score_pool4)")
-    [roles["score_pool3"]] = called_where(scorer(256), f"1x1 Conv2d(256, {n_class}) (score_pool3)")
-    [roles["upscore8"]] = called_where(upsampling(16), "ConvTranspose2d with kernel 16")
-    roles["upscore2"], roles["upscore_pool4"] = called_where(upsampling(4), "ConvTranspose2d layers with kernel 4", 2)
+    [roles["score_pool4"]] = called_where(scorer(512), f"1x1 Conv2d(512, {n_class}) (score_pool4)", "score_pool4")
+    [roles["score_pool3"]] = called_where(scorer(256), f"1x1 Conv2d(256, {n_class}) (score_pool3)", "score_pool3")
+    [roles["upscore8"]] = called_where(upsampling(16), "ConvTranspose2d with kernel 16", "upscore8")
+    roles["upscore2"], roles["upscore_pool4"] = called_where(upsampling(4), "ConvTranspose2d layers with kernel 4",
+                                                                "upscore2 and upscore_pool4", 2)
     return roles
 
 
@@ -247,7 +262,7 @@ def observe_outputs(model: nn.Module, kind: str, seed: int, size, n_class: int) 
         result.output = output.float().cpu().numpy()
         result.roles = find_roles(model, kind, calls.order, n_class)
     except ObservationError as err:
-        result.error = str(err)
+        result.error, result.error_diagnosis = str(err), err.diagnosis.to_json()
         return result
     for stage, role, port in STAGES[kind]:
         if role:
@@ -344,6 +359,7 @@ def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Mo
             (own or copy_params_from_vgg16)(model, vgg)
     except Exception as err:
         result.error = raised("copy_params_from_vgg16(model, vgg16)", err)
+        result.error_diagnosis = Diagnosis("copy_raises", type(err).__name__).to_json()
         return result
     for name, _, _ in copy_targets(vgg):
         layer = getattr(model, name, None)

@@ -20,7 +20,7 @@ def observe_in_process(item: Item, namespace: dict, ctx: Context, **kwargs):
     try:
         return OBSERVATIONS[item.observes].observe(item.model, namespace, ctx, **kwargs)
     except ObservationError as err:  # a hidden test cell fails as the notebook's check does
-        raise CheckFailed(str(err)) from None
+        raise CheckFailed(str(err), err.diagnosis) from None
 
 
 def check_in_process(name: str, namespace: dict, **kwargs) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnkit.diagnoses import Diagnosis
 from fcnkit.judges import CheckFailed
 from fcnkit.metrics import PairMismatch, confusion, confusion_sum, scores
 from fcnkit.predictions import PredictionsError, PredictionsMeta, read_predictions, sha256_file
@@ -97,10 +98,10 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
     name = MODEL_CLASSES[kind]
     if meta.split != labels.split or meta.n_class != N_CLASS:
         raise Flagged(f"{name}'s predictions are for the {meta.split!r} split with {meta.n_class} classes; the "
-                      f"grader scores the {labels.split!r} split with {N_CLASS}.")
+                      f"grader scores the {labels.split!r} split with {N_CLASS}.", Diagnosis("predictions_split"))
     if not SCALES[0] <= meta.scale <= SCALES[1]:
         raise Flagged(f"{name}'s predictions were made at scale {meta.scale}; the grader accepts "
-                      f"{SCALES[0]} to {SCALES[1]}.")
+                      f"{SCALES[0]} to {SCALES[1]}.", Diagnosis("predictions_scale"))
     missing = [i for i in labels.ids if i not in maps]
     extra = [i for i in maps if i not in labels.ids]
     if missing or extra or meta.image_ids != labels.ids:
@@ -110,7 +111,8 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
         smoke = (f" They come from a smoke run (FCNKIT_SMOKE=1: a few training steps on the bundled sample's "
                  f"{len(maps)} test images): the student must run the notebook without FCNKIT_SMOKE."
                  if meta.smoke else "")
-        raise Flagged(f"{name}'s predictions do not cover the {labels.split} split: {what}.{smoke}")
+        raise Flagged(f"{name}'s predictions do not cover the {labels.split} split: {what}.{smoke}",
+                      Diagnosis("predictions_cover", "a smoke run's" if meta.smoke else ""))
     truth = labels.labels(meta.scale)
 
     def pairs():  # a map of another size is flagged with the sizes, when it comes
@@ -118,15 +120,16 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
             pred, label = maps[image_id], truth[image_id]
             if pred.shape != label.shape:
                 raise Flagged(f"{name}'s map of {image_id} is {pred.shape[0]}x{pred.shape[1]}; the image is "
-                              f"{label.shape[0]}x{label.shape[1]} at scale {meta.scale}.")
+                              f"{label.shape[0]}x{label.shape[1]} at scale {meta.scale}.", Diagnosis("predictions_size"))
             yield pred, label
     try:
         result = scores(confusion_sum(pairs(), N_CLASS))
     except PairMismatch as err:
-        raise Flagged(f"{name}'s map of {labels.ids[err.index]}: {err}.") from None
+        raise Flagged(f"{name}'s map of {labels.ids[err.index]}: {err}.", Diagnosis("predictions_map")) from None
     if result["mean_iou"] > MIOU_CEILING:
         raise Flagged(f"{name}'s predictions reach test mIoU {result['mean_iou']:.3f}, above the {MIOU_CEILING} "
-                      f"no FCN on VGG-16 comes near on this split (a copy of the labels?).")
+                      f"no FCN on VGG-16 comes near on this split (a copy of the labels?).",
+                      Diagnosis("predictions_ceiling"))
     return result
 
 
@@ -139,11 +142,12 @@ def read_and_judge(folder: Path, kind: str, labels: LabelSet) -> tuple[Predictio
 def read_submitted(folder: Path, kind: str) -> tuple[PredictionsMeta, dict]:
     """(meta, maps) of the predictions in ``folder``; raises Flagged when they cannot be read."""
     if folder.is_symlink():  # it could lead anywhere
-        raise Flagged(f"submitted predictions unreadable: {folder.name}/ is a link, which is not followed.")
+        raise Flagged(f"submitted predictions unreadable: {folder.name}/ is a link, which is not followed.",
+                      Diagnosis("predictions_unreadable"))
     try:
         meta, maps = read_predictions(folder, kind)
     except PredictionsError as err:
-        raise Flagged(f"submitted predictions unreadable: {err}") from None
+        raise Flagged(f"submitted predictions unreadable: {err}", Diagnosis("predictions_unreadable")) from None
     return meta, maps
 
 
@@ -167,7 +171,7 @@ def cross_check(kind: str, meta: PredictionsMeta, submitted: dict[str, np.ndarra
         f"weights whose SHA-256 is not the one recorded ({meta.weights_sha256[:12] or 'none'}... vs {digest[:12]}...)")
     if agreement < MIN_AGREEMENT:
         raise Flagged(f"{name}'s submitted predictions differ from what its weights produce: they agree on "
-                      f"{agreement:.1%} of the pixels ({sha}).")
+                      f"{agreement:.1%} of the pixels ({sha}).", Diagnosis("predictions_disagree"))
     return f"{name}: the submitted predictions are what its weights produce ({agreement:.2%} of the pixels; {sha})."
 
 
@@ -175,11 +179,12 @@ def cross_check(kind: str, meta: PredictionsMeta, submitted: dict[str, np.ndarra
 def score_predictions(predictions, labels, n_class: int = N_CLASS) -> dict:
     """fcnkit metrics of predicted maps against label maps (any shape or count mismatch fails)."""
     if len(predictions) != len(labels):
-        raise CheckFailed(f"{len(predictions)} predictions for {len(labels)} evaluation images.")
+        raise CheckFailed(f"{len(predictions)} predictions for {len(labels)} evaluation images.",
+                          Diagnosis("predictions_count"))
     try:
         return scores(confusion_sum(((np.asarray(p), np.asarray(t)) for p, t in zip(predictions, labels)), n_class))
     except PairMismatch as err:
-        raise CheckFailed(f"a prediction does not fit its label: {err}.") from None
+        raise CheckFailed(f"a prediction does not fit its label: {err}.", Diagnosis("predictions_fit")) from None
 
 
 def judge_miou(kind: str, scores: dict, threshold: float | None = None) -> str:
@@ -187,7 +192,8 @@ def judge_miou(kind: str, scores: dict, threshold: float | None = None) -> str:
     miou = scores["mean_iou"]
     if not miou >= threshold:
         raise CheckFailed(f"{MODEL_CLASSES[kind]} reaches test mIoU {miou:.3f}, below the threshold "
-                          f"{threshold:.2f}; train longer or start from ImageNet VGG-16 weights.")
+                          f"{threshold:.2f}; train longer or start from ImageNet VGG-16 weights.",
+                          Diagnosis("below_threshold"))
     return f"test mIoU {miou:.3f} >= {threshold:.2f} (pixel accuracy {scores['pixel_acc']:.3f})"
 
 

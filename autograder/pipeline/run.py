@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from fcnkit.diagnoses import Diagnosis
 from fcnkit.predictions import UnreadableFile, open_regular
 from fcnkit.records import Failure
 from fcnkit.spec import MODEL_CLASSES
@@ -64,8 +65,10 @@ def not_graded_report(student: str, path: Path, err: BaseException, seed: int | 
     """The report of a submission the grader failed on: every item not graded, with the reason; the
     traceback in ``traceback`` (for the run log, never in the report's JSON)."""
     reason = str(err) if isinstance(err, GraderError) else f"grader error: {type(err).__name__}: {err}"
+    diagnosis = Diagnosis("grader_error", f"while {err.phase}" if isinstance(err, GraderError) else type(err).__name__)
     return Report(student, str(path), seed=seed, isolation=isolation or {}, notes=[f"not graded: {reason}"],
-                  checks=[verdicts.not_graded_check(i, f"not graded: {reason}") for i in RUBRIC], not_graded=reason,
+                  checks=[verdicts.not_graded_check(i, f"not graded: {reason}", diagnosis) for i in RUBRIC],
+                  not_graded=reason,
                   traceback="".join(traceback.format_exception(err)))
 
 
@@ -189,7 +192,8 @@ def _steps(items, weights: dict, run: GradingRun) -> tuple[dict, dict, dict]:
             try:  # a pipe would block this process; a link could hand the child any file (the labels)
                 files[s["checkpoint"]] = open_regular(weights[s["kind"]])
             except UnreadableFile as err:
-                outcomes[sid] = isolation.StepOutcome(failure=f"{CHECKPOINT_NAMES[s['kind']]} not read: {err}")
+                outcomes[sid] = isolation.StepOutcome(failure=f"{CHECKPOINT_NAMES[s['kind']]} not read: {err}",
+                                                      diagnosis=Diagnosis("checkpoint_unreadable"))
                 del steps[sid]
                 continue
             if "images" not in files:
@@ -197,7 +201,8 @@ def _steps(items, weights: dict, run: GradingRun) -> tuple[dict, dict, dict]:
     return steps, outcomes, files
 
 
-def _run_child(report: Report, run: GradingRun, extracted: Extracted, items, weights: dict) -> tuple[dict, str]:
+def _run_child(report: Report, run: GradingRun, extracted: Extracted, items, weights: dict
+               ) -> tuple[dict, verdicts.Stopped]:
     """Run the submission's child for ``items``: the outcome of each step, and why it stopped early."""
     # an unguessable name: where the kernel cannot keep children apart, none can make a later one's first
     folder = run.runtime.sandboxes / f"submission-{next(run.counter)}-{secrets.token_hex(8)}"
@@ -215,7 +220,8 @@ def _run_child(report: Report, run: GradingRun, extracted: Extracted, items, wei
             raise GraderError("starting the grading child", result.stopped)
         report.notes += result.notes
         report.phases.update(result.seconds)
-        return {**outcomes, **result.steps}, result.stopped
+        return {**outcomes, **result.steps}, verdicts.Stopped(result.stopped, result.stopped_diagnosis
+                                                              or Diagnosis("did_not_run"))
     finally:
         for fd in files.values():
             os.close(fd)
@@ -239,14 +245,14 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     predictions = {kind: find_predictions(Path(path), kind, student, checkpoints) for kind in MODEL_CLASSES}
     items = [i for i in RUBRIC if (not i.needs_weights or (weights.get(i.model) and run.evalset))
              and (only is None or i.name in only)]
-    outcomes, stopped = {}, ""
+    outcomes, stopped = {}, verdicts.Stopped()
     try:
         with phase("reading the notebook", students=(SubmissionError,)):
             extracted = extract(path)
         report.notes += extracted.notes
     except SubmissionError as err:  # the student's file: a 0 with the reason
-        extracted, stopped = None, str(err)
-        report.notes.append(stopped)
+        extracted, stopped = None, verdicts.Stopped(str(err), Diagnosis("definitions"))
+        report.notes.append(stopped.words)
     report.phases["extraction"] = time.perf_counter() - start  # wall time by phase, for bench/grading_speed.py
     if extracted is not None and items:
         outcomes, stopped = _run_child(report, run, extracted, items, weights)

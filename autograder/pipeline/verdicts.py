@@ -2,8 +2,10 @@
 :mod:`autograder.judging`) on its record, and what to say for items that could not be judged."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from fcnkit.diagnoses import MAX_SUBJECT, Diagnosis
 from fcnkit.records import Failure, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
@@ -16,32 +18,46 @@ from ..results import CheckResult, Report, Status
 from ..rubric import RUBRIC, Item
 from .discover import CHECKPOINT_NAMES
 
+@dataclass(frozen=True)
+class Stopped:
+    """Why a submission's grading stopped before its checks ran: words ("" when it did not stop), and
+    the diagnosis of the checks it left ungraded."""
+    words: str = ""
+    diagnosis: Diagnosis = Diagnosis("did_not_run")
+
+
 NO_TRAINED_RESULTS = ("not graded: no trained results given (submitted predictions are scored with --data DIR or "
                       "FCNKIT_DATA; weights with --checkpoints DIR).")
 
 
-def result(item: Item, passed: bool, message: str, status: Status | None = None) -> CheckResult:
+def result(item: Item, passed: bool, message: str, status: Status | None = None,
+           diagnosis: Diagnosis | None = None) -> CheckResult:
+    """``item``'s result; one that did not pass has a diagnosis (when none was given, e.g. by a child's forged
+    record: "unclassified", its message standing for it)."""
+    if not passed and diagnosis is None:
+        diagnosis = Diagnosis("unclassified", message[:MAX_SUBJECT])
     return CheckResult(item.name, item.title, item.model, item.points, item.points if passed else 0,
-                       status or (Status.PASSED if passed else Status.FAILED), message)
+                       status or (Status.PASSED if passed else Status.FAILED), message, None if passed else diagnosis)
 
 
-def not_graded_check(item: Item, message: str) -> CheckResult:
-    return result(item, False, message, Status.NOT_GRADED)
+def not_graded_check(item: Item, message: str, diagnosis: Diagnosis | None = None) -> CheckResult:
+    return result(item, False, message, Status.NOT_GRADED, diagnosis)
 
 
 def judge(item: Item, outcome, run) -> CheckResult:
     """``item`` judged on the outcome of its step (a StepOutcome of the child)."""
     record = outcome.record
     if record is None:
-        return result(item, False, outcome.failure)
+        return result(item, False, outcome.failure, diagnosis=outcome.diagnosis)
     if isinstance(record, Failure):
-        return result(item, False, record.message)
+        return result(item, False, record.message, diagnosis=Diagnosis.from_json(record.diagnosis))
     try:
         message = judgement_of(item.name)(record, run.context)
     except CheckFailed as err:
-        return result(item, False, str(err))
+        return result(item, False, str(err), diagnosis=err.diagnosis)
     except Exception as err:  # a well-formed record that makes no sense
-        return result(item, False, f"the grader could not judge what was observed ({type(err).__name__}: {err}).")
+        return result(item, False, f"the grader could not judge what was observed ({type(err).__name__}: {err}).",
+                      diagnosis=Diagnosis("grader_error", f"judging: {type(err).__name__}"))
     return result(item, True, message)
 
 
@@ -80,13 +96,13 @@ def _from_predictions(item: Item, run, report: Report, folder: Path, weights: Pa
                                             weights))
         return result(item, True, "from the submitted predictions: " + judge_miou(kind, scores))
     except Flagged as err:
-        return result(item, False, f"flagged for review: {err}", Status.FLAGGED)
+        return result(item, False, f"flagged for review: {err}", Status.FLAGGED, err.diagnosis)
     except CheckFailed as err:
-        return result(item, False, f"from the submitted predictions: {err}")
+        return result(item, False, f"from the submitted predictions: {err}", diagnosis=err.diagnosis)
 
 
 def judge_trained(item: Item, run, report: Report, folder: Path | None, weights: Path | None, outcome,
-                  checkpoints: Path | None, stopped: str) -> CheckResult:
+                  checkpoints: Path | None, stopped: Stopped) -> CheckResult:
     """An mIoU item: from the submitted predictions when there are any, else from the weights alone."""
     kind = item.model
     recomputed = outcome.record.maps if outcome is not None and isinstance(outcome.record, Predictions) else None
@@ -101,20 +117,22 @@ def judge_trained(item: Item, run, report: Report, folder: Path | None, weights:
                 pass
         return judge(item, outcome, run)
     if weights is not None and run.evalset is not None:  # the child stopped before it evaluated them
-        return result(item, False, f"not graded: {stopped or 'the check did not run'}")
+        return result(item, False, f"not graded: {stopped.words or 'the check did not run'}",
+                      diagnosis=stopped.diagnosis)
     if folder is not None:
         return not_graded_check(item, "not graded: predictions submitted, but the run has no labels to score them "
-                                "(--data DIR or FCNKIT_DATA).")
+                                "(--data DIR or FCNKIT_DATA).", Diagnosis("no_labels"))
     if run.labels is not None:
         return result(item, False, f"no outputs/{kind}_predictions.npz and .json submitted (the notebook writes "
-                                   f"them when it trains {MODEL_CLASSES[kind]}).")
+                                   f"them when it trains {MODEL_CLASSES[kind]}).", diagnosis=Diagnosis("no_predictions"))
     if checkpoints is not None:
-        return result(item, False, f"no {CHECKPOINT_NAMES[kind]} found for {report.student} in {checkpoints}.")
-    return not_graded_check(item, NO_TRAINED_RESULTS)
+        return result(item, False, f"no {CHECKPOINT_NAMES[kind]} found for {report.student} in {checkpoints}.",
+                      diagnosis=Diagnosis("no_checkpoint"))
+    return not_graded_check(item, NO_TRAINED_RESULTS, Diagnosis("no_trained_results"))
 
 
 def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, weights: dict,
-              checkpoints: Path | None, stopped: str, only) -> None:
+              checkpoints: Path | None, stopped: Stopped, only) -> None:
     """Every rubric item's result into ``report.checks``, in the rubric's order."""
     for item in RUBRIC:
         step = OBSERVATIONS[item.observes].step_id(item.model)
@@ -122,8 +140,9 @@ def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, wei
             report.checks.append(judge_trained(item, run, report, predictions[item.model], weights.get(item.model),
                                                outcomes.get(step) if item in items else None, checkpoints, stopped))
         elif only is not None and item.name not in only:
-            report.checks.append(not_graded_check(item, "not graded in this run."))
+            report.checks.append(not_graded_check(item, "not graded in this run.", Diagnosis("not_in_run")))
         elif step in outcomes and item in items:
             report.checks.append(judge(item, outcomes[step], run))
         else:
-            report.checks.append(result(item, False, f"not graded: {stopped or 'the check did not run'}"))
+            report.checks.append(result(item, False, f"not graded: {stopped.words or 'the check did not run'}",
+                                        diagnosis=stopped.diagnosis))

@@ -130,6 +130,8 @@ def merge(main: Gradebook, shards: list[Path]) -> list[str]:
     two shards graded one student differently (checked first: nothing is written then)."""
     seen: dict[str, tuple[Path, tuple]] = {}
     for path in shards:
+        Gradebook(path).close()  # opened once as a gradebook: one of an older version gets today's columns
+    for path in shards:
         main.db.raw.execute("ATTACH DATABASE ? AS shard", (str(path),))
         try:
             for student, signature in _signatures(main.db, "shard").items():

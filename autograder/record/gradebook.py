@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnkit.diagnoses import Diagnosis
+
 from .. import atomic
 from ..results import CheckResult, IntegrityFlag, ManualScore, Report, Status, file_stem
 
@@ -44,7 +46,7 @@ CREATE TABLE IF NOT EXISTS submissions (student TEXT PRIMARY KEY REFERENCES stud
     session INTEGER, flags_computed INTEGER NOT NULL DEFAULT 0, report TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS checks (student TEXT NOT NULL REFERENCES students(id), position INTEGER NOT NULL,
     item TEXT NOT NULL, title TEXT NOT NULL, model TEXT NOT NULL, max_score INTEGER NOT NULL, score INTEGER NOT NULL,
-    status TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (student, position));
+    status TEXT NOT NULL, message TEXT NOT NULL, diagnosis TEXT NOT NULL DEFAULT '', PRIMARY KEY (student, position));
 CREATE TABLE IF NOT EXISTS manual (student TEXT NOT NULL, question TEXT NOT NULL, title TEXT NOT NULL,
     score REAL NOT NULL, max_score REAL NOT NULL, comment TEXT NOT NULL, imported TEXT NOT NULL,
     PRIMARY KEY (student, question));
@@ -155,12 +157,19 @@ class Gradebook:
             self.db.execute("PRAGMA journal_mode=DELETE")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as err:
             raise GradebookError(f"{self.path} is not a gradebook the grader can use ({err}); move it aside and "
                                  f"rerun (a reports folder's JSON reports are read into a new one)") from None
 
     def close(self) -> None:
         self.db.close()
+
+    def _migrate(self) -> None:
+        """A gradebook written before a column existed gets it (its rows the column's default)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(checks)")}
+        if "diagnosis" not in columns:  # before diagnoses were data (2026-12-04)
+            self.db.execute("ALTER TABLE checks ADD COLUMN diagnosis TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def transaction(self):
@@ -230,8 +239,9 @@ class Gradebook:
                    (s, report.submission, sha256, grader, report.seed, state, report.not_graded or "", session,
                     int(report.integrity is not None), other_fields(report)))
         db.execute("DELETE FROM checks WHERE student = ?", (s,))
-        db.executemany("INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       [(s, i, c.name, c.title, c.model, c.max_score, c.score, c.status.value, c.message)
+        db.executemany("INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [(s, i, c.name, c.title, c.model, c.max_score, c.score, c.status.value, c.message,
+                         json.dumps(c.diagnosis.to_json(), ensure_ascii=False) if c.diagnosis else "")
                         for i, c in enumerate(report.checks)])
         self._put_flags(db, s, report.integrity or [])
 
@@ -267,9 +277,10 @@ class Gradebook:
         other = {k: v for k, v in json.loads(row[3], object_hook=_decode).items() if k in known}
         report = Report(student=student, submission=row[0], seed=row[1], **other)
         report.checks = [CheckResult(name=r[0], title=r[1], model=r[2], max_score=r[3], score=r[4],
-                                     status=Status(r[5]), message=r[6]) for r in self.db.execute(
-            "SELECT item, title, model, max_score, score, status, message FROM checks WHERE student = ? "
-            "ORDER BY position", (student,))]
+                                     status=Status(r[5]), message=r[6],
+                                     diagnosis=Diagnosis.from_json(json.loads(r[7])) if r[7] else None)
+                         for r in self.db.execute("SELECT item, title, model, max_score, score, status, message, "
+                                                  "diagnosis FROM checks WHERE student = ? ORDER BY position", (student,))]
         if row[2]:
             report.integrity = [IntegrityFlag(*r) for r in self.db.execute(
                 "SELECT kind, other, evidence, agreement FROM integrity WHERE student = ? ORDER BY position", (student,))]

@@ -7,10 +7,12 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from fcnkit.diagnoses import Diagnosis
+
 from ..questions import question_points
 from ..results import IntegrityFlag, Report, Status, file_stem
 from ..rubric import RUBRIC
-from .diagnoses import not_graded_cause, whole_cause
+from .diagnoses import diagnosis_of, not_graded_cause, whole_cause
 from .integrity import KINDS
 from .pairs import flagged_pairs, pair_href
 from .table import MODELS
@@ -41,15 +43,18 @@ def not_graded_students(reports: list[Report]) -> tuple[dict[str, list[str]], di
     """(why: students) of the submissions not graded (at all, or some items), and (why: items) of what no
     student graded at all was graded on (a run without trained results, ``--only``): the run's, not a student's."""
     students: dict[str, list[str]] = {}
-    pending: dict[str, dict[str, set]] = {}
+    pending: dict[Diagnosis, dict[str, set]] = {}
+    said: dict[Diagnosis, str] = {}  # each diagnosis in the words of the first check that has it
     everyone = set()  # the students graded at all
     for r in reports:
         if cause := not_graded_cause(r):
-            students.setdefault(cause, []).append(r.student)
+            students.setdefault(cause.label, []).append(r.student)
             continue
         everyone.add(r.student)
         for c in r.with_status(Status.NOT_GRADED):
-            pending.setdefault(c.message.removeprefix("not graded: "), {}).setdefault(c.name, set()).add(r.student)
+            said.setdefault(diagnosis_of(c), c.message.removeprefix("not graded: "))
+            pending.setdefault(diagnosis_of(c), {}).setdefault(c.name, set()).add(r.student)
+    pending = {said[diagnosis]: items for diagnosis, items in pending.items()}
     run = {why: sorted(items) for why, items in pending.items() if all(s == everyone for s in items.values())}
     for why, items in pending.items():
         if why not in run:
@@ -118,7 +123,7 @@ def attention_html(reports: list[Report]) -> str:
     parts.append(f"<h3>Not graded</h3><ul class='not-graded'>{ng}</ul>" if ng else
                  "<h3>Not graded</h3><p class='not-graded'>Every student's every item was graded.</p>")
     low = "".join(f"<li>{link(r.student)}: {r.score} of {r.graded_max_score}"
-                  f"{f' ({e(c)})' if (c := whole_cause(r)) else ''}</li>" for r in near_zero(reports))
+                  f"{f' ({e(c.label)})' if (c := whole_cause(r)) else ''}</li>" for r in near_zero(reports))
     parts.append(f"<h3>Zero or near zero (at most {NEAR_ZERO:.0%} of the graded points)</h3>"
                  + (f"<ul class='near-zero'>{low}</ul>" if low else "<p class='near-zero'>No one.</p>"))
     flagged = "".join(f"<li>{link(r.student)}: <code>{c.name}</code>: {e(c.message.removeprefix('flagged for review: '))}"

@@ -47,6 +47,19 @@ def observed(name: str, observes: str, model: str):
         return err
 
 
+def diagnosed(source: str, name: str):
+    """The diagnosis of item ``name`` on a catalogue submission, observed once (None when it passes)."""
+    item = ITEMS[name]
+    record = observed(source, item.observes, item.model)
+    if isinstance(record, Exception):
+        return record.diagnosis
+    try:
+        judgement_of(item.name)(record, CONTEXT)
+    except CheckFailed as err:
+        return err.diagnosis
+    return None
+
+
 def run(source, name: str):
     """Judge item ``name`` on a catalogue submission (by its name, observed once) or a namespace."""
     item = ITEMS[name]
@@ -180,6 +193,26 @@ def test_a_pool_defined_otherwise_is_shown_as_written():
                            "stride=2, padding=0") in message, message
 
 
+def test_one_mistake_in_other_numbers_is_one_diagnosis():
+    """fc6 as a 3x3 or as a 5x5 convolution: two messages, each with the student's own numbers, and one
+    diagnosis, which is what the class overview groups by (no message is read)."""
+    from autograder.catalogue import mutate
+    from fcnkit.diagnoses import Diagnosis
+    said = {}
+    for k in (3, 5):
+        namespace = {"__name__": "submission"}
+        source = mutate([("fcn.fc6 = nn.Conv2d(512, 4096, 7)", f"fcn.fc6 = nn.Conv2d(512, 4096, {k})")])
+        path = Path(tempfile.mkdtemp()) / "s.py"
+        path.write_text(source)
+        assert run_definitions([vars(c) for c in extract(path).chunks], namespace) == []
+        record = observe_in_process(ITEMS["fcn32s_head"], namespace, CONTEXT)
+        with pytest.raises(CheckFailed) as failed:
+            judgement_of("fcn32s_head")(record, CONTEXT)
+        said[k] = (str(failed.value), failed.value.diagnosis)
+    assert said[3][0] != said[5][0] and "kernel_size=3" in said[3][0]
+    assert said[3][1] == said[5][1] == Diagnosis("wrong_layer", "fc6")
+
+
 def test_checks_do_not_depend_on_their_order():
     """Each check observes a freshly built model: running equivalence (which writes seeded weights)
     before head and copy_params changes nothing."""
@@ -224,8 +257,8 @@ def test_a_check_of_the_grader_alone_does_not_stop_the_notebook(capsys):
 # ----------------------------------------------------------------------------------- the student side
 @functools.cache
 def student_verdicts(name: str) -> dict:
-    """``{item: (passed, message)}`` of the student-side checks, at the public seed."""
-    return {v.name: (v.status == "PASS", v.message) for v in check_all(load(name)) if v.name in STRUCTURAL}
+    """``{item: (passed, message, diagnosis)}`` of the student-side checks, at the public seed."""
+    return {v.name: (v.status == "PASS", v.message, v.diagnosis) for v in check_all(load(name)) if v.name in STRUCTURAL}
 
 
 def without_numbers(message: str) -> str:
@@ -247,10 +280,11 @@ def test_the_student_side_fails_exactly_what_the_grader_deducts(name):
     """All PASS before submitting means every structural point; a FAIL is a deduction, with the
     message the feedback will show (the first stage that departs, and its hint)."""
     student, grader = student_verdicts(name), {item: run(name, item) for item in STRUCTURAL}
-    assert {i for i, (ok, _) in student.items() if not ok} == {i for i, (ok, _) in grader.items() if not ok}
+    assert {i for i, (ok, *_) in student.items() if not ok} == {i for i, (ok, _) in grader.items() if not ok}
     for item, (passed, message) in grader.items():
         if not passed:
             assert without_numbers(student[item][1]) == without_numbers(message), item
+            assert student[item][2] == diagnosed(name, item), item  # the same diagnosis
 
 
 def test_the_silent_mistakes_are_caught_before_submitting():
@@ -259,7 +293,7 @@ def test_the_silent_mistakes_are_caught_before_submitting():
     for name, item in [("fcn32s_centre_crop", "fcn32s_equivalence"), ("fcn8s_centre_crop", "fcn8s_equivalence"),
                        ("fcn8s_score_pool4_crop_4", "fcn8s_equivalence"),
                        ("fcn8s_score_pool4_crop_9", "fcn8s_equivalence")]:
-        passed, message = student_verdicts(name)[item]
+        passed, message, _ = student_verdicts(name)[item]
         assert not passed and "departs from the reference" in message, (name, message)
     assert "check the crop of score_pool4 (expected offset 5)" in student_verdicts("fcn8s_score_pool4_crop_9")[
         "fcn8s_equivalence"][1]
@@ -312,6 +346,9 @@ def test_the_whole_catalogue_through_the_sandbox(graded_catalogue):
                 passed, message = run(name, item.name)
                 assert (checks[item.name]["status"], checks[item.name]["message"]) == \
                     ("passed" if passed else "failed", message), (name, item.name)
+                diagnosis = diagnosed(name, item.name)  # what the overview groups by, the same both ways
+                assert checks[item.name].get("diagnosis") == (diagnosis.to_json() if diagnosis else None)
+                assert passed or diagnosis.code != "unclassified", (name, item.name, message)
     for name in ["reference", *[f"variant_{v}" for v in VARIANTS]]:
         lost = [c for c, r in reports[name].items() if r["status"] != "passed" and not c.endswith("_miou")]
         assert not lost, (name, [reports[name][c]["message"] for c in lost])

@@ -428,19 +428,22 @@ def test_a_feedback_page_with_predictions_has_three_captioned_triptychs_the_lege
 
 
 def test_a_submission_failing_as_a_whole_is_one_diagnosis_and_the_eleventh_is_folded():
-    """The smallest case without grading: the untouched release's messages (one cause, named per model)
+    """The smallest case without grading: the untouched release's checks (one diagnosis, said per model)
     count once; twelve other causes show ten rows and fold the rest."""
     from autograder.reports.diagnoses import WHOLE, diagnoses
     from autograder.reports.overview import overview_html
     from autograder.results import CheckResult, Status
+    from fcnkit.diagnoses import Diagnosis
 
-    def check(item, passed, message):
+    def check(item, passed, message, diagnosis):
         return CheckResult(item.name, item.title, item.model, item.points, item.points if passed else 0,
-                           Status.PASSED if passed else Status.FAILED, message)
+                           Status.PASSED if passed else Status.FAILED, message, None if passed else diagnosis)
     untouched = Report("release", "r.ipynb", checks=[check(i, False, f"{'FCN8s' if i.model == 'fcn8s' else 'FCN32s'}"
-                                                                     f"(n_class=12) raised NotImplementedError.")
+                                                                     f"(n_class=12) raised NotImplementedError.",
+                                                           Diagnosis("construction_raises", "NotImplementedError"))
                                                      for i in RUBRIC])
-    others = [Report(f"s{n:02d}", "s.py", checks=[check(i, i is not RUBRIC[0], f"cause number {n}x") for i in RUBRIC])
+    others = [Report(f"s{n:02d}", "s.py", checks=[check(i, i is not RUBRIC[0], f"layer {n} is wrong",
+                                                        Diagnosis("wrong_layer", f"layer{n}")) for i in RUBRIC])
               for n in range(12)]
     found = diagnoses([untouched, *others])
     assert [(d.item, d.students, d.lost) for d in found if d.item == WHOLE] == [

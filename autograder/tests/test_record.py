@@ -155,6 +155,32 @@ def test_sigkill_at_random_moments_of_grading_and_of_an_import_then_a_rerun_is_a
 
 
 @pytest.mark.slow
+def test_a_checks_diagnosis_is_kept_and_a_gradebook_of_before_gets_its_column(tmp_path):
+    """The record keeps each check's diagnosis (what the overview groups by); a gradebook written before
+    diagnoses were data is opened with the column added, its checks without one, and records new ones."""
+    from autograder.results import CheckResult, Report, Status
+    from fcnkit.diagnoses import Diagnosis
+    failed = CheckResult("fcn32s_head", "head", "fcn32s", 4, 0, Status.FAILED, "fc6 is Conv2d(512, 4096, 3)",
+                         Diagnosis("wrong_layer", "fc6"))
+    passed = CheckResult("fcn32s_vgg_layers", "layers", "fcn32s", 4, 4, Status.PASSED, "all match")
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.executescript(  # the checks table as the gradebook of the first SQLite round wrote it
+        "CREATE TABLE checks (student TEXT NOT NULL, position INTEGER NOT NULL, item TEXT NOT NULL, title TEXT NOT "
+        "NULL, model TEXT NOT NULL, max_score INTEGER NOT NULL, score INTEGER NOT NULL, status TEXT NOT NULL, "
+        "message TEXT NOT NULL, PRIMARY KEY (student, position));"
+        "INSERT INTO checks VALUES ('ann', 0, 'fcn32s_head', 'head', 'fcn32s', 4, 0, 'failed', 'fc6 is wrong');")
+    db.close()
+    book = Gradebook(old)
+    try:
+        book.record(Report("ben", "b.py", checks=[failed, passed]), "", "", 1)
+        ben = book.report("ben")
+        assert ben.checks == [failed, passed] and ben.checks[0].diagnosis == Diagnosis("wrong_layer", "fc6")
+        assert book.db.execute("SELECT diagnosis FROM checks WHERE student = 'ann'").fetchone() == ("",)
+    finally:
+        book.close()
+
+
 def test_four_shards_joined_by_summarize_are_one_run_and_a_conflict_is_refused(graded_catalogue, tmp_path, capsys):
     """Each shard's gradebook holds its students as the run recorded them; summarize joins them
     (ATTACH) into the class's gradebook and files equal to the one run's; a fifth gradebook that

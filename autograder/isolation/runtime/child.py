@@ -218,15 +218,15 @@ def observe_steps(job: dict, sandbox: str, emit, modules: dict, vgg, fds: dict[s
         try:
             record = steps.run_step(step, job, namespace, vgg, fds)
         except (observe.ObservationError, checks.CheckFailed) as err:
-            record = failure(str(err)[:codec.MAX_TEXT])
+            record = failure(str(err)[:codec.MAX_TEXT], err.diagnosis.to_json() if err.diagnosis else [])
         except MemoryError:
-            record = failure("ran out of memory (MemoryError)")
+            record = failure("ran out of memory (MemoryError)", ["out_of_memory", ""])
         except Exception as err:
             where = err.__traceback__
             while where.tb_next:
                 where = where.tb_next
             record = failure(f"{type(err).__name__}: {err} (at {where.tb_frame.f_code.co_filename}:"
-                             f"{where.tb_lineno})"[:codec.MAX_TEXT])
+                             f"{where.tb_lineno})"[:codec.MAX_TEXT], ["observer_error", type(err).__name__])
         codec.write(os.path.join(sandbox, step["id"] + ".rec"), record)
         record = None
         gc.collect()  # the step's model, even in a reference cycle, before the next step builds one

@@ -1,0 +1,41 @@
+"""Diagnoses as data (fcnkit.diagnoses): a code from one table, its subject, and the table's words."""
+import pytest
+
+from fcnkit.diagnoses import LABELS, MAX_SUBJECT, NOT_RUN, Diagnosis
+
+
+def test_a_code_outside_the_table_is_refused_where_it_is_made():
+    with pytest.raises(ValueError, match="unknown diagnosis code 'fc6_wrong': add it to fcnkit.diagnoses.LABELS"):
+        Diagnosis("fc6_wrong", "fc6")
+
+
+def test_the_json_form_round_trips_and_what_is_not_one_is_none():
+    found = Diagnosis("departs", "sum after upscore2")
+    assert Diagnosis.from_json(found.to_json()) == found and found.to_json() == ["departs", "sum after upscore2"]
+    assert found.label == "departs from the reference at sum after upscore2"
+    for raw in (None, "departs", ["departs"], ["departs", 3], ["a code of a newer grader", ""], {"code": "departs"}):
+        assert Diagnosis.from_json(raw) is None, raw
+    assert Diagnosis.from_json(["departs", "x" * 10**6]).subject == "x" * MAX_SUBJECT  # a child's record: untrusted
+
+
+def test_every_code_has_words_with_or_without_a_subject():
+    assert NOT_RUN <= set(LABELS)
+    for code, words in LABELS.items():
+        assert words.count("{") == words.count("{subject}"), code  # no placeholder but the subject
+        assert Diagnosis(code, "pool4").label, code
+        assert code == "unclassified" or Diagnosis(code).label.strip(), code  # unclassified: its subject alone
+
+
+def test_every_code_the_sources_name_is_in_the_table_and_every_code_in_it_is_named():
+    """A typo in a code would surface only when that failure first happens (ValueError, in a student's run):
+    every ``Diagnosis("code"`` and ``["code", ...]`` written in the sources is in LABELS, and every code in LABELS
+    is made somewhere (or it is a row nobody can reach)."""
+    import re
+    from pathlib import Path
+    repo = Path(__file__).resolve().parent.parent
+    sources = [p for folder in ("fcnkit", "autograder") for p in (repo / folder).rglob("*.py")
+               if "tests" not in p.parts and "build" not in p.parts]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
+    named = set(re.findall(r'Diagnosis\(\s*"(\w+)"', text)) | set(re.findall(r'\[\s*"(\w+)",\s*(?:""|type\()', text))
+    assert named - set(LABELS) == set(), "codes missing from LABELS"
+    assert set(LABELS) - named == set(), "codes nobody makes"
