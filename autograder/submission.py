@@ -14,7 +14,12 @@ MAX_CODE_BYTES = 4 * 2**20  # all code cells together: bounds the time and memor
 
 
 class SubmissionError(ValueError):
-    """The submission file cannot be read at all."""
+    """The submission file cannot be read at all: the message says why and what to do, ``why`` the same
+    in a few words (the subject of the checks' diagnosis, :mod:`fcnkit.diagnoses`)."""
+
+    def __init__(self, message: str, why: str = ""):
+        super().__init__(message)
+        self.why = why
 
 
 def code_cells(path: Path) -> list[tuple[int, str]]:
@@ -24,10 +29,10 @@ def code_cells(path: Path) -> list[tuple[int, str]]:
     try:
         text = read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8")
     except UnreadableFile as err:
-        raise SubmissionError(f"{err} Submit the notebook itself.") from None
+        raise SubmissionError(f"{err} Submit the notebook itself.", "it is not a file the grader reads") from None
     except UnicodeDecodeError as err:
         raise SubmissionError(f"{path.name} is not UTF-8 text ({err}); save it again from Jupyter or your "
-                              f"editor as UTF-8.") from None
+                              f"editor as UTF-8.", "it is not UTF-8 text") from None
     if path.suffix == ".py":
         cells = [(0, text)]
     else:
@@ -35,11 +40,12 @@ def code_cells(path: Path) -> list[tuple[int, str]]:
             cells = notebook_code_cells(text)
         except NotANotebook as err:
             raise SubmissionError(f"{path.name} is not a valid notebook ({err}); re-download it from Jupyter "
-                                  f"with File > Download.") from None
+                                  f"with File > Download.", "it is not a valid notebook") from None
     size = sum(len(source) for _, source in cells)
     if size > MAX_CODE_BYTES:
         raise SubmissionError(f"{path.name} holds {size / 2**20:.1f} MB of code, more than the "
-                              f"{MAX_CODE_BYTES >> 20} MB the grader reads; submit the assignment's notebook.")
+                              f"{MAX_CODE_BYTES >> 20} MB the grader reads; submit the assignment's notebook.",
+                              "it holds too much code")
     return cells
 
 

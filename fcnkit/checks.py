@@ -20,10 +20,11 @@ from .data import N_CLASS
 from .extract import build_namespace, definitions
 from .diagnoses import Diagnosis
 from .dropout import judge_dropout
-from .judges import (EQUIVALENCE_SIZE, PUBLIC_SEED, STRUCTURAL, CheckFailed, StageValues,
+from .judges import (EQUIVALENCE_SIZE, PUBLIC_SEED, STRUCTURAL, CheckFailed,
                      judge_copy_params, judge_equivalence)
 from .observe import ObservationError
 from .observers import OBSERVERS, Setup
+from .stages import StageValues
 from .seeded import PristineVGG, maps_repeated_weights, seeded_copy
 from .predictions import PredictionsError, miou_verdict, report_miou, score_saved
 from .spec import MODEL_CLASSES

@@ -70,7 +70,7 @@ LABELS = {
     "no_labels": "predictions submitted, no labels to score them",
     "no_trained_results": "no trained results given",
     # the run
-    "definitions": "the definitions could not be read",
+    "definitions": "the notebook could not be read: {subject}",
     "time_limit": "stopped at the submission's time limit",
     "check_stopped": "the check {subject}",
     "child_start": "the grading child could not start",

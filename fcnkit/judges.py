@@ -13,19 +13,17 @@ raised because of it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .diagnoses import Diagnosis
 from .records import CopyParams, Layer, Outputs, Structure
+from .stages import StageValues
 from .spec import MODEL_CLASSES, N_CLASS, STAGES, UPSAMPLINGS, VGG_CHANNELS, VGG_CONV_NAMES, upsampling_weight
 
 OUTPUT_SIZES = ((17, 24), (96, 131), (250, 161))  # small, odd, even, non-square, large
 EQUIVALENCE_SIZE = (31, 47)  # the smallest inputs cost least; every catalogue mutant is still caught
 PUBLIC_SEED = 0  # the seed of the reference activations fcnkit ships; the grader draws a fresh one per run
 RELATIVE_TOLERANCE = 1e-4
-SAMPLES_PER_STAGE = 8192  # a larger stage is shipped as its values at these many positions
 
 # What to look at when a stage is the first to depart from the reference's activations.
 DEPARTURE_HINTS = {
@@ -284,44 +282,6 @@ STRUCTURAL = {"vgg_layers": judge_vgg_layers, "head": judge_head, "output_shape"
 
 
 # ----------------------------------------------------------------------------------- behaviour
-
-
-def stage_positions(numel: int) -> np.ndarray | None:
-    """Where a stage of ``numel`` values is sampled: None (every value) up to SAMPLES_PER_STAGE,
-    else SAMPLES_PER_STAGE distinct positions spread over it (multiplicative hashing: no random
-    generator whose sequence could change between numpy versions)."""
-    if numel <= SAMPLES_PER_STAGE:
-        return None
-    return (np.arange(SAMPLES_PER_STAGE, dtype=np.int64) * 2654435761) % numel
-
-
-@dataclass
-class StageValues:
-    """The reference's activation at one stage: its shape, its largest magnitude (what differences
-    are relative to) and its values, every one or those at :func:`stage_positions`."""
-    shape: tuple[int, ...]
-    scale: float
-    values: np.ndarray  # flat float32
-
-    @classmethod
-    def of(cls, array: np.ndarray, sampled: bool) -> "StageValues":
-        flat = np.asarray(array, dtype=np.float32).reshape(-1)
-        positions = stage_positions(flat.size) if sampled else None
-        return cls(tuple(array.shape), float(np.abs(flat).max(initial=0.0)),
-                   flat if positions is None else flat[positions])
-
-    def difference(self, array: np.ndarray) -> float:
-        """The largest difference from ``array`` (of the same shape), relative to the scale."""
-        flat = np.asarray(array, dtype=np.float32).reshape(-1)
-        if self.values.size != flat.size:
-            flat = flat[stage_positions(flat.size)]
-        return float(np.abs(flat - self.values).max(initial=0.0) / max(self.scale, 1e-12))
-
-
-def stages_of(o: Outputs) -> dict[str, StageValues]:
-    """Every value of every stage of an observation (the reference's: what the grader compares with)."""
-    return {stage: StageValues.of(o.output if stage == "output" else o.stages[stage], sampled=False)
-            for stage, _, _ in STAGES[o.kind] if (o.output if stage == "output" else o.stages.get(stage)) is not None}
 
 
 def _dims(shape) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fcnkit import judges as student
 from fcnkit.dropout import judge_dropout
 from fcnkit.records import Outputs
+from fcnkit.stages import stages_of
 
 from .context import Context
 from .registry import judgement
@@ -14,7 +15,7 @@ from .registry import judgement
 @judgement("fcn32s_equivalence", "fcn8s_equivalence")
 def equivalence(o: Outputs, ctx: Context) -> str:
     """The reference's activations for the run's seed, every value of every stage."""
-    return student.judge_equivalence(o, student.stages_of(ctx.reference_outputs(o.kind)))
+    return student.judge_equivalence(o, stages_of(ctx.reference_outputs(o.kind)))
 
 
 @judgement("fcn32s_dropout", "fcn8s_dropout")

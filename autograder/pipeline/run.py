@@ -251,7 +251,7 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
             extracted = extract(path)
         report.notes += extracted.notes
     except SubmissionError as err:  # the student's file: a 0 with the reason
-        extracted, stopped = None, verdicts.Stopped(str(err), Diagnosis("definitions"))
+        extracted, stopped = None, verdicts.Stopped(str(err), Diagnosis("definitions", err.why))
         report.notes.append(stopped.words)
     report.phases["extraction"] = time.perf_counter() - start  # wall time by phase, for bench/grading_speed.py
     if extracted is not None and items:

@@ -155,6 +155,7 @@ def test_dropout_is_judged_from_what_it_does():
     """Dropout of values (nn.Dropout) is told from Dropout2d by what it zeroes, observed on a real
     model; the judgement of other patterns, on observations made up here: another p, active in eval
     mode, none at all, and a missing ReLU (the equivalence item's, not dropout's)."""
+    from fcnkit.diagnoses import Diagnosis
     from fcnkit.dropout import _dropout_at
     namespace = load("reference")
 
@@ -170,14 +171,16 @@ def test_dropout_is_judged_from_what_it_does():
     raw = rng.normal(size=(2, 512, 4))  # the layer's output in training and eval mode
     relu = np.maximum(raw, 0)
     channels = rng.random((512, 1)) < 0.5
-    cases = {"dropout2d": (relu[0] * ~channels * 2, relu[1], ""),
-             "p=0.2": (relu[0] * ~(rng.random((512, 1)) < 0.2) * 1.25, relu[1], "scaled by 1.25 (dropout with p = 0.2)"),
-             "active in eval": (relu[0] * ~channels * 2, relu[1] * ~channels * 2, "dropout is active in eval mode"),
-             "none": (relu[0], relu[1], "relu6's output unchanged"),
-             "no ReLU": (raw[0] * ~channels * 2, raw[1], "")}
-    for case, (train, evaluated, said) in cases.items():
-        text = _dropout_at("relu6", np.stack([raw[0], train, raw[1], evaluated]))
-        assert (said in text) if said else text == "", (case, text)
+    cases = {"dropout2d": (relu[0] * ~channels * 2, relu[1], "", None),
+             "p=0.2": (relu[0] * ~(rng.random((512, 1)) < 0.2) * 1.25, relu[1], "scaled by 1.25 (dropout with p = 0.2)",
+                       Diagnosis("dropout_p")),
+             "active in eval": (relu[0] * ~channels * 2, relu[1] * ~channels * 2, "dropout is active in eval mode",
+                                Diagnosis("dropout_in_eval")),
+             "none": (relu[0], relu[1], "relu6's output unchanged", Diagnosis("no_dropout", "relu6")),
+             "no ReLU": (raw[0] * ~channels * 2, raw[1], "", None)}
+    for case, (train, evaluated, said, diagnosis) in cases.items():
+        found = _dropout_at("relu6", np.stack([raw[0], train, raw[1], evaluated]))
+        assert (found is None) if not said else (found[0] == diagnosis and said in found[1]), (case, found)
 
 
 def test_a_pool_defined_otherwise_is_shown_as_written():

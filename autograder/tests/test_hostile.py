@@ -74,7 +74,8 @@ def replay_public_reference(model, kind):
     import json
     import numpy as np
     from fcnkit.checks import REFERENCE_FILE
-    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED, stage_positions
+    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED
+    from fcnkit.stages import stage_positions
     from fcnkit.seeded import seeded_input
     from fcnkit.spec import STAGES
     with np.load(REFERENCE_FILE) as stored:
