@@ -154,7 +154,6 @@ def test_sigkill_at_random_moments_of_grading_and_of_an_import_then_a_rerun_is_a
     assert killed >= KILLS // 2, f"only {killed} of {2 * KILLS} runs were killed before they ended"
 
 
-@pytest.mark.slow
 def test_a_checks_diagnosis_is_kept_and_a_gradebook_of_before_gets_its_column(tmp_path):
     """The record keeps each check's diagnosis (what the overview groups by); a gradebook written before
     diagnoses were data is opened with the column added, its checks without one, and records new ones."""
@@ -181,6 +180,7 @@ def test_a_checks_diagnosis_is_kept_and_a_gradebook_of_before_gets_its_column(tm
         book.close()
 
 
+@pytest.mark.slow
 def test_four_shards_joined_by_summarize_are_one_run_and_a_conflict_is_refused(graded_catalogue, tmp_path, capsys):
     """Each shard's gradebook holds its students as the run recorded them; summarize joins them
     (ATTACH) into the class's gradebook and files equal to the one run's; a fifth gradebook that
