@@ -13,6 +13,7 @@ import pytest
 from autograder.__main__ import main
 from autograder.answers import SOURCE, AnswersError, collect, import_scores, questions_from
 from autograder.pipeline import find_submissions
+from autograder.rubric import RUBRIC
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = REPO / "notebooks" / "release" / "fcn_segmentation" / "fcn_segmentation.ipynb"
@@ -270,14 +271,16 @@ def test_feedback_page_total_says_of_what(tmp_path):
     from autograder.results import ManualScore
     from autograder.tests.test_canvas import report
     r = report("ada", {"fcn32s_vgg"})
-    assert total_line(r, {}) == (f"<p class='total'>Total: <b>{r.score} of 70</b> graded so far; not graded yet: "
-                                 "the written answers (graded by hand).</p>")
+    auto = sum(item.points for item in RUBRIC)  # the rubric's points (70 as handed out): a new item changes it
+    assert total_line(r, {}) == (f"<p class='total'>Total: <b>{r.score} of {auto}</b> graded so far; not graded "
+                                 "yet: the written answers (graded by hand).</p>")
     r.manual = {"question1": ManualScore("Question 1 (graded by hand)", 12, 15)}
     line = total_line(r, {"question1": 15, "question2": 15})
-    assert f"Total: <b>{r.score + 12} of 85</b> graded so far" in line and "question2: 15 points" in line
-    assert "out of 100" in line
+    assert f"Total: <b>{r.score + 12} of {auto + 15}</b> graded so far" in line and "question2: 15 points" in line
+    assert f"out of {auto + 30}" in line
     r.manual["question2"] = ManualScore("Question 2 (graded by hand)", 15, 15)
-    assert total_line(r, {"question1": 15, "question2": 15}) == f"<p class='total'>Total: <b>{r.score + 27} of 100</b>.</p>"
+    assert total_line(r, {"question1": 15, "question2": 15}) == \
+        f"<p class='total'>Total: <b>{r.score + 27} of {auto + 30}</b>.</p>"
 
 
 def test_hostile_answers_and_comments_are_inert_in_chromium(tmp_path):
@@ -333,7 +336,8 @@ def test_the_overview_shows_written_answer_scores_once_imported():
     assert "<td class='scored' data-question='question1'>2 of 3</td><td>10.5 of 15</td>" in page
     assert "<td class='scored' data-question='question2'>1 of 3</td><td>6.0 of 15</td>" in page
     assert "<td>6.0 of 15</td><td><a href='feedback/bob.html'>bob</a>, <a href='feedback/cy.html'>cy</a></td>" in page
-    assert f"mean total {reports[0].total:.1f} of 100, written answers included (students with every question scored: 1)" in page
+    assert (f"mean total {reports[0].total:.1f} of {sum(i.points for i in RUBRIC) + 30}, written answers included "
+            f"(students with every question scored: 1)") in page
     # who needs the instructor: the students with a question not scored; the table's written answers and totals
     assert ("<ul class='unscored'><li><a href='feedback/bob.html'>bob</a>: question2</li><li><a href='feedback/cy.html'>"
             "cy</a>: question1, question2</li></ul>") in page

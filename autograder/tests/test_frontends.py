@@ -106,7 +106,7 @@ def test_gradescope_run_grades_a_submission_like_the_cli(tmp_path, bundle, catal
     assert main(["gradescope-run", str(submission), "--bundle", str(bundle), "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     printed = capsys.readouterr().out
-    assert f"score: {results['score']} of 70" in printed and f"wrote {out}" in printed
+    assert f"score: {results['score']} of {sum(i.points for i in RUBRIC)}" in printed and f"wrote {out}" in printed
     assert printed.count(" passed ") == len(RUBRIC)
     validate_results(results)
     tests = {t["name"]: t for t in results["tests"]}
