@@ -85,8 +85,11 @@ def judge_dropout(o: Outputs) -> str:
         why = _first(cause, o.kind) if cause else o.dropout_error or o.error or "no observation of it"
         raise CheckFailed(f"{name}'s dropout cannot be checked: {why}{'' if why.endswith('.') else '.'}"[:1000],
                           root_diagnosis(o.layers) if cause else Diagnosis("dropout_unobserved"))
-    problems = [(diagnosis, f"after {place}, {text}") for place in DROPOUT
-                if (found := _dropout_at(place, o.dropout[place])) for diagnosis, text in [found]]
+    problems = []
+    for place in DROPOUT:
+        if found := _dropout_at(place, o.dropout[place]):
+            diagnosis, words = found
+            problems.append((diagnosis, f"after {place}, {words}"))
     _fail_if(problems, f"{name} dropout")
     return (f"Dropout2d(p={DROPOUT_P}) after relu6 and relu7: whole channels zeroed (the others doubled) in "
             f"training mode, nothing changed in eval mode")

@@ -12,8 +12,8 @@ The pipeline's part of it::
 from .layers import LAYERS, Isolation, Runtime
 from .probe import prepare
 from .runtime.codec import RecordError
-from .supervise import Limits, RunResult, StepOutcome, run
+from .supervise import DID_NOT_RUN, Limits, RunResult, StepOutcome, Stopped, run
 from .worker import WorkerError
 
-__all__ = ["LAYERS", "Isolation", "Limits", "RecordError", "RunResult", "Runtime", "StepOutcome", "WorkerError",
-           "prepare", "run"]
+__all__ = ["DID_NOT_RUN", "LAYERS", "Isolation", "Limits", "RecordError", "RunResult", "Runtime", "StepOutcome",
+           "Stopped", "WorkerError", "prepare", "run"]

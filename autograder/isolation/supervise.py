@@ -46,6 +46,17 @@ class Limits:
         return cls(threads=max(1, len(os.sched_getaffinity(0)) // jobs), **limits)
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """Why a child, or a run of children, stopped before its steps ended: in words, and as the diagnosis
+    of the steps it left (:mod:`fcnkit.diagnoses`)."""
+    words: str
+    diagnosis: Diagnosis
+
+
+DID_NOT_RUN = Stopped("the check did not run", Diagnosis("did_not_run"))
+
+
 @dataclass
 class StepOutcome:
     record: object = None  # the decoded record, when the step ended and its record was valid
@@ -57,9 +68,8 @@ class StepOutcome:
 class RunResult:
     steps: dict[str, StepOutcome]
     notes: list[str]
-    stopped: str = ""
+    stopped: Stopped | None = None  # why no child could take the steps left (None: every step ended)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time by phase, measured here
-    stopped_diagnosis: Diagnosis | None = None
 
 
 def make_sandbox(path: Path, uid: int | None = NOBODY) -> Path:
@@ -242,7 +252,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
     notes: dict[int, str] = {}
     seconds: dict[str, float] = {}
     skip: set[int] = set()
-    stopped, stopped_diagnosis = "", Diagnosis("did_not_run")
+    stopped = None
     uid = runtime.uids.get() if runtime.uids is not None else None
     try:
         make_sandbox(sandbox, uid)
@@ -251,8 +261,8 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
             if not pending:
                 break
             if time.monotonic() >= budget.deadline:
-                stopped = f"the grader stopped the submission after {budget.seconds} s"
-                stopped_diagnosis = Diagnosis("time_limit")
+                stopped = Stopped(f"the grader stopped the submission after {budget.seconds} s",
+                                  Diagnosis("time_limit"))
                 break
             child_job = {**job, "threads": limits.threads, **confinement(runtime, sandbox),
                          "chunks": [c for c in chunks if c["index"] not in skip], "steps": pending}
@@ -262,18 +272,17 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
                                     sandbox, child_job, limits, uid, files or {},
                                     (budget.seconds + limits.start_s) * limits.threads)
             except (OSError, WorkerError) as err:
-                stopped = f"the grading child could not start: {err}"
-                stopped_diagnosis = Diagnosis("child_start")
+                stopped = Stopped(f"the grading child could not start: {err}", Diagnosis("child_start"))
                 break
             seconds["start"] = seconds.get("start", 0.0) + time.monotonic() - forked
             _one_child(child, pending, child_job, chunks, budget, expected, outcomes, notes, skip, seconds)
     finally:
         if uid is not None:
             runtime.uids.put(uid)
+    left = stopped or DID_NOT_RUN
     for s in steps:
-        outcomes.setdefault(s["id"], StepOutcome(failure=stopped or "the check did not run", diagnosis=stopped_diagnosis))
-    return RunResult(outcomes, [notes[i] for i in sorted(notes)], stopped, seconds,
-                     stopped_diagnosis if stopped else None)
+        outcomes.setdefault(s["id"], StepOutcome(failure=left.words, diagnosis=left.diagnosis))
+    return RunResult(outcomes, [notes[i] for i in sorted(notes)], stopped, seconds)
 
 
 def _one_child(child: ConfinedChild, pending, child_job, chunks, budget: _Budget, expected, outcomes, notes, skip,
@@ -292,9 +301,10 @@ def _one_child(child: ConfinedChild, pending, child_job, chunks, budget: _Budget
     child.close()
     if current is None and not why and not ending:
         for step in [s["id"] for s in pending if s["id"] not in outcomes]:  # finished without them
-            outcomes[step] = StepOutcome(failure="the check did not run", diagnosis=Diagnosis("did_not_run"))
+            outcomes[step] = StepOutcome(failure=DID_NOT_RUN.words, diagnosis=DID_NOT_RUN.diagnosis)
         return
-    why = why or (f"ended the submission's process ({ending or 'it exited'})", "ended the submission's process")
+    why = why or Stopped(f"ended the submission's process ({ending or 'it exited'})",
+                         Diagnosis("check_stopped", "ended the submission's process"))
     if current is None:  # died between steps
         current = next((s["id"] for s in pending if s["id"] not in outcomes), None)
         if current is None:
@@ -303,35 +313,36 @@ def _one_child(child: ConfinedChild, pending, child_job, chunks, budget: _Budget
         index = int(current[6:])
         skip.add(index)
         chunk = next(c for c in chunks if c["index"] == index)
-        notes[index] = (f"{location(chunk['cell'], chunk['line'])} {why[0]}; the grader skipped it (code running when "
-                        f"a class or function is defined?)")
+        notes[index] = (f"{location(chunk['cell'], chunk['line'])} {why.words}; the grader skipped it (code running "
+                        f"when a class or function is defined?)")
     else:
-        outcomes[current] = StepOutcome(failure=f"this check {why[0]}", diagnosis=Diagnosis("check_stopped", why[1]))
+        outcomes[current] = StepOutcome(failure=f"this check {why.words}", diagnosis=why.diagnosis)
 
 
-def _overrun(child: ConfinedChild, current: str | None, began: float, cpu: float, budget: _Budget) -> tuple[str, str]:
-    """Why ``child`` must be stopped now, in words and as a diagnosis's subject (empty when it may go on). Each
-    step may use its CPU limit
+def _overrun(child: ConfinedChild, current: str | None, began: float, cpu: float, budget: _Budget) -> Stopped | None:
+    """Why ``child`` must be stopped now (None when it may go on). Each step may use its CPU limit
     (times the threads it was given: a busy machine slows it down but does not fail it) and, as a
     backstop for a step that waits or sleeps, its wall-clock limit."""
     now, limits = time.monotonic(), budget.limits
     cpu_s, wall_s = budget.cpu.get(current, limits.check_s), budget.wall.get(current, limits.check_wall_s)
     if now >= budget.deadline:
-        return f"was stopped when the submission's {budget.seconds} s ran out", "ran out of the submission's time"
+        return Stopped(f"was stopped when the submission's {budget.seconds} s ran out",
+                       Diagnosis("check_stopped", "ran out of the submission's time"))
     if cpu > cpu_s * limits.threads:
-        return f"used more than {cpu_s} s of CPU time (the limit per check)", "used more than its CPU time"
+        return Stopped(f"used more than {cpu_s} s of CPU time (the limit per check)",
+                       Diagnosis("check_stopped", "used more than its CPU time"))
     if now - began > wall_s:
-        return (f"did not finish within {wall_s} s of wall-clock time (the backstop per check; it used {cpu:.0f} s "
-                f"of CPU time: waiting or sleeping?)"), "ran past its wall-clock backstop"
-    return "", ""
+        return Stopped(f"did not finish within {wall_s} s of wall-clock time (the backstop per check; it used "
+                       f"{cpu:.0f} s of CPU time: waiting or sleeping?)",
+                       Diagnosis("check_stopped", "ran past its wall-clock backstop"))
+    return None
 
 
 def _follow(child: ConfinedChild, pending, child_job, budget: _Budget, notes: dict[int, str],
             seconds: dict[str, float]):
     """Read a child's events until it ends, or until :func:`_overrun` stops it. Returns the step it
-    was in when it stopped, the steps that ended, and why it was stopped (words and a diagnosis's
-    subject, as :func:`_overrun` gives them; None when it ended by itself). Definitions' notes go to
-    ``notes``, the wall time of each kind of step to ``seconds``."""
+    was in when it stopped, the steps that ended, and why it was stopped (None when it ended by
+    itself). Definitions' notes go to ``notes``, the wall time of each kind of step to ``seconds``."""
     known = {s["id"] for s in pending} | {f"chunk-{c['index']}" for c in child_job["chunks"]}
     phase = {**{s["id"]: s["op"] for s in pending}, **{f"chunk-{c['index']}": "definitions" for c in child_job["chunks"]}}
     current, ended = None, []
@@ -342,7 +353,7 @@ def _follow(child: ConfinedChild, pending, child_job, budget: _Budget, notes: di
                 event = child.next_event(min(0.5, max(0.0, budget.deadline - time.monotonic())))
             except TimeoutError:
                 why = _overrun(child, current, began, child.cpu_seconds() - cpu_began, budget)
-                if why[0]:
+                if why:
                     child.kill()
                     return current, ended, why
                 continue
@@ -362,4 +373,5 @@ def _follow(child: ConfinedChild, pending, child_job, budget: _Budget, notes: di
                 current, began, cpu_began = None, time.monotonic(), child.cpu_seconds()
     except (ValueError, UnicodeDecodeError) as err:
         child.kill()
-        return current, ended, (f"broke the grader's event channel ({str(err)[:100]})", "broke the event channel")
+        return current, ended, Stopped(f"broke the grader's event channel ({str(err)[:100]})",
+                                       Diagnosis("check_stopped", "broke the event channel"))

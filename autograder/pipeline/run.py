@@ -202,7 +202,7 @@ def _steps(items, weights: dict, run: GradingRun) -> tuple[dict, dict, dict]:
 
 
 def _run_child(report: Report, run: GradingRun, extracted: Extracted, items, weights: dict
-               ) -> tuple[dict, verdicts.Stopped]:
+               ) -> tuple[dict, isolation.Stopped]:
     """Run the submission's child for ``items``: the outcome of each step, and why it stopped early."""
     # an unguessable name: where the kernel cannot keep children apart, none can make a later one's first
     folder = run.runtime.sandboxes / f"submission-{next(run.counter)}-{secrets.token_hex(8)}"
@@ -217,11 +217,10 @@ def _run_child(report: Report, run: GradingRun, extracted: Extracted, items, wei
             result = isolation.run(run.runtime, folder, _chunks(extracted), list(steps.values()), run.limits, job,
                                    expected, files)
         if result.stopped and "start" not in result.seconds:  # no child of it ever started: nothing it did
-            raise GraderError("starting the grading child", result.stopped)
+            raise GraderError("starting the grading child", result.stopped.words)
         report.notes += result.notes
         report.phases.update(result.seconds)
-        return {**outcomes, **result.steps}, verdicts.Stopped(result.stopped, result.stopped_diagnosis
-                                                              or Diagnosis("did_not_run"))
+        return {**outcomes, **result.steps}, result.stopped or isolation.DID_NOT_RUN
     finally:
         for fd in files.values():
             os.close(fd)
@@ -245,13 +244,13 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
     predictions = {kind: find_predictions(Path(path), kind, student, checkpoints) for kind in MODEL_CLASSES}
     items = [i for i in RUBRIC if (not i.needs_weights or (weights.get(i.model) and run.evalset))
              and (only is None or i.name in only)]
-    outcomes, stopped = {}, verdicts.Stopped()
+    outcomes, stopped = {}, isolation.DID_NOT_RUN
     try:
         with phase("reading the notebook", students=(SubmissionError,)):
             extracted = extract(path)
         report.notes += extracted.notes
     except SubmissionError as err:  # the student's file: a 0 with the reason
-        extracted, stopped = None, verdicts.Stopped(str(err), Diagnosis("definitions", err.why))
+        extracted, stopped = None, isolation.Stopped(str(err), Diagnosis("definitions", err.why))
         report.notes.append(stopped.words)
     report.phases["extraction"] = time.perf_counter() - start  # wall time by phase, for bench/grading_speed.py
     if extracted is not None and items:

@@ -2,13 +2,13 @@
 :mod:`autograder.judging`) on its record, and what to say for items that could not be judged."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from fcnkit.diagnoses import MAX_SUBJECT, Diagnosis
 from fcnkit.records import Failure, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
+from ..isolation import Stopped
 from ..judging import CheckFailed, OBSERVATIONS, judgement_of
 from ..judging.evidence import predictions_evidence
 from ..judging.miou import (Flagged, cross_check, examples, image_iou, judge_miou, judge_predictions, read_submitted,
@@ -17,14 +17,6 @@ from ..reports.html import examples_png
 from ..results import CheckResult, Report, Status
 from ..rubric import RUBRIC, Item
 from .discover import CHECKPOINT_NAMES
-
-@dataclass(frozen=True)
-class Stopped:
-    """Why a submission's grading stopped before its checks ran: words ("" when it did not stop), and
-    the diagnosis of the checks it left ungraded."""
-    words: str = ""
-    diagnosis: Diagnosis = Diagnosis("did_not_run")
-
 
 NO_TRAINED_RESULTS = ("not graded: no trained results given (submitted predictions are scored with --data DIR or "
                       "FCNKIT_DATA; weights with --checkpoints DIR).")
@@ -117,8 +109,7 @@ def judge_trained(item: Item, run, report: Report, folder: Path | None, weights:
                 pass
         return judge(item, outcome, run)
     if weights is not None and run.evalset is not None:  # the child stopped before it evaluated them
-        return result(item, False, f"not graded: {stopped.words or 'the check did not run'}",
-                      diagnosis=stopped.diagnosis)
+        return result(item, False, f"not graded: {stopped.words}", diagnosis=stopped.diagnosis)
     if folder is not None:
         return not_graded_check(item, "not graded: predictions submitted, but the run has no labels to score them "
                                 "(--data DIR or FCNKIT_DATA).", Diagnosis("no_labels"))
@@ -144,5 +135,4 @@ def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, wei
         elif step in outcomes and item in items:
             report.checks.append(judge(item, outcomes[step], run))
         else:
-            report.checks.append(result(item, False, f"not graded: {stopped.words or 'the check did not run'}",
-                                        diagnosis=stopped.diagnosis))
+            report.checks.append(result(item, False, f"not graded: {stopped.words}", diagnosis=stopped.diagnosis))

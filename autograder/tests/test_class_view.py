@@ -427,6 +427,35 @@ def test_a_feedback_page_with_predictions_has_three_captioned_triptychs_the_lege
     assert page.count("the black ticks: the class's median") == 2 and "the dashed red line: the mIoU threshold" in page
 
 
+def test_a_layer_named_with_markup_reaches_the_overview_as_text(tmp_path):
+    """A student's own layer name becomes a diagnosis's subject (here: the two maps forward failed to add), which
+    the overview shows: as text, never as markup. The layer is registered under a name PyTorch allows."""
+    from autograder.catalogue import mutate
+    from autograder.judging import CheckFailed, Context, judgement_of, observe_in_process
+    from autograder.reports.overview import overview_html
+    from autograder.results import CheckResult, Status
+    from autograder.rubric import ITEMS
+    from autograder.submission import extract
+    from fcnkit.extract import run_definitions
+    name = "<b onmouseover=alert(1)>"
+    source = mutate([("self.score_pool4 = nn.Conv2d(512, n_class, 1)",
+                      f"self.add_module({name!r}, nn.Conv2d(512, n_class, 1))"),
+                     ('score_pool4 = self.score_pool4(features["pool4"])',
+                      f'score_pool4 = getattr(self, {name!r})(features["pool4"])'),
+                     ("score_pool4[:, :, 5:5 + upscore2.size(2), 5:5 + upscore2.size(3)]", "score_pool4[:, :, 5:, 5:]")])
+    (tmp_path / "s.py").write_text(source)
+    namespace = {"__name__": "submission"}
+    assert run_definitions([vars(c) for c in extract(tmp_path / "s.py").chunks], namespace) == []
+    item, context = ITEMS["fcn8s_equivalence"], Context(seed=7)
+    with pytest.raises(CheckFailed) as failed:
+        judgement_of(item.name)(observe_in_process(item, namespace, context), context)
+    assert failed.value.diagnosis.code == "forward_combines" and name in failed.value.diagnosis.subject
+    check = CheckResult(item.name, item.title, item.model, item.points, 0, Status.FAILED, str(failed.value),
+                        failed.value.diagnosis)
+    page = overview_html([Report("mallory", "s.py", checks=[check])])
+    assert name not in page and html.escape(name, quote=True) in page
+
+
 def test_a_submission_failing_as_a_whole_is_one_diagnosis_and_the_eleventh_is_folded():
     """The smallest case without grading: the untouched release's checks (one diagnosis, said per model)
     count once; twelve other causes show ten rows and fold the rest."""
