@@ -270,6 +270,22 @@ def readme_course_commands() -> tuple[str, list[str], str]:
     return build_line, commands, students
 
 
+def copy_working_tree(src: Path, dst: Path) -> None:
+    """Copy the files git would commit from ``src`` (tracked, or untracked and not ignored) to ``dst``:
+    never a virtual environment, a build or a run's outputs, which in a fresh clone set up as the README
+    says hold a 6 GB ``.venv``. Without git, everything but those folders."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=src, capture_output=True)
+    if listed.returncode != 0:
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".gpu", "__pycache__", "*.egg-info", "build", "outputs", "runs"))
+        return
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        if (src / name).is_file():  # a file deleted but not yet staged is listed and absent
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / name, dst / name)
+
+
 class Course:
     """The README's nbgrader course, run as written (read from the README) on a copy of the repository, up
     to ``nbgrader collect``: its build, release, and four students who fetch the release and submit.
@@ -283,7 +299,7 @@ class Course:
         build_line, commands, fetch = readme_course_commands()
         assert commands[0] == "cd notebooks" and any(c.startswith("python -m autograder grade") for c in commands)
         self.repo = root / "repo"
-        shutil.copytree(REPO, self.repo, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build"))
+        copy_working_tree(REPO, self.repo)
         self.exchange.mkdir()
         self.course = self.repo / "notebooks"
         (self.course / "data").mkdir()
