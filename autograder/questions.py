@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
-from fcnkit.extract import NotANotebook, notebook_cells
+from fcnkit._grading.extract import NotANotebook, notebook_cells
 from fcnkit.predictions import UnreadableFile, read_bounded
 
 from .submission import MAX_SUBMISSION_BYTES

@@ -1,5 +1,5 @@
-"""What grading finds, typed: a check's :class:`Status` and :class:`CheckResult`, a submission's
-:class:`Report`, and their one JSON form.
+"""What grading finds, typed: a submission's :class:`Report` (its checks are fcnkit's :class:`CheckResult`,
+the one verdict type the notebook prints too), and their one JSON form.
 
 The grading pipeline makes these; everything after it (the score table, grades.csv, the feedback
 pages, the overview, Gradescope's results, Canvas's export, ``summarize``, ``answers --import``)
@@ -11,53 +11,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
-from fcnkit.diagnoses import Diagnosis
+from fcnkit._grading.verdicts import CheckResult, Status  # noqa: F401 (the grader's types too)
 
 MAX_REPORT_BYTES = 64 * 2**20  # a report is a few KB; anything near this was not written by the grader
 STEM_BYTES = 120  # a file stem's longest UTF-8 form: with ".json", ".html" or a temporary name, far under 255
 HASHED = re.compile(r"~[0-9a-f]{10}$")  # the end of a stem made by file_stem; never left on a name as it was
-
-
-class Status(str, Enum):
-    """A check's outcome. The value is what the JSON, grades.csv's ``review`` column and the pages say."""
-    PASSED = "passed"
-    FAILED = "failed"
-    NOT_GRADED = "not graded"  # the run did not grade it (no trained results given, or the grader failed)
-    FLAGGED = "flagged"  # not credited, for a person to review (e.g. implausible submitted predictions)
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One rubric item's result for one submission."""
-    name: str
-    title: str
-    model: str  # "fcn32s" or "fcn8s"
-    max_score: int
-    score: int
-    status: Status
-    message: str
-    diagnosis: Diagnosis | None = None  # what was found, as data (fcnkit.diagnoses); None when it passed
-
-    @property
-    def graded(self) -> bool:
-        return self.status is not Status.NOT_GRADED
-
-    def to_json(self) -> dict:
-        found = {"diagnosis": self.diagnosis.to_json()} if self.diagnosis else {}
-        return {**found, "max_score": self.max_score, "message": self.message, "model": self.model,
-                "name": self.name, "score": self.score, "status": self.status.value, "title": self.title}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "CheckResult":
-        return cls(name=data["name"], title=data["title"], model=data["model"], max_score=data["max_score"],
-                   score=data["score"], status=Status(data["status"]), message=data["message"],
-                   diagnosis=Diagnosis.from_json(data.get("diagnosis")))
 
 
 @dataclass(frozen=True)
@@ -161,6 +121,8 @@ class Report:
             report.manual = {q: ManualScore(**m) for q, m in report.manual.items()}
         if not isinstance(report.student, str):
             raise TypeError("the report's student is not a string")
+        if any(c.status is Status.NOT_CHECKED for c in report.checks):
+            raise ValueError("a check 'not checked': the notebook's status, never in a grader's report")
         return report
 
 

@@ -1,12 +1,12 @@
 """Take the definitions out of a submission without running its training. The file is read here,
-bounded, as untrusted input; which statements are kept is fcnkit's rule (:mod:`fcnkit.extract`),
+bounded, as untrusted input; which statements are kept is fcnkit's rule (:mod:`fcnkit._grading.extract`),
 so that a student's ``python -m fcnkit check`` runs what the grader runs.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from fcnkit.extract import Chunk, Extracted, NotANotebook, definitions, notebook_code_cells  # noqa: F401
+from fcnkit._grading.extract import Chunk, Extracted, NotANotebook, definitions, notebook_code_cells  # noqa: F401
 from fcnkit.predictions import UnreadableFile, read_bounded
 
 MAX_SUBMISSION_BYTES = 100 * 2**20  # a notebook with its figures; a file larger than this is refused unread
@@ -15,7 +15,7 @@ MAX_CODE_BYTES = 4 * 2**20  # all code cells together: bounds the time and memor
 
 class SubmissionError(ValueError):
     """The submission file cannot be read at all: the message says why and what to do, ``why`` the same
-    in a few words (the subject of the checks' diagnosis, :mod:`fcnkit.diagnoses`)."""
+    in a few words (the subject of the checks' diagnosis, :mod:`fcnkit._grading.diagnoses`)."""
 
     def __init__(self, message: str, why: str = ""):
         super().__init__(message)
@@ -24,7 +24,7 @@ class SubmissionError(ValueError):
 
 def code_cells(path: Path) -> list[tuple[int, str]]:
     """``(cell number, source)`` of every code cell; a ``.py`` file is one cell numbered 0. The file
-    is hostile input: its size, the notebook's structure (:func:`fcnkit.extract.notebook_code_cells`)
+    is hostile input: its size, the notebook's structure (:func:`fcnkit._grading.extract.notebook_code_cells`)
     and the size of its code are checked, and any of them failing is a SubmissionError naming it."""
     try:
         text = read_bounded(path, MAX_SUBMISSION_BYTES).decode("utf-8")

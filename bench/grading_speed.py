@@ -95,9 +95,9 @@ def floor(device: str, repeats: int = 5) -> dict[str, float]:
     ``repeats`` timed passes each."""
     code = """
 import json, sys, time, torch
-from fcnkit.judges import EQUIVALENCE_SIZE
+from fcnkit._grading.judges import EQUIVALENCE_SIZE
 from autograder.reference.observed import reference_model
-from fcnkit.seeded import fill_seeded, seeded_input
+from fcnkit._grading.seeded import fill_seeded, seeded_input
 device, repeats, out = sys.argv[1], int(sys.argv[2]), {}
 threads_here = torch.get_num_threads()
 models = {}

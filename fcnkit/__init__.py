@@ -2,10 +2,10 @@
 
 Its face, ``__all__``, is exactly what the release notebook imports (``tests/test_packaging.py`` reads the
 notebook to keep it so): the modules ``data`` and ``viz``, and the names below, each from the module that
-defines it, imported on first use (PEP 562) so that ``import fcnkit.records`` or ``fcnkit.judges`` does not
-pay for torch and torchvision. The other modules are the machinery of the checks and of the grader that
-shares them (``observe``, ``observers``, ``records``, ``judges``, ``seeded``, ``describe``, ``extract``...):
-importable, not the face (``docs/fcnkit.md``)."""
+defines it, imported on first use (PEP 562) so that ``import fcnkit.spec`` does not pay for torch and
+torchvision. Around the face, the library it stands on (``metrics``, ``splits``); and, internal, the
+machinery of the checks that the grader shares (``fcnkit._grading``: observing a model, judging it,
+diagnoses), with no stable API (``docs/fcnkit.md``)."""
 import importlib
 
 _MODULES = ("data", "viz")

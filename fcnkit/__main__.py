@@ -4,7 +4,7 @@
     python -m fcnkit check fcn_segmentation.ipynb --data data/cmp_facade   # and the saved predictions
     python -m fcnkit check my_models.py
 
-It takes from the notebook (or .py file) what the grader takes, by the same rule (:mod:`fcnkit.extract`):
+It takes from the notebook (or .py file) what the grader takes, by the same rule (:mod:`fcnkit._grading.extract`):
 imports, functions, classes, constants and the assignments they use, nothing of the training cells;
 runs them in this process; then checks every rubric item with the
 grader's own judgements and messages, printing one line per item (``PASS fcn8s_head: ...``,
@@ -21,7 +21,8 @@ import os
 import sys
 from pathlib import Path
 
-from .extract import NotANotebook, build_namespace, definitions, notebook_code_cells
+from ._grading.extract import NotANotebook, build_namespace, definitions, notebook_code_cells
+from ._grading.verdicts import Status
 from .splits import DATA_ENV
 
 MAX_SUBMISSION_BYTES = 100 * 2**20  # what the grader reads of a submission
@@ -59,15 +60,15 @@ def check(path: Path, data: Path | None, predictions: Path | None, out=sys.stdou
         print(f"note: {note}", file=out)
     verdicts = checks.check_all(namespace, predictions=predictions, data=data)
     for v in verdicts:
-        print(f"{v.status} {v.name}: {v.message}", file=out)
-    failed = [v for v in verdicts if v.status == "FAIL"]
-    unchecked = [v for v in verdicts if v.status == "NOT CHECKED"]
-    checked = sum(v.points for v in verdicts if v.status != "NOT CHECKED")
-    passed = sum(v.points for v in verdicts if v.status == "PASS")
+        print(f"{v.status.word} {v.name}: {v.message}", file=out)
+    failed = [v for v in verdicts if v.status is Status.FAILED]
+    unchecked = [v for v in verdicts if v.status is Status.NOT_CHECKED]
+    checked = sum(v.max_score for v in verdicts if v.status is not Status.NOT_CHECKED)
+    passed = sum(v.score for v in verdicts)
     summary = f"{passed} of the {checked} points checked here pass"
     if unchecked:
         summary += (f"; not checked: {', '.join(v.name for v in unchecked)} "
-                    f"({sum(v.points for v in unchecked)} points, scored by the grader)")
+                    f"({sum(v.max_score for v in unchecked)} points, scored by the grader)")
     print(summary + ".", file=out)
     return 1 if failed else 0
 

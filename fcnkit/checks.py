@@ -1,7 +1,7 @@
 """The student-side checks: the student's model observed in the student's own process (the notebook,
-``python -m fcnkit check``) and judged by the grader's own functions (:mod:`fcnkit.judges`), so that
+``python -m fcnkit check``) and judged by the grader's own functions (:mod:`fcnkit._grading.judges`), so that
 all PASS here means every structural point there. The equivalence items compare with the reference's
-activations for :data:`~fcnkit.judges.PUBLIC_SEED`, shipped in fcnkit (``reference_stages.npz``,
+activations for :data:`~fcnkit._grading.judges.PUBLIC_SEED`, shipped in fcnkit (``reference_stages.npz``,
 written by ``notebooks/build.py`` from the reference solution); the grader draws a fresh seed per
 run, so matching the public one without computing it earns nothing. The rubric's names, titles and
 points come from ``rubric.json``, written by the same build from the grader's rubric."""
@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from . import observe
+from ._grading import observe
+from ._grading.diagnoses import Diagnosis
+from ._grading.extract import build_namespace, definitions
+from ._grading.dropout import judge_dropout
+from ._grading.judges import (EQUIVALENCE_SIZE, PUBLIC_SEED, STRUCTURAL, CheckFailed,
+                              judge_copy_params, judge_equivalence)
+from ._grading.observe import ObservationError
+from ._grading.observers import OBSERVERS, Setup
+from ._grading.seeded import PristineVGG, maps_repeated_weights, seeded_copy
+from ._grading.stages import StageValues
+from ._grading.verdicts import CheckResult, Status
 from .data import N_CLASS
-from .extract import build_namespace, definitions
-from .diagnoses import Diagnosis
-from .dropout import judge_dropout
-from .judges import (EQUIVALENCE_SIZE, PUBLIC_SEED, STRUCTURAL, CheckFailed,
-                     judge_copy_params, judge_equivalence)
-from .observe import ObservationError
-from .observers import OBSERVERS, Setup
-from .stages import StageValues
-from .seeded import PristineVGG, maps_repeated_weights, seeded_copy
 from .predictions import PredictionsError, miou_verdict, report_miou, score_saved
 from .spec import MODEL_CLASSES
 
@@ -72,7 +73,7 @@ def read_stages(stored, kind: str) -> dict[str, StageValues]:
 # ----------------------------------------------------------------------------------- in the notebook
 def graded_namespace(namespace: dict) -> tuple[dict, list[str]]:
     """The namespace the grader builds of the session whose globals are ``namespace``, and its notes:
-    the cells the kernel ran (:func:`session_cells`) through the grader's rule (:mod:`fcnkit.extract`),
+    the cells the kernel ran (:func:`session_cells`) through the grader's rule (:mod:`fcnkit._grading.extract`),
     only imports, definitions and the assignments they use run again, nothing of a training cell;
     ``namespace`` itself, without notes, when it holds no cells (plain Python: a namespace the
     caller built).
@@ -154,7 +155,7 @@ def _seeded_vgg():
 
 def observe_step(step: str, kind: str, namespace: dict, n_class: int = N_CLASS):
     """What the grader's child observes for ``step`` (an item's ``observes``: a row of
-    :data:`fcnkit.observers.OBSERVERS`), observed here, at the public seed; raises CheckFailed when the
+    :data:`fcnkit._grading.observers.OBSERVERS`), observed here, at the public seed; raises CheckFailed when the
     model cannot be built or run."""
     if step not in OBSERVERS or step == "predict":  # predictions are judged from the saved files
         raise ValueError(f"no student-side observation {step!r}")
@@ -209,7 +210,7 @@ def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
             print(f"note: {note}")
         err.item = name
         raise
-    print(f"PASS {name}: {message}" if message else f"{name}: checked by the grader only (no student-side check)")
+    print(f"{Status.PASSED.word} {name}: {message}" if message else f"{name}: checked by the grader only (no student-side check)")
 
 
 def show_failures_plainly(namespace: dict) -> None:
@@ -226,22 +227,14 @@ def _verdict_only(shell, etype, value, tb, tb_offset=None) -> list[str]:
     """IPython's custom exception handler: it shows the verdict and the error's line (a kernel sends
     them as the cell's error output, which is what nbgrader reads) instead of a traceback."""
     item = getattr(value, "item", None)
-    stb = [f"FAIL {item}"] * bool(item) + [f"{etype.__name__}: {value}"]
+    stb = [f"{Status.FAILED.word} {item}"] * bool(item) + [f"{etype.__name__}: {value}"]
     shell._showtraceback(etype, value, stb)
     return stb
 
 
-@dataclass
-class Verdict:
-    name: str
-    status: str  # "PASS", "FAIL" or "NOT CHECKED"
-    message: str
-    points: int = 0
-    diagnosis: Diagnosis | None = None  # a FAIL's, as the grader's (fcnkit.diagnoses)
-
-
-def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=None) -> list[Verdict]:
-    """Every rubric item, as the grader judges it: each observation made once and shared by the
+def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=None) -> list[CheckResult]:
+    """Every rubric item's verdict, as the grader judges it (the grader's own type: a NOT_CHECKED item is
+    one this side cannot check, and scores nothing here): each observation made once and shared by the
     items judged from it (as in the grader). The mIoU items are checked when ``predictions`` (the
     folder the notebook saves them to) and ``data`` (the dataset) are given and the files are there.
     In a notebook it judges what the grader would see of the session (:func:`graded_namespace`)."""
@@ -252,11 +245,11 @@ def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=No
             if item.needs_weights:
                 missing = _why_not_predictions(item, predictions, data)
                 if missing:
-                    verdicts.append(Verdict(item.name, "NOT CHECKED", missing, item.points))
+                    verdicts.append(_result(item, Status.NOT_CHECKED, missing))
                     continue
                 message = run_check(item.name, namespace, n_class, predictions=predictions, data=data)
             elif not _judged_here(item):
-                verdicts.append(Verdict(item.name, "NOT CHECKED", "checked by the grader only", item.points))
+                verdicts.append(_result(item, Status.NOT_CHECKED, "checked by the grader only"))
                 continue
             else:
                 key = (item.observes, item.model)
@@ -269,10 +262,15 @@ def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=No
                     raise observed[key]
                 message = judge(item.name, observed[key], n_class)
         except CheckFailed as err:
-            verdicts.append(Verdict(item.name, "FAIL", str(err), item.points, err.diagnosis))
+            verdicts.append(_result(item, Status.FAILED, str(err), err.diagnosis))
         else:
-            verdicts.append(Verdict(item.name, "PASS", message, item.points))
+            verdicts.append(_result(item, Status.PASSED, message))
     return verdicts
+
+
+def _result(item: PublicItem, status: Status, message: str, diagnosis: Diagnosis | None = None) -> CheckResult:
+    return CheckResult(item.name, item.title, item.model, item.points,
+                       item.points if status is Status.PASSED else 0, status, message, diagnosis)
 
 
 def _why_not_predictions(item: PublicItem, predictions, data) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._grading.verdicts import Status
 from .spec import MODEL_CLASSES, MODEL_TITLES, N_CLASS, miou_thresholds
 
 MAPS_FILE = "{kind}_predictions.npz"
@@ -319,6 +320,6 @@ def report_miou(kind: str, folder: str | os.PathLike, root: str | os.PathLike, n
     try:
         result = score_saved(folder, kind, root, n_class)
     except PredictionsError as err:
-        print(f"NOT CHECKED {kind}_miou: {err}")
+        print(f"{Status.NOT_CHECKED.word} {kind}_miou: {err}")
         return
-    print(f"{'PASS' if result.passed else 'BELOW THRESHOLD'} {kind}_miou: {miou_verdict(result)}")
+    print(f"{Status.PASSED.word if result.passed else 'BELOW THRESHOLD'} {kind}_miou: {miou_verdict(result)}")

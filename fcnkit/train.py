@@ -16,8 +16,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import IGNORE_INDEX
-from .diagnoses import Diagnosis
-from .judges import CheckFailed
+from ._grading.diagnoses import Diagnosis
+from ._grading.judges import CheckFailed
 from .metrics import ConfusionMatrix
 
 

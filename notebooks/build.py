@@ -198,8 +198,8 @@ def reference_stage_arrays() -> dict:
     seed, every stage the equivalence items compare (sampled where large)."""
     import numpy as np
     from autograder.reference.observed import reference_outputs
-    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED
-    from fcnkit.stages import StageValues, stages_of
+    from fcnkit._grading.judges import EQUIVALENCE_SIZE, PUBLIC_SEED
+    from fcnkit._grading.stages import StageValues, stages_of
     from fcnkit.spec import MODEL_CLASSES, N_CLASS
     arrays, meta = {}, {"seed": PUBLIC_SEED, "size": list(EQUIVALENCE_SIZE), "n_class": N_CLASS, "stages": {}}
     for kind in MODEL_CLASSES:

@@ -1,11 +1,11 @@
-"""Diagnoses as data (fcnkit.diagnoses): a code from one table, its subject, and the table's words."""
+"""Diagnoses as data (fcnkit._grading.diagnoses): a code from one table, its subject, and the table's words."""
 import pytest
 
-from fcnkit.diagnoses import LABELS, MAX_SUBJECT, NOT_RUN, Diagnosis
+from fcnkit._grading.diagnoses import LABELS, MAX_SUBJECT, NOT_RUN, Diagnosis
 
 
 def test_a_code_outside_the_table_is_refused_where_it_is_made():
-    with pytest.raises(ValueError, match="unknown diagnosis code 'fc6_wrong': add it to fcnkit.diagnoses.LABELS"):
+    with pytest.raises(ValueError, match="unknown diagnosis code 'fc6_wrong': add it to fcnkit._grading.diagnoses.LABELS"):
         Diagnosis("fc6_wrong", "fc6")
 
 

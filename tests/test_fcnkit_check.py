@@ -14,6 +14,7 @@ SOURCE = REPO / "notebooks" / "source" / "fcn_segmentation" / "fcn_segmentation.
 sys.path.insert(0, str(REPO / "notebooks"))
 import build  # noqa: E402
 from autograder.tests.test_grading import ipython_session  # noqa: E402
+from fcnkit._grading.verdicts import Status  # noqa: E402
 from fcnkit.checks import check  # noqa: E402
 
 # As on macOS (no memfd) and Windows (no C library by CDLL(None)): both are removed before fcnkit is
@@ -30,7 +31,7 @@ class NoProcessLibrary(real_cdll):
 ctypes.CDLL = NoProcessLibrary
 sys.modules["autograder"] = None
 from fcnkit.__main__ import main
-from fcnkit import seeded
+from fcnkit._grading import seeded
 rc = main(sys.argv[1:])
 assert not seeded.maps_repeated_weights(), "the Linux-only path was used"
 sys.exit(rc)
@@ -105,7 +106,7 @@ def test_the_shipped_activations_hold_no_code(kind):
 
 # ----------------------------------------------------------------------------------- the rule, on both sides
 def kept(cells: list[tuple[int, str]]) -> list[str]:
-    from fcnkit.extract import definitions
+    from fcnkit._grading.extract import definitions
     return [c.source for c in definitions(cells, "nb.ipynb").chunks]
 
 
@@ -155,7 +156,7 @@ def test_a_session_is_checked_as_the_grader_sees_it(tmp_path, capsys):
     session has it), the training cell is not run again, and a cell magic is read as the saved
     notebook holds it."""
     from autograder.catalogue import REFERENCE
-    from fcnkit.judges import CheckFailed
+    from fcnkit._grading.judges import CheckFailed
     marker = tmp_path / "trained.txt"
     model = REFERENCE[:REFERENCE.index("# BEGIN FCN8s")].replace("stride=32, bias=False", "stride=STRIDE, bias=False")
     shell = ipython_session([
@@ -190,7 +191,7 @@ def test_without_cell_history_the_namespace_given_is_judged(capsys):
 def test_a_failing_check_shows_its_verdict_and_message_not_fcnkits_frames(capsys):
     """In a kernel, a failing check cell shows two lines, ``FAIL item`` and ``CheckFailed: message``, and
     still raises (nbgrader counts the cell as failed); other errors keep their traceback."""
-    from fcnkit.judges import CheckFailed
+    from fcnkit._grading.judges import CheckFailed
     shell = ipython_session(["from fcnkit.checks import check"])
     capsys.readouterr()
     result = shell.run_cell('check("fcn32s_head", globals())', store_history=True)
@@ -205,7 +206,7 @@ def test_a_failing_check_shows_its_verdict_and_message_not_fcnkits_frames(capsys
 def test_what_is_read_of_a_submission_is_bounded(monkeypatch):
     """Chained assignments read by a class (hostile: 150,001 chunks and 10 s unbounded) stop at the
     bounds with a note naming them; the name left unresolved is then a named NameError."""
-    from fcnkit import extract
+    from fcnkit._grading import extract
     monkeypatch.setattr(extract, "MAX_READ_ASSIGNMENTS", 10)
     chain = "A0 = 1\n" + "".join(f"A{i} = A{i - 1} + 0\n" for i in range(1, 30)) + "class M:\n    n = A29\n"
     got = extract.definitions([(1, chain)], "nb.ipynb")
@@ -252,5 +253,5 @@ def test_an_item_naming_no_judgement_is_an_error_and_one_naming_none_is_the_grad
     assert checks.run_check("fcn32s_theirs", namespace) is None
     monkeypatch.setattr(checks, "rubric", lambda: (ours, theirs))
     verdicts = {v.name: v for v in checks.check_all(namespace)}
-    assert verdicts["fcn32s_theirs"].status == "NOT CHECKED"
-    assert (verdicts["fcn32s_layers_after_vgg"].status, verdicts["fcn32s_layers_after_vgg"].message) == ("PASS", expected)
+    assert verdicts["fcn32s_theirs"].status is Status.NOT_CHECKED
+    assert (verdicts["fcn32s_layers_after_vgg"].status, verdicts["fcn32s_layers_after_vgg"].message) == (Status.PASSED, expected)

@@ -49,7 +49,7 @@ def test_student_wheel_holds_no_solution(student_wheel):
                 assert not found, f"{name} holds {found}"
                 assert "class FCN8s" not in text and "class FCN32s" not in text, name
                 assert not [d for d in CHILD_ONLY if d in text], f"{name} holds the child's runtime"
-    assert "fcnkit/checks.py" in names and "fcnkit/observe.py" in names  # the student-side checks are there
+    assert "fcnkit/checks.py" in names and "fcnkit/_grading/observe.py" in names  # the student-side checks are there
     assert not [n for n in names if Path(n).name in ("codec.py", "steps.py", "child.py", "confine.py")], names
 
 
@@ -85,6 +85,7 @@ def test_fcnkits_face_is_what_the_release_imports():
                 if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "fcnkit":
                     imported |= {(node.module, alias.name) for alias in node.names}
     assert imported and {name for _, name in imported} == set(fcnkit.__all__), sorted(imported)
+    assert not [m for m, _ in imported if m.startswith("fcnkit._")], "the release reaches fcnkit's internals"
     for module, name in imported:
         home = __import__(module, fromlist=[name])
         assert getattr(fcnkit, name) is getattr(home, name), (module, name)

@@ -166,7 +166,7 @@ def test_smoke_must_be_a_boolean(tmp_path):
 
 def test_the_student_side_and_the_grader_use_the_same_thresholds(monkeypatch):
     from autograder.judging import miou as grader
-    from fcnkit.judges import CheckFailed
+    from fcnkit._grading.judges import CheckFailed
     from fcnkit.spec import MIOU_THRESHOLDS, miou_thresholds
     monkeypatch.delenv("FCNKIT_MIOU_THRESHOLDS", raising=False)
     assert MIOU_THRESHOLDS == grader.miou_thresholds() == {"fcn32s": 0.30, "fcn8s": 0.40}

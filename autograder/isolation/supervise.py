@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fcnkit.diagnoses import Diagnosis
-from fcnkit.extract import location
+from fcnkit._grading.diagnoses import Diagnosis
+from fcnkit._grading.extract import location
 
 from .procfs import cpu_seconds as process_cpu_seconds, last_line
 from .layers import NOBODY, Runtime, confinement
@@ -49,7 +49,7 @@ class Limits:
 @dataclass(frozen=True)
 class Stopped:
     """Why a child, or a run of children, stopped before its steps ended: in words, and as the diagnosis
-    of the steps it left (:mod:`fcnkit.diagnoses`)."""
+    of the steps it left (:mod:`fcnkit._grading.diagnoses`)."""
     words: str
     diagnosis: Diagnosis
 
@@ -61,7 +61,7 @@ DID_NOT_RUN = Stopped("the check did not run", Diagnosis("did_not_run"))
 class StepOutcome:
     record: object = None  # the decoded record, when the step ended and its record was valid
     failure: str = ""  # why there is no record
-    diagnosis: Diagnosis | None = None  # the failure's (fcnkit.diagnoses)
+    diagnosis: Diagnosis | None = None  # the failure's (fcnkit._grading.diagnoses)
 
 
 @dataclass

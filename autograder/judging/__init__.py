@@ -4,7 +4,7 @@ judging modules, which register their judgements when imported here.
 
     judgement_of(item.name)(record, context) -> message   (raises CheckFailed)
 """
-from fcnkit.judges import CheckFailed
+from fcnkit._grading.judges import CheckFailed
 
 from . import equivalence, miou, structural  # noqa: F401  (their judgements register on import)
 from .context import Context

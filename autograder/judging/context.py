@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from fcnkit.records import Outputs
+from fcnkit._grading.records import Outputs
 from fcnkit.spec import N_CLASS
 
 
@@ -37,7 +37,7 @@ class Context:
         self.observed.wait()
         with self._lock:
             if "copy" not in self.reference:
-                from fcnkit.records import CopyParams
-                from fcnkit.seeded import seeded_copy  # what a correct copy leaves, from the seed alone
+                from fcnkit._grading.records import CopyParams
+                from fcnkit._grading.seeded import seeded_copy  # what a correct copy leaves, from the seed alone
                 self.reference["copy"] = CopyParams(own=False, layers=seeded_copy(self.seed))
             return self.reference["copy"].layers

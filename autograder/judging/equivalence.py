@@ -3,10 +3,10 @@ grader drew for the run (students compare with those of fcnkit's public seed), a
 training and eval mode (from the same observation)."""
 from __future__ import annotations
 
-from fcnkit import judges as student
-from fcnkit.dropout import judge_dropout
-from fcnkit.records import Outputs
-from fcnkit.stages import stages_of
+from fcnkit._grading import judges as student
+from fcnkit._grading.dropout import judge_dropout
+from fcnkit._grading.records import Outputs
+from fcnkit._grading.stages import stages_of
 
 from .context import Context
 from .registry import judgement

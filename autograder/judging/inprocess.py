@@ -15,8 +15,8 @@ from .registry import judgement_of
 def observe_in_process(item: Item, namespace: dict, ctx: Context, **kwargs):
     """What the grading child would observe for ``item``, observed in this process. The mIoU items
     take the weights and the images: ``checkpoint=..., images=...``."""
-    from fcnkit.judges import CheckFailed  # torch: never in the grading process
-    from fcnkit.observe import ObservationError
+    from fcnkit._grading.judges import CheckFailed  # torch: never in the grading process
+    from fcnkit._grading.observe import ObservationError
     try:
         return OBSERVATIONS[item.observes].observe(item.model, namespace, ctx, **kwargs)
     except ObservationError as err:  # a hidden test cell fails as the notebook's check does

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.extract import parse, strip_magics
+from fcnkit._grading.extract import parse, strip_magics
 from fcnkit.predictions import PredictionsError, read_predictions
 from fcnkit.spec import MODEL_CLASSES
 

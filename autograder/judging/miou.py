@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.diagnoses import Diagnosis
-from fcnkit.judges import CheckFailed
+from fcnkit._grading.diagnoses import Diagnosis
+from fcnkit._grading.judges import CheckFailed
 from fcnkit.metrics import PairMismatch, confusion, confusion_sum, scores
 from fcnkit.predictions import PredictionsError, PredictionsMeta, read_predictions, sha256_file
-from fcnkit.records import Predictions
+from fcnkit._grading.records import Predictions
 from fcnkit.spec import MODEL_CLASSES, N_CLASS, miou_thresholds
 from fcnkit.splits import cmp_splits, load_label, load_pair
 

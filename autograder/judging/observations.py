@@ -1,8 +1,8 @@
 """The observations the grader judges, in one table: what a rubric item ``observes`` names.
 
-For each: the record the grading child writes (:mod:`fcnkit.records`) and whether the child is handed
+For each: the record the grading child writes (:mod:`fcnkit._grading.records`) and whether the child is handed
 the trained weights. The child makes it with fcnkit's observer of the same name
-(:data:`fcnkit.observers.OBSERVERS`, the one table the notebook's checks use too), sent as the ``op`` of
+(:data:`fcnkit._grading.observers.OBSERVERS`, the one table the notebook's checks use too), sent as the ``op`` of
 a step; :meth:`Observation.observe` makes the same record in the calling process (nbgrader's hidden
 tests and the catalogue's tests, never grades of untrusted code). A new kind of observation is a row
 here, its record, and its observer in fcnkit.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fcnkit.records import CopyParams, Outputs, Predictions, Structure
+from fcnkit._grading.records import CopyParams, Outputs, Predictions, Structure
 
 from .context import Context
 
@@ -36,7 +36,7 @@ class Observation:
     def observe(self, kind: str, namespace: dict, ctx: Context, **kwargs):
         """The record, made in this process (``checkpoint``, ``images`` and ``device`` for the weights);
         raises fcnkit's ObservationError when the model cannot be built or run."""
-        from fcnkit.observers import OBSERVERS, Setup  # torch: never in the grading process
+        from fcnkit._grading.observers import OBSERVERS, Setup  # torch: never in the grading process
         return OBSERVERS[self.name](namespace, kind, Setup(seed=ctx.seed, n_class=ctx.n_class, **kwargs))
 
 

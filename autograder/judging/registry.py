@@ -1,9 +1,9 @@
 """Judgements found by rubric item: each judging module registers its functions with
 :func:`judgement`, and the pipeline (and nbgrader's hidden tests) find them by the item's name.
 
-A judgement takes the record the child observed (:mod:`fcnkit.records`) and the run's
+A judgement takes the record the child observed (:mod:`fcnkit._grading.records`) and the run's
 :class:`~autograder.judging.context.Context`, and returns a short success message or raises
-:class:`fcnkit.judges.CheckFailed` with what to fix.
+:class:`fcnkit._grading.judges.CheckFailed` with what to fix.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 them (``judged_by``: ``fcn8s_head`` is judged by ``head``), given the run's context."""
 from __future__ import annotations
 
-from fcnkit import judges as student
-from fcnkit.records import CopyParams, Structure
+from fcnkit._grading import judges as student
+from fcnkit._grading.records import CopyParams, Structure
 
 from ..rubric import RUBRIC
 from .context import Context

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from fcnkit.diagnoses import Diagnosis
+from fcnkit._grading.diagnoses import Diagnosis
 from fcnkit.predictions import UnreadableFile, open_regular
-from fcnkit.records import Failure
+from fcnkit._grading.records import Failure
 from fcnkit.spec import MODEL_CLASSES
 
 from .. import isolation

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fcnkit.diagnoses import MAX_SUBJECT, Diagnosis
-from fcnkit.records import Failure, Predictions
+from fcnkit._grading.diagnoses import MAX_SUBJECT, Diagnosis
+from fcnkit._grading.records import Failure, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
 from ..isolation import Stopped

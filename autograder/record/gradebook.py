@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.diagnoses import Diagnosis
+from fcnkit._grading.diagnoses import Diagnosis
 
 from .. import atomic
 from ..results import CheckResult, IntegrityFlag, ManualScore, Report, Status, file_stem

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from fcnkit import records
-from fcnkit.observe import observe_outputs
-from fcnkit.judges import EQUIVALENCE_SIZE
+from fcnkit._grading import records
+from fcnkit._grading.observe import observe_outputs
+from fcnkit._grading.judges import EQUIVALENCE_SIZE
 
 from . import models
 

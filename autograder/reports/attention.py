@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
-from fcnkit.diagnoses import Diagnosis
+from fcnkit._grading.diagnoses import Diagnosis
 
 from ..questions import question_points
 from ..results import IntegrityFlag, Report, Status, file_stem

@@ -1,12 +1,12 @@
 """What cost the class its points, for the overview: failed checks grouped by what the grader found
-(each check's diagnosis: :mod:`fcnkit.diagnoses`, data set where the failure was found), and a
+(each check's diagnosis: :mod:`fcnkit._grading.diagnoses`, data set where the failure was found), and a
 submission that fails as a whole (never graded, or every graded item failed for one cause) counted
 once under that cause, not once per item. No message is read: rewording one regroups nobody."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fcnkit.diagnoses import NOT_RUN, Diagnosis
+from fcnkit._grading.diagnoses import NOT_RUN, Diagnosis
 
 from ..results import CheckResult, Report, Status
 from ..rubric import RUBRIC

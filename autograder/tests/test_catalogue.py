@@ -22,8 +22,9 @@ from autograder.judging import Context, judgement_of, observe_in_process
 from autograder.submission import extract
 from autograder.rubric import ITEMS, RUBRIC
 from fcnkit.checks import CheckFailed, check_all
-from fcnkit.extract import run_definitions
-from fcnkit.observe import ObservationError
+from fcnkit._grading.extract import run_definitions
+from fcnkit._grading.observe import ObservationError
+from fcnkit._grading.verdicts import Status
 
 STRUCTURAL = [i.name for i in RUBRIC if not i.needs_weights]
 CONTEXT = Context(seed=7)
@@ -155,8 +156,8 @@ def test_dropout_is_judged_from_what_it_does():
     """Dropout of values (nn.Dropout) is told from Dropout2d by what it zeroes, observed on a real
     model; the judgement of other patterns, on observations made up here: another p, active in eval
     mode, none at all, and a missing ReLU (the equivalence item's, not dropout's)."""
-    from fcnkit.diagnoses import Diagnosis
-    from fcnkit.dropout import _dropout_at
+    from fcnkit._grading.diagnoses import Diagnosis
+    from fcnkit._grading.dropout import _dropout_at
     namespace = load("reference")
 
     class FCN32s(namespace["FCN32s"]):
@@ -200,7 +201,7 @@ def test_one_mistake_in_other_numbers_is_one_diagnosis():
     """fc6 as a 3x3 or as a 5x5 convolution: two messages, each with the student's own numbers, and one
     diagnosis, which is what the class overview groups by (no message is read)."""
     from autograder.catalogue import mutate
-    from fcnkit.diagnoses import Diagnosis
+    from fcnkit._grading.diagnoses import Diagnosis
     said = {}
     for k in (3, 5):
         namespace = {"__name__": "submission"}
@@ -244,7 +245,7 @@ def test_the_grading_process_never_imports_torch():
     torch is imported once per run, in the warm worker, and not again for every submission."""
     code = ("import sys\nimport autograder.__main__, autograder.pipeline, autograder.reports.html, "
             "autograder.reports.overview, autograder.pipeline.class_grading, autograder.rubric\n"
-            "from fcnkit import judges, records, spec\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "from fcnkit import spec\nfrom fcnkit._grading import judges, records\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'torchvision')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
@@ -261,7 +262,7 @@ def test_a_check_of_the_grader_alone_does_not_stop_the_notebook(capsys):
 @functools.cache
 def student_verdicts(name: str) -> dict:
     """``{item: (passed, message, diagnosis)}`` of the student-side checks, at the public seed."""
-    return {v.name: (v.status == "PASS", v.message, v.diagnosis) for v in check_all(load(name)) if v.name in STRUCTURAL}
+    return {v.name: (v.status is Status.PASSED, v.message, v.diagnosis) for v in check_all(load(name)) if v.name in STRUCTURAL}
 
 
 def without_numbers(message: str) -> str:

@@ -436,7 +436,7 @@ def test_a_layer_named_with_markup_reaches_the_overview_as_text(tmp_path):
     from autograder.results import CheckResult, Status
     from autograder.rubric import ITEMS
     from autograder.submission import extract
-    from fcnkit.extract import run_definitions
+    from fcnkit._grading.extract import run_definitions
     name = "<b onmouseover=alert(1)>"
     source = mutate([("self.score_pool4 = nn.Conv2d(512, n_class, 1)",
                       f"self.add_module({name!r}, nn.Conv2d(512, n_class, 1))"),
@@ -462,7 +462,7 @@ def test_a_submission_failing_as_a_whole_is_one_diagnosis_and_the_eleventh_is_fo
     from autograder.reports.diagnoses import WHOLE, diagnoses
     from autograder.reports.overview import overview_html
     from autograder.results import CheckResult, Status
-    from fcnkit.diagnoses import Diagnosis
+    from fcnkit._grading.diagnoses import Diagnosis
 
     def check(item, passed, message, diagnosis):
         return CheckResult(item.name, item.title, item.model, item.points, item.points if passed else 0,

@@ -166,7 +166,7 @@ def test_the_grader_and_the_notebook_agree_on_names_the_definitions_read(tmp_pat
     a value computed from an import) passes on both sides; a name only a training cell assigns is the
     same named FAIL on both, though the notebook's session holds it; the training cell runs on neither."""
     from fcnkit.checks import check
-    from fcnkit.judges import CheckFailed
+    from fcnkit._grading.judges import CheckFailed
     marker = tmp_path / "trained.txt"
     cells = names_read_from_cells(marker)
     nb = nbformat.v4.new_notebook()

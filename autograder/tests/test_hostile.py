@@ -74,9 +74,9 @@ def replay_public_reference(model, kind):
     import json
     import numpy as np
     from fcnkit.checks import REFERENCE_FILE
-    from fcnkit.judges import EQUIVALENCE_SIZE, PUBLIC_SEED
-    from fcnkit.stages import stage_positions
-    from fcnkit.seeded import seeded_input
+    from fcnkit._grading.judges import EQUIVALENCE_SIZE, PUBLIC_SEED
+    from fcnkit._grading.stages import stage_positions
+    from fcnkit._grading.seeded import seeded_input
     from fcnkit.spec import STAGES
     with np.load(REFERENCE_FILE) as stored:
         meta = json.loads(str(stored["meta"]))["stages"][kind]
@@ -135,7 +135,7 @@ sys.path.insert(0, {str(REPO)!r})
 from autograder.reference.models import FCN32s, FCN8s
 """) + "FCN32s, FCN8s = Attack.FCN32s, Attack.FCN8s\n", 0, "namespaces / landlock: the repository is unreadable"),
     "patch_checks": (class_body("""
-import fcnkit.checks, fcnkit.observe
+import fcnkit.checks, fcnkit._grading.observe
 for name in dir(fcnkit.checks):
     if name.startswith("judge_"):
         setattr(fcnkit.checks, name, lambda *a, **k: "ok")
@@ -404,14 +404,15 @@ def test_replaying_the_public_seed_fools_only_the_student_side():
     from autograder.judging import CheckFailed, Context, judgement_of, observe_in_process
     from autograder.submission import definitions
     from fcnkit.checks import check_all
-    from fcnkit.extract import run_definitions
+    from fcnkit._grading.extract import run_definitions
+    from fcnkit._grading.verdicts import Status
     namespace = {"__name__": "submission"}
     source = "import torch\nfrom torch import nn\n" + PUBLIC_SEED_REPLAY
     assert run_definitions([vars(c) for c in definitions([(0, source)], "replay.py").chunks], namespace) == []
     verdicts = {v.name: v for v in check_all(namespace) if not v.name.endswith("_miou")}
     # the replay hooks the stages the equivalence items compare; the dropout items' training-mode pass
     # sees through it (fc7's input is the replayed value, not relu6's output with channels dropped)
-    assert {n for n, v in verdicts.items() if v.status != "PASS"} == {"fcn32s_dropout", "fcn8s_dropout"}
+    assert {n for n, v in verdicts.items() if v.status is not Status.PASSED} == {"fcn32s_dropout", "fcn8s_dropout"}
     context = Context(seed=12345)
     for name in ("fcn32s_equivalence", "fcn8s_equivalence"):
         record = observe_in_process(ITEMS[name], namespace, context)

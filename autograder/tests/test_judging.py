@@ -25,7 +25,7 @@ def test_an_item_without_a_judgement_names_the_fix():
 
 def test_every_observation_is_a_step_the_child_runs():
     """The child dispatches on the op of each step it is sent: each observation's must be one of them."""
-    from fcnkit.observers import OBSERVERS
+    from fcnkit._grading.observers import OBSERVERS
     assert set(OBSERVATIONS) == set(OBSERVERS), set(OBSERVERS)
     assert OBSERVATIONS["predict"].step_for("fcn8s") == {"id": "predict-fcn8s", "op": "predict", "kind": "fcn8s",
                                                          "checkpoint": "checkpoint-fcn8s"}

@@ -158,7 +158,7 @@ def test_a_checks_diagnosis_is_kept_and_a_gradebook_of_before_gets_its_column(tm
     """The record keeps each check's diagnosis (what the overview groups by); a gradebook written before
     diagnoses were data is opened with the column added, its checks without one, and records new ones."""
     from autograder.results import CheckResult, Report, Status
-    from fcnkit.diagnoses import Diagnosis
+    from fcnkit._grading.diagnoses import Diagnosis
     failed = CheckResult("fcn32s_head", "head", "fcn32s", 4, 0, Status.FAILED, "fc6 is Conv2d(512, 4096, 3)",
                          Diagnosis("wrong_layer", "fc6"))
     passed = CheckResult("fcn32s_vgg_layers", "layers", "fcn32s", 4, 4, Status.PASSED, "all match")

@@ -104,7 +104,8 @@ class WorkerServer:
         import numpy  # noqa: F401
         import torch
         import torchvision  # noqa: F401
-        from fcnkit import checks, extract, observe, records
+        from fcnkit import checks
+        from fcnkit._grading import extract, observe, records
         import codec  # the runtime folder's (first on the path): the grader's process has them as
         import steps  # autograder.isolation.runtime.codec and .steps
         self.modules = {"torch": torch, "observe": observe, "checks": checks, "codec": codec, "steps": steps,

@@ -1,9 +1,9 @@
-"""The record codec: how a grading child's records (fcnkit.records) cross the process boundary.
+"""The record codec: how a grading child's records (fcnkit._grading.records) cross the process boundary.
 
 The child writes them; the grader reads them as untrusted data, so :func:`decode` accepts exactly one
 record of the expected type, checks every field's type, and bounds sizes; it never unpickles anything.
 This module runs on both sides: in the grader's process (as autograder.isolation.runtime.codec) and
-in the child, from the runtime folder (as ``codec``); it imports only numpy and fcnkit.records.
+in the child, from the runtime folder (as ``codec``); it imports only numpy and fcnkit._grading.records.
 
 Wire format: 8 bytes (header length, little endian), a JSON header, then the arrays' raw bytes.
 """
@@ -17,7 +17,7 @@ import typing
 
 import numpy as np
 
-from fcnkit.records import RECORDS, Failure
+from fcnkit._grading.records import RECORDS, Failure
 
 MAX_RECORD_BYTES = 96 * 2**20
 MAX_HEADER_BYTES = 4 * 2**20

@@ -2,7 +2,7 @@
 what the warm worker prepares once before it forks the children.
 
 This runs only in the grader's child, from the runtime folder (as ``steps``): it is not in the student
-wheel. The observing itself is fcnkit's (:data:`fcnkit.observers.OBSERVERS`), so that the notebook's checks see a
+wheel. The observing itself is fcnkit's (:data:`fcnkit._grading.observers.OBSERVERS`), so that the notebook's checks see a
 model as the grader does.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ import os
 import torch
 from torch import nn
 
-from fcnkit.observers import OBSERVERS, Setup
-from fcnkit.records import CopyParams
-from fcnkit.seeded import PristineVGG, seeded_copy
+from fcnkit._grading.observers import OBSERVERS, Setup
+from fcnkit._grading.records import CopyParams
+from fcnkit._grading.seeded import PristineVGG, seeded_copy
 
 __all__ = ["PristineVGG", "warm_up_meta", "run_step"]
 
@@ -32,7 +32,7 @@ def warm_up_meta() -> None:
 
 def run_step(step: dict, job: dict, namespace: dict, vgg: PristineVGG, fds: dict[str, int]):
     """The record of one step of ``job`` observed on the submission's ``namespace``: ``step["op"]`` is a
-    row of fcnkit's one table of observations (:data:`fcnkit.observers.OBSERVERS`), or the reference's
+    row of fcnkit's one table of observations (:data:`fcnkit._grading.observers.OBSERVERS`), or the reference's
     own job, ``expected_copy`` (what a correct copy leaves). The trained weights and the evaluation
     images come as files the grader opened (``fds``)."""
     op, kind = step["op"], step["kind"]

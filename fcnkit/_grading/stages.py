@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .records import Outputs
-from .spec import STAGES
+from ..spec import STAGES
 
 SAMPLES_PER_STAGE = 8192  # a larger stage is shipped as its values at these many positions
 

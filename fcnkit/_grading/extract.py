@@ -289,7 +289,7 @@ def definitions(cells: list[tuple[int, str]], name: str) -> Extracted:
 # ----------------------------------------------------------------------------------- running them
 def described(err: BaseException) -> str:
     """``Type: message`` of what a submission raised; a name it read and nobody defined (a NameError)
-    says where definitions must live, on both sides (the notes here, and :func:`fcnkit.observe.raised`)."""
+    says where definitions must live, on both sides (the notes here, and :func:`fcnkit._grading.observe.raised`)."""
     if type(err) is NameError and err.name:  # not UnboundLocalError: a local read before it is set
         return (f"NameError: name {err.name!r} is not defined in what the grader keeps of your notebook: define it "
                 f"at the top level of a cell that does not train (imports, functions, classes and the assignments "

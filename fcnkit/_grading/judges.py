@@ -1,6 +1,6 @@
 """The structural verdicts, with the messages the grader gives.
 
-Each ``judge_*`` function reads an observation record (:mod:`fcnkit.records`) and returns a short
+Each ``judge_*`` function reads an observation record (:mod:`fcnkit._grading.records`) and returns a short
 success message or raises :class:`CheckFailed` with what to fix. The grader calls them on what its
 sandboxed child observed, with the reference's activations for the seed it drew for the run; the
 notebook's test cells and ``python -m fcnkit check`` call them on an observation made in the
@@ -18,7 +18,7 @@ import numpy as np
 from .diagnoses import Diagnosis
 from .records import CopyParams, Layer, Outputs, Structure
 from .stages import StageValues
-from .spec import MODEL_CLASSES, N_CLASS, STAGES, UPSAMPLINGS, VGG_CHANNELS, VGG_CONV_NAMES, upsampling_weight
+from ..spec import MODEL_CLASSES, N_CLASS, STAGES, UPSAMPLINGS, VGG_CHANNELS, VGG_CONV_NAMES, upsampling_weight
 
 OUTPUT_SIZES = ((17, 24), (96, 131), (250, 161))  # small, odd, even, non-square, large
 EQUIVALENCE_SIZE = (31, 47)  # the smallest inputs cost least; every catalogue mutant is still caught
@@ -54,7 +54,7 @@ def final_crop_hint(kind: str) -> str:
 
 class CheckFailed(AssertionError):
     """A check did not pass; the message tells the student what to fix, the diagnosis what was found
-    (:mod:`fcnkit.diagnoses`: data the class overview groups by)."""
+    (:mod:`fcnkit._grading.diagnoses`: data the class overview groups by)."""
 
     def __init__(self, message: str, diagnosis: Diagnosis | None = None):
         super().__init__(message)

@@ -37,7 +37,7 @@ class Structure:
     forward_error: str = ""
     forward_device: str = "meta"  # "cpu" when forward could not run on the meta device
     unregistered: list[str] = field(default_factory=list)  # modules kept where PyTorch does not see them
-    forward_diagnosis: list[str] = field(default_factory=list)  # [code, subject] of forward_error (fcnkit.diagnoses)
+    forward_diagnosis: list[str] = field(default_factory=list)  # [code, subject] of forward_error (fcnkit._grading.diagnoses)
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Outputs:
     # fixed generator), then the same two in eval mode; dropout_error: why it could not be observed
     dropout: dict[str, np.ndarray] = field(default_factory=dict)
     dropout_error: str = ""
-    error_diagnosis: list[str] = field(default_factory=list)  # [code, subject] of error (fcnkit.diagnoses)
+    error_diagnosis: list[str] = field(default_factory=list)  # [code, subject] of error (fcnkit._grading.diagnoses)
 
 
 @dataclass
@@ -74,7 +74,7 @@ class CopyParams:
     own: bool  # False: the submission uses fcnkit's copy_params_from_vgg16
     layers: dict[str, CopiedLayer] = field(default_factory=dict)
     error: str = ""
-    error_diagnosis: list[str] = field(default_factory=list)  # [code, subject] of error (fcnkit.diagnoses)
+    error_diagnosis: list[str] = field(default_factory=list)  # [code, subject] of error (fcnkit._grading.diagnoses)
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Predictions:
 class Failure:
     """The step could not observe anything (e.g. the class could not be built); what to fix."""
     message: str
-    diagnosis: list[str] = field(default_factory=list)  # [code, subject] (fcnkit.diagnoses)
+    diagnosis: list[str] = field(default_factory=list)  # [code, subject] (fcnkit._grading.diagnoses)
 
 
 RECORDS = {cls.__name__: cls for cls in (Structure, Outputs, CopyParams, Predictions, Failure)}

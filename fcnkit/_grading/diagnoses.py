@@ -104,7 +104,7 @@ class Diagnosis:
 
     def __post_init__(self):
         if self.code not in LABELS:
-            raise ValueError(f"unknown diagnosis code {self.code!r}: add it to fcnkit.diagnoses.LABELS")
+            raise ValueError(f"unknown diagnosis code {self.code!r}: add it to fcnkit._grading.diagnoses.LABELS")
 
     @property
     def label(self) -> str:

@@ -1,4 +1,4 @@
-"""A model's modules as records: each layer's type and shape (:class:`~fcnkit.records.Layer`), the modules it
+"""A model's modules as records: each layer's type and shape (:class:`~fcnkit._grading.records.Layer`), the modules it
 keeps where PyTorch does not see them, which of them ran in forward, with what (:class:`CallRecorder`), and
 which maps an operation that raised was given (:class:`Operands`)."""
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The dropout judgement: Dropout2d(p=0.5) after relu6 and relu7, from what reaches fc7 and score in
 training mode (whole channels zeroed, the others doubled) and in eval mode (nothing changed). numpy
-only, like :mod:`fcnkit.judges`, whose messages it shares the form of."""
+only, like :mod:`fcnkit._grading.judges`, whose messages it shares the form of."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import numpy as np
 from .diagnoses import Diagnosis
 from .judges import CheckFailed, _fail_if, _first, root_cause, root_diagnosis
 from .records import Outputs
-from .spec import DROPOUT, MODEL_CLASSES
+from ..spec import DROPOUT, MODEL_CLASSES
 
 DROPOUT_P = 0.5
 

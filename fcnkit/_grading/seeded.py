@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .records import CopiedLayer
-from .spec import NAMED, VGG16_SOURCES
+from ..spec import NAMED, VGG16_SOURCES
 
 
 def _generator(seed: int, key: str) -> torch.Generator:

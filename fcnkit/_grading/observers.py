@@ -4,8 +4,8 @@ nbgrader's hidden tests, the catalogue's tests) and the notebook's checks (:mod:
 
 Each observer takes the namespace the submission's definitions ran in, the model's kind and a
 :class:`Setup` (the seed of the weights and inputs, the number of classes, and what some observations
-need besides) and returns the record the judgements read (:mod:`fcnkit.records`); a model that cannot
-be built or run raises :class:`~fcnkit.observe.ObservationError`. A rubric item names its row in
+need besides) and returns the record the judgements read (:mod:`fcnkit._grading.records`); a model that cannot
+be built or run raises :class:`~fcnkit._grading.observe.ObservationError`. A rubric item names its row in
 ``observes``.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def observe_copy(namespace: dict, kind: str, setup: Setup) -> CopyParams:
 
 
 def observe_predictions(namespace: dict, kind: str, setup: Setup) -> Predictions:
-    from .train import load_weights
+    from ..train import load_weights
     model = load_weights(_model(namespace, kind, setup), setup.checkpoint)
     return Predictions(kind=kind, maps=observe.predict(model, setup.images, setup.device))
 

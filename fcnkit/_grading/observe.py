@@ -2,9 +2,9 @@
 
 Everything here describes a model (its layers, output shapes, activations for given inputs and
 weights) and judges nothing: the verdicts are computed from these records elsewhere (the structural
-ones in :mod:`fcnkit.judges`, the rest by the grader, which holds the reference). The grader also
+ones in :mod:`fcnkit._grading.judges`, the rest by the grader, which holds the reference). The grader also
 calls :func:`observe_outputs` on its reference model, so both sides are observed the same way. The
-seeded weights come from :mod:`fcnkit.seeded`; what only the grader's child runs is the grader's.
+seeded weights come from :mod:`fcnkit._grading.seeded`; what only the grader's child runs is the grader's.
 """
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from .diagnoses import Diagnosis
 from .extract import described
 from .records import CopiedLayer, CopyParams, Outputs, Structure
 from .seeded import SEED_BLOCK, alias_large_weight, fill_seeded, weight_positions, seeded_input, seeded_vgg16
-from .spec import DROPOUT, MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
+from ..spec import DROPOUT, MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
 
 MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed without their weights
 
 class ObservationError(Exception):
     """The submission could not be observed (no such class, its constructor raised...): the message
-    is what the student must fix, the diagnosis (:mod:`fcnkit.diagnoses`) what was found."""
+    is what the student must fix, the diagnosis (:mod:`fcnkit._grading.diagnoses`) what was found."""
 
     def __init__(self, message: str, diagnosis: Diagnosis):
         super().__init__(message)
@@ -347,7 +347,7 @@ def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Mo
     """Copy a seeded VGG-16 (``vgg``, else a new :func:`seeded_vgg16`) into a fresh model with the
     submission's own copy_params_from_vgg16, or fcnkit's when it has none (then the layers' names
     and shapes are what is checked), and report the copied layers at seeded positions."""
-    from .vgg import copy_params_from_vgg16
+    from ..vgg import copy_params_from_vgg16
     own = own_copy_function(namespace, kind)
     model = build(namespace, kind, n_class, default_init=False)
     vgg = seeded_vgg16(seed) if vgg is None else vgg
