@@ -39,3 +39,26 @@ def test_every_code_the_sources_name_is_in_the_table_and_every_code_in_it_is_nam
     named = set(re.findall(r'Diagnosis\(\s*"(\w+)"', text)) | set(re.findall(r'\[\s*"(\w+)",\s*(?:""|type\()', text))
     assert named - set(LABELS) == set(), "codes missing from LABELS"
     assert set(LABELS) - named == set(), "codes nobody makes"
+
+
+def test_the_notebook_and_the_grader_give_one_verdict_type(tmp_path):
+    """``check_all``'s results are the grader's ``CheckResult``: the same statuses, points and JSON form; a
+    grader's report never holds the notebook's NOT_CHECKED (a report that does was not written by the grader)."""
+    import json
+    from pathlib import Path
+
+    from autograder.results import CheckResult, ReportError, Status, read_report
+    from fcnkit.checks import check_all
+    results = check_all({})  # no model: every structural item fails, the rest are not checked here
+    assert results and all(type(r) is CheckResult for r in results)
+    assert {r.status for r in results} == {Status.FAILED, Status.NOT_CHECKED}
+    assert all(r.score == 0 and r.max_score > 0 for r in results)
+    assert [CheckResult.from_json(r.to_json()) for r in results] == results
+    assert [s.word for s in Status] == ["PASS", "FAIL", "NOT GRADED", "FLAGGED", "NOT CHECKED"]
+    golden = Path(__file__).resolve().parent.parent / "autograder" / "tests" / "golden" / "catalogue_seed7" / "reference.json"
+    data = json.loads(golden.read_text(encoding="utf-8"))
+    assert read_report(golden).checks[0].status is Status.PASSED
+    data["checks"][0]["status"] = "not checked"
+    (tmp_path / "reference.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ReportError, match="'not checked': the notebook's status, never in a grader's report"):
+        read_report(tmp_path / "reference.json")
