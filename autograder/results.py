@@ -121,9 +121,14 @@ class Report:
             report.manual = {q: ManualScore(**m) for q, m in report.manual.items()}
         if not isinstance(report.student, str):
             raise TypeError("the report's student is not a string")
-        if any(c.status is Status.NOT_CHECKED for c in report.checks):
-            raise ValueError("a check 'not checked': the notebook's status, never in a grader's report")
+        report.refuse_notebook_statuses()
         return report
+
+    def refuse_notebook_statuses(self) -> None:
+        """ValueError if a check is NOT_CHECKED: the notebook's status, never the grader's (no page or
+        gradebook row has a place for it)."""
+        if any(c.status is Status.NOT_CHECKED for c in self.checks):
+            raise ValueError("a check 'not checked': the notebook's status, never in a grader's report")
 
 
 def dumps(reports: "Report | list[Report]") -> str:

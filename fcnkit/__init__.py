@@ -19,7 +19,7 @@ _HOMES = {
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [*_MODULES, *_HOME_OF]
 
 

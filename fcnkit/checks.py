@@ -210,7 +210,9 @@ def check(name: str, namespace: dict, n_class: int = N_CLASS, **kwargs) -> None:
             print(f"note: {note}")
         err.item = name
         raise
-    print(f"{Status.PASSED.word} {name}: {message}" if message else f"{name}: checked by the grader only (no student-side check)")
+    status, message = (Status.PASSED, message) if message else (
+        Status.NOT_CHECKED, "checked by the grader only (no student-side check)")
+    print(f"{status.word} {name}: {message}")
 
 
 def show_failures_plainly(namespace: dict) -> None:

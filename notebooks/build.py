@@ -3,7 +3,7 @@
     python notebooks/build.py --release  # refresh the source's generated cells, then the release (nbgrader)
     python notebooks/build.py            # refresh the source's generated cells only
     python notebooks/build.py --check    # fail if the source or the release is out of date (CI)
-    python notebooks/build.py --release --install git+https://github.com/ORG/fcnkit@v0.2.0  # Colab-friendly
+    python notebooks/build.py --release --install git+https://github.com/ORG/fcnkit@v0.3.0  # Colab-friendly
 
 The source notebook (``source/fcn_segmentation/fcn_segmentation.ipynb``) holds the text, the setup and
 training cells, the questions, the answer keys and the points of the written answers. The build

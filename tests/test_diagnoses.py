@@ -62,3 +62,14 @@ def test_the_notebook_and_the_grader_give_one_verdict_type(tmp_path):
     (tmp_path / "reference.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ReportError, match="'not checked': the notebook's status, never in a grader's report"):
         read_report(tmp_path / "reference.json")
+    from autograder.record.gradebook import Gradebook
+    report = read_report(golden)
+    report.checks = [*results[:1], *report.checks[1:]]  # the notebook's FAILED is the grader's: filed
+    book = Gradebook(tmp_path / "gradebook.sqlite")
+    book.record(report, "0" * 64, "test", None)
+    assert book.report(report.student).checks[0] == results[0]
+    report.checks[0] = next(r for r in results if r.status is Status.NOT_CHECKED)
+    with pytest.raises(ValueError, match="'not checked'"):
+        book.record(report, "0" * 64, "test", None)
+    assert book.report(report.student).checks[0] == results[0]  # the record as it was
+    book.close()

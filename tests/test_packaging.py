@@ -50,6 +50,10 @@ def test_student_wheel_holds_no_solution(student_wheel):
                 assert "class FCN8s" not in text and "class FCN32s" not in text, name
                 assert not [d for d in CHILD_ONLY if d in text], f"{name} holds the child's runtime"
     assert "fcnkit/checks.py" in names and "fcnkit/_grading/observe.py" in names  # the student-side checks are there
+    # exactly the modules of the tree: none left over in build/ from before a module moved (setuptools keeps them)
+    tracked = subprocess.run(["git", "ls-files", "fcnkit", "dataset_tools"], cwd=REPO, capture_output=True, text=True)
+    if tracked.returncode == 0:
+        assert {n for n in names if n.endswith(".py")} == {n for n in tracked.stdout.split() if n.endswith(".py")}
     assert not [n for n in names if Path(n).name in ("codec.py", "steps.py", "child.py", "confine.py")], names
 
 

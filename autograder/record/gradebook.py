@@ -233,6 +233,7 @@ class Gradebook:
             self._put(db, report, sha256, grader, session, state)
 
     def _put(self, db, report: Report, sha256: str, grader: str, session: int | None, state: str) -> None:
+        report.refuse_notebook_statuses()
         s = report.student
         db.execute("INSERT OR REPLACE INTO students VALUES (?, ?, ?)", (s, atomic.name_text(s), file_stem(s)))
         db.execute("INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -255,7 +255,7 @@ def test_a_check_of_the_grader_alone_does_not_stop_the_notebook(capsys):
     not know: it says so instead of failing, and the hidden part does the grading."""
     from fcnkit.checks import check
     check("fcn32s_something_new", load("reference"))
-    assert "fcn32s_something_new: checked by the grader only" in capsys.readouterr().out
+    assert "NOT CHECKED fcn32s_something_new: checked by the grader only" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------- the student side

@@ -56,7 +56,8 @@ class CheckResult:
 
     @property
     def graded(self) -> bool:
-        return self.status is not Status.NOT_GRADED
+        """Whether its points were decided (passed, failed or flagged), by the grader or the notebook."""
+        return self.status not in (Status.NOT_GRADED, Status.NOT_CHECKED)
 
     def to_json(self) -> dict:
         found = {"diagnosis": self.diagnosis.to_json()} if self.diagnosis else {}
