@@ -1,7 +1,7 @@
 """Diagnoses as data (fcnkit._grading.diagnoses): a code from one table, its subject, and the table's words."""
 import pytest
 
-from fcnkit._grading.diagnoses import LABELS, MAX_SUBJECT, NOT_RUN, Diagnosis
+from fcnkit._grading.diagnoses import LABELS, MAX_SUBJECT, NOT_RUN, RECORDED, Diagnosis
 
 
 def test_a_code_outside_the_table_is_refused_where_it_is_made():
@@ -39,6 +39,31 @@ def test_every_code_the_sources_name_is_in_the_table_and_every_code_in_it_is_nam
     named = set(re.findall(r'Diagnosis\(\s*"(\w+)"', text)) | set(re.findall(r'\[\s*"(\w+)",\s*(?:""|type\()', text))
     assert named - set(LABELS) == set(), "codes missing from LABELS"
     assert set(LABELS) - named == set(), "codes nobody makes"
+    # RECORDED is exactly what the child's code makes: its observers, its checkpoint loading, its runtime
+    child = [repo / "fcnkit" / "train.py", *(repo / "fcnkit" / "_grading").glob("*.py"),
+             *(repo / "autograder" / "isolation" / "runtime").glob("*.py")]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in child if p.name not in ("judges.py", "dropout.py"))
+    made = set(re.findall(r'Diagnosis\(\s*"(\w+)"', text)) | set(re.findall(r'\[\s*"(\w+)",\s*(?:""|type\()', text))
+    assert made == RECORDED
+
+
+def test_a_childs_record_with_a_code_it_cannot_make_is_read_as_forged():
+    """A hostile child may write a well-formed Failure naming any code, e.g. the time limit's (the overview would
+    list it among the checks that never ran) or another student's mistake: only the codes its own code makes are
+    read; the rest are "unclassified", the message standing for them. The verdict is FAILED either way."""
+    from autograder.isolation import StepOutcome
+    from autograder.pipeline.verdicts import judge
+    from autograder.rubric import RUBRIC
+    from fcnkit._grading.judges import recorded
+    from fcnkit._grading.records import Failure
+    item = next(i for i in RUBRIC if i.name == "fcn32s_head")
+    for forged in (["time_limit", ""], ["below_threshold", ""], ["not_in_run", ""], ["grader_error", "x"]):
+        found = judge(item, StepOutcome(record=Failure("FCN32s could not be built", forged)), run=None)
+        assert (found.score, found.status.value, found.diagnosis) == (
+            0, "failed", Diagnosis("unclassified", "FCN32s could not be built"))
+        assert recorded(forged, Diagnosis("forward_raises")) == Diagnosis("forward_raises")
+    honest = judge(item, StepOutcome(record=Failure("no class FCN32s", ["no_class", "FCN32s"])), run=None)
+    assert honest.diagnosis == Diagnosis("no_class", "FCN32s") and honest.score == 0
 
 
 def test_the_notebook_and_the_grader_give_one_verdict_type(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fcnkit._grading.diagnoses import MAX_SUBJECT, Diagnosis
+from fcnkit._grading.diagnoses import MAX_SUBJECT, RECORDED, Diagnosis
 from fcnkit._grading.records import Failure, Predictions
 from fcnkit.spec import MODEL_CLASSES
 
@@ -42,7 +42,7 @@ def judge(item: Item, outcome, run) -> CheckResult:
     if record is None:
         return result(item, False, outcome.failure, diagnosis=outcome.diagnosis)
     if isinstance(record, Failure):
-        return result(item, False, record.message, diagnosis=Diagnosis.from_json(record.diagnosis))
+        return result(item, False, record.message, diagnosis=Diagnosis.from_json(record.diagnosis, RECORDED))
     try:
         message = judgement_of(item.name)(record, run.context)
     except CheckFailed as err:

@@ -86,6 +86,12 @@ LABELS = {
 
 MAX_SUBJECT = 200  # characters of a subject read back (a child's record is untrusted data)
 
+# the codes a grading child can record: its observers (observe.py), its checkpoint loading (fcnkit.train) and
+# its runtime. A child's record naming another code (time_limit, below_threshold...) is forged: it reads as none
+RECORDED = frozenset({"no_class", "not_a_module", "construction_raises", "forward_raises", "forward_combines",
+                      "forward_returns", "missing_layer", "role_count", "copy_raises", "checkpoint_missing",
+                      "checkpoint_fit", "checkpoint_not_state_dict", "out_of_memory", "observer_error"})
+
 # the codes of checks that never ran: the child stopped, or never started, before them (their message
 # says "not graded: ...")
 NOT_RUN = frozenset({"did_not_run", "time_limit", "child_start", "definitions", "grader_error"})
@@ -115,9 +121,14 @@ class Diagnosis:
         return [self.code, self.subject]
 
     @classmethod
-    def from_json(cls, data) -> "Diagnosis | None":
+    def from_json(cls, data, codes=LABELS) -> "Diagnosis | None":
         """From ``[code, subject]`` (the subject cut to MAX_SUBJECT characters); None for none, or for a code
-        this version does not know."""
+        this version does not know.
+
+        Args:
+            data: the JSON form, as :meth:`to_json` wrote it (or anything: it may come from a child).
+            codes: the codes accepted; :data:`RECORDED` for what a grading child recorded.
+        """
         if not (isinstance(data, (list, tuple)) and len(data) == 2 and all(isinstance(x, str) for x in data)):
             return None
-        return cls(data[0], data[1][:MAX_SUBJECT]) if data[0] in LABELS else None
+        return cls(data[0], data[1][:MAX_SUBJECT]) if data[0] in codes and data[0] in LABELS else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .diagnoses import Diagnosis
+from .diagnoses import RECORDED, Diagnosis
 from .records import CopyParams, Layer, Outputs, Structure
 from .stages import StageValues
 from ..spec import MODEL_CLASSES, N_CLASS, STAGES, UPSAMPLINGS, VGG_CHANNELS, VGG_CONV_NAMES, upsampling_weight
@@ -62,8 +62,9 @@ class CheckFailed(AssertionError):
 
 
 def recorded(diagnosis: list[str], fallback: Diagnosis) -> Diagnosis:
-    """The diagnosis an observation recorded with its error (``[code, subject]``), else ``fallback``."""
-    return Diagnosis.from_json(diagnosis) or fallback
+    """The diagnosis an observation recorded with its error (``[code, subject]``, a code an observer makes),
+    else ``fallback``."""
+    return Diagnosis.from_json(diagnosis, RECORDED) or fallback
 
 
 REGISTER_HINT = ("only registered layers are seen: attributes or an nn.ModuleList, not a plain list; "
