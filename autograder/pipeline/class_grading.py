@@ -240,7 +240,8 @@ def _grade(options: ClassOptions, began, submissions, record, device, evalset, l
     reports = [stored.get(s) or writer.reports[s] for s, _ in submissions]
     shard = f"{options.shard[0]}/{options.shard[1]}" if options.shard else "all"
     status = _write_class(options, (book, reports), log, labels, {
-        "grading time": f"{graded - started:.1f} s", "jobs": str(jobs), "shard": shard})
+        "graded": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "grading time": f"{graded - started:.1f} s",
+        "jobs": str(jobs), "shard": shard})
     book.end_run(run, {"start": started - began, "grading": graded - started, "jobs": jobs,
                        "threads": limits.threads}, isolation)
     if status == 2:  # the gradebook could not be used

@@ -8,7 +8,6 @@ and the run's facts (seed, isolation layers, time). Instructor-only: it names st
 from __future__ import annotations
 
 import html
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -74,7 +73,7 @@ def _facts_html(reports: list[Report], facts: dict[str, str] | None) -> str:
     seeds = sorted({str(r.seed) for r in reports})
     layers = sorted({", ".join(r.isolation.get("layers", [])) or "unknown" for r in reports})
     all_facts = {"students": str(len(reports)), "seed": ", ".join(seeds), "isolation layers": "; ".join(layers),
-                 "page built": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), **(facts or {})}
+                 **(facts or {})}
     return "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in all_facts.items())
 
 
@@ -121,7 +120,8 @@ def overview_html(reports: list[Report], facts: dict[str, str] | None = None) ->
 
     Args:
         reports: every student's report (as in ``<student>.json``).
-        facts: extra lines for the run's facts (e.g. ``{"grading time": "41 s"}``).
+        facts: extra lines for the run's facts (e.g. ``{"graded": "2026-12-04 23:10 UTC", "grading time": "41 s"}``),
+            from the record: rewriting the page from the same record writes the same bytes.
     """
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>FCN assignment: class overview</title>
