@@ -4,8 +4,8 @@ pages with the key, the student's own numbers, hints and near-duplicate flags, s
 import csv
 import json
 import shutil
-import time
 import sqlite3
+import time
 from pathlib import Path
 
 import nbformat
