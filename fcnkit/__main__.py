@@ -63,7 +63,7 @@ def check(path: Path, data: Path | None, predictions: Path | None, out=sys.stdou
         print(f"{v.status.word} {v.name}: {v.message}", file=out)
     failed = [v for v in verdicts if v.status is Status.FAILED]
     unchecked = [v for v in verdicts if v.status is Status.NOT_CHECKED]
-    checked = sum(v.max_score for v in verdicts if v.status is not Status.NOT_CHECKED)
+    checked = sum(v.max_score for v in verdicts if v.graded)
     passed = sum(v.score for v in verdicts)
     summary = f"{passed} of the {checked} points checked here pass"
     if unchecked:

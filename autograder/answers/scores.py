@@ -113,8 +113,7 @@ def rewrite_class_files(book, reports_dir: Path) -> list[Report]:
     if problems:
         raise AnswersError("; ".join(problems))
     write_csv(reports, reports_dir / "grades.csv")
-    imported = book.meta("answers imported")  # the time the scores last changed: the same CSV again, the same page
-    write_overview(reports_dir, reports, {**(book.facts() or {}), **({"answers imported": imported} if imported else {})})
+    write_overview(reports_dir, reports, book.facts())
     return reports
 
 

@@ -282,7 +282,7 @@ def _write_class(options: ClassOptions, record, log: classrun.RunLog, labels: La
     flag_class(reports, predictions_finder(options.checkpoints), labels.ids if labels else None)
 
     def pages() -> None:
-        problems.extend(class_pages(options.out, reports, facts)[1])
+        problems.extend(class_pages(options.out, reports, book.facts(facts))[1])
     attempt(overview, pages)
     book.set_flags(reports)  # the flags into the record, then every student's files from it
     book.set_facts(facts)

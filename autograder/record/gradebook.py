@@ -195,9 +195,18 @@ class Gradebook:
         with self.transaction() as db:
             self.set_meta(db, "overview facts", json.dumps(facts, sort_keys=True, ensure_ascii=False))
 
-    def facts(self) -> dict[str, str] | None:
-        text = self.meta("overview facts")
-        return json.loads(text) if text else None
+    def facts(self, run_facts: dict[str, str] | None = None) -> dict[str, str] | None:
+        """The facts the overview shows: ``run_facts`` (a run writing its pages) or else the last run's as
+        recorded, and when written answers were last imported, so that a run and an import show the same.
+
+        Args:
+            run_facts: the facts of the run now writing the overview, before :meth:`set_facts` records them.
+        """
+        if run_facts is None:
+            text = self.meta("overview facts")
+            run_facts = json.loads(text) if text else None
+        imported = self.meta("answers imported")
+        return {**(run_facts or {}), "answers imported": imported} if imported else run_facts
 
     def last_run(self) -> dict | None:
         row = self.db.execute("SELECT id, session, seed, grader, options, students FROM runs "

@@ -3,6 +3,7 @@ pages with the key, the student's own numbers, hints and near-duplicate flags, s
 (headless) browser, and an import that is checked whole, idempotent, and reaches every report."""
 import csv
 import json
+import re
 import shutil
 import sqlite3
 import time
@@ -217,6 +218,7 @@ def test_a_regrade_keeps_the_imported_answers(tmp_path):
     scores = write_csv(tmp_path / "scores.csv", [["ann", "question1", "12", "clear"], ["ben", "question2", "7", "thin"]],
                        ("student", "question", "score", "comment"))
     assert main(["answers", "--import", str(scores), "--reports", str(out)]) == 0
+    imported = re.search(r"<tr><th>answers imported</th><td>[^<]+</td></tr>", (out / "index.html").read_text()).group(0)
     (folder / "ben" / "fcn_segmentation.py").write_text(sources()["fcn8s_no_ceil_mode"], encoding="utf-8")
     roster = tmp_path / "roster.csv"
     for again in ([], ["--force"]):
@@ -228,6 +230,7 @@ def test_a_regrade_keeps_the_imported_answers(tmp_path):
             assert comment in page and f"{points:g} / 15" in page
             assert gradescope["score"] == report["total"]
         assert _views(out, "ben")[1]["score"] < _views(out, "ann")[1]["score"]  # ben's change was graded
+        assert imported in (out / "index.html").read_text(), again  # the overview still says when, as the import did
         roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section\nAnn,1,S1,ann,A\nBen,2,S2,ben,A\n")
         assert main(["export", "canvas", str(out), "--roster", str(roster), "--out", str(tmp_path / "canvas.csv"),
                      "--missing-answers-zero"]) == 0  # ann has no question2, ben no question1
