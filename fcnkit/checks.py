@@ -16,7 +16,6 @@ import numpy as np
 from torch import nn
 
 from ._grading import observe
-from ._grading.diagnoses import Diagnosis
 from ._grading.extract import build_namespace, definitions
 from ._grading.dropout import judge_dropout
 from ._grading.judges import (EQUIVALENCE_SIZE, PUBLIC_SEED, STRUCTURAL, CheckFailed,
@@ -247,11 +246,11 @@ def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=No
             if item.needs_weights:
                 missing = _why_not_predictions(item, predictions, data)
                 if missing:
-                    verdicts.append(_result(item, Status.NOT_CHECKED, missing))
+                    verdicts.append(CheckResult.of(item, Status.NOT_CHECKED, missing))
                     continue
                 message = run_check(item.name, namespace, n_class, predictions=predictions, data=data)
             elif not _judged_here(item):
-                verdicts.append(_result(item, Status.NOT_CHECKED, "checked by the grader only"))
+                verdicts.append(CheckResult.of(item, Status.NOT_CHECKED, "checked by the grader only"))
                 continue
             else:
                 key = (item.observes, item.model)
@@ -264,15 +263,10 @@ def check_all(namespace: dict, n_class: int = N_CLASS, predictions=None, data=No
                     raise observed[key]
                 message = judge(item.name, observed[key], n_class)
         except CheckFailed as err:
-            verdicts.append(_result(item, Status.FAILED, str(err), err.diagnosis))
+            verdicts.append(CheckResult.of(item, Status.FAILED, str(err), err.diagnosis))
         else:
-            verdicts.append(_result(item, Status.PASSED, message))
+            verdicts.append(CheckResult.of(item, Status.PASSED, message))
     return verdicts
-
-
-def _result(item: PublicItem, status: Status, message: str, diagnosis: Diagnosis | None = None) -> CheckResult:
-    return CheckResult(item.name, item.title, item.model, item.points,
-                       item.points if status is Status.PASSED else 0, status, message, diagnosis)
 
 
 def _why_not_predictions(item: PublicItem, predictions, data) -> str:

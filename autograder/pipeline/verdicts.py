@@ -28,8 +28,8 @@ def result(item: Item, passed: bool, message: str, status: Status | None = None,
     record: "unclassified", its message standing for it)."""
     if not passed and diagnosis is None:
         diagnosis = Diagnosis("unclassified", message[:MAX_SUBJECT])
-    return CheckResult(item.name, item.title, item.model, item.points, item.points if passed else 0,
-                       status or (Status.PASSED if passed else Status.FAILED), message, None if passed else diagnosis)
+    return CheckResult.of(item, status or (Status.PASSED if passed else Status.FAILED), message,
+                          None if passed else diagnosis)
 
 
 def not_graded_check(item: Item, message: str, diagnosis: Diagnosis | None = None) -> CheckResult:

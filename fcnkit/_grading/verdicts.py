@@ -54,6 +54,13 @@ class CheckResult:
     message: str
     diagnosis: Diagnosis | None = None
 
+    @classmethod
+    def of(cls, item, status: Status, message: str, diagnosis: Diagnosis | None = None) -> "CheckResult":
+        """``item``'s result (a rubric item: the grader's or the notebook's, with ``name``, ``title``, ``model``
+        and ``points``): its points when it passed, else none."""
+        return cls(item.name, item.title, item.model, item.points, item.points if status is Status.PASSED else 0,
+                   status, message, diagnosis)
+
     @property
     def graded(self) -> bool:
         """Whether its points were decided (passed, failed or flagged), by the grader or the notebook."""
