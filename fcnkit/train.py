@@ -229,16 +229,14 @@ def load_weights(model: nn.Module, path) -> nn.Module:
     try:
         load_checkpoint(path, model)
     except FileNotFoundError:
-        raise CheckFailed(f"checkpoint {path} not found; save model.state_dict() there.",
-                          Diagnosis("checkpoint_missing")) from None
+        raise CheckFailed(Diagnosis("checkpoint_missing", values={"path": path})) from None
     except RuntimeError as err:
         if "state_dict" not in str(err):
             raise
         first = str(err).strip().splitlines()
-        raise CheckFailed(f"checkpoint {path} does not fit the model: {' '.join(first[:3])[:400]}",
-                          Diagnosis("checkpoint_fit")) from None
+        raise CheckFailed(Diagnosis("checkpoint_fit", values={"path": path, "error": " ".join(first[:3])[:400]})) \
+            from None
     except Exception as err:  # a pickled object, a corrupt file...
-        raise CheckFailed(f"checkpoint {path} is not a plain state_dict ({type(err).__name__}: "
-                          f"{str(err)[:200]}); save with torch.save(model.state_dict(), path).",
-                          Diagnosis("checkpoint_not_state_dict")) from None
+        raise CheckFailed(Diagnosis("checkpoint_not_state_dict", values={
+            "path": path, "error": f"{type(err).__name__}: {str(err)[:200]}"})) from None
     return model

@@ -98,3 +98,75 @@ def test_the_notebook_and_the_grader_give_one_verdict_type(tmp_path):
         book.record(report, "0" * 64, "test", None)
     assert book.report(report.student).checks[0] == results[0]  # the record as it was
     book.close()
+
+
+def test_a_layer_named_with_bidi_controls_cannot_reorder_the_overviews_row():
+    """A student may name a layer with U+202E (right-to-left override) and the like; the name becomes the subject
+    of "forward fails adding ...", which the class overview shows: the subject keeps only printable characters,
+    whether it was observed here or read back from a record."""
+    import torch
+    from torch import nn
+
+    from fcnkit._grading.observe import ObservationError, forward
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("up\u202escore\u200b2", nn.Conv2d(3, 2, 1))
+            self.add_module("score_pool4", nn.Conv2d(3, 2, 2))
+
+        def forward(self, x):
+            return getattr(self, "up\u202escore\u200b2")(x) + self.score_pool4(x)
+
+    with pytest.raises(ObservationError) as raised:
+        forward(Net(), torch.zeros(1, 3, 5, 5), "Net.forward")
+    found = raised.value.diagnosis
+    assert found.code == "forward_combines", found
+    assert found.label == "forward fails adding upscore2 and score_pool4", found.label
+    read = Diagnosis.from_json(["forward_combines", "adding \u202eevil\u2066 and \n\x1b[2Jx"])
+    assert read.subject == "adding evil and [2Jx" and read.label.isprintable()
+
+
+def test_every_code_has_a_sentence_and_every_clause_is_reachable():
+    """The student's words come from SENTENCES (or HINTS, for a cause a later check names): every code has
+    them, every {?clause} a template names exists, and every clause in the tables is named somewhere."""
+    import string
+
+    from fcnkit._grading.diagnoses import HINTS, SENTENCES
+    import re
+    from pathlib import Path
+    assert [c for c in LABELS if c not in SENTENCES and c not in HINTS] == []
+    sources = "\n".join(p.read_text(encoding="utf-8") for folder in ("fcnkit", "autograder")
+                        for p in (Path(__file__).resolve().parent.parent / folder).rglob("*.py") if "tests" not in p.parts)
+    alone = set(re.findall(r'words\(\s*"(\?\w+)"', sources))  # a clause said on its own: words("?size", ...)
+    for table in (SENTENCES, HINTS):
+        named = set()
+        for key, template in table.items():
+            code = key.split("?")[0]
+            for _, field, _, _ in string.Formatter().parse(template):
+                if field and field.startswith("?"):
+                    clause = f"{code}?{field[1:]}" if f"{code}?{field[1:]}" in table else field
+                    assert clause in table, (key, field)
+                    named.add(clause)
+        assert {k for k in table if "?" in k} - named - alone == set(), "clauses nobody names"
+
+
+def test_a_sentence_reads_the_students_values():
+    """Lists, the form for how many, clauses present only with a value (0 is a value), numbers formatted."""
+    pools = Diagnosis("ceil_mode", "pool4, pool5", {"pools": ["pool4", "pool5"]})
+    assert pools.sentence.startswith("pool4, pool5 need ceil_mode=True") and pools == Diagnosis("ceil_mode", "pool4, pool5")
+    assert Diagnosis("ceil_mode", "pool4", {"pools": ["pool4"]}).sentence.startswith("pool4 needs ")
+    layer = dict(found="Conv2d(512, 4096, kernel_size=3, stride=1, padding=0, bias=True)", type="Conv2d",
+                 in_channels=512, out_channels=4096, kernel_size=7, stride=1, bias=True)
+    assert Diagnosis("wrong_layer", "fc6", {**layer, "padding": 0}).sentence.endswith(
+        "expected Conv2d(512, 4096, kernel_size=7, stride=1, padding=0, bias=True)")
+    assert Diagnosis("wrong_layer", "fc6", {**layer, "padding": None}).sentence.endswith(
+        "expected Conv2d(512, 4096, kernel_size=7, stride=1, bias=True)")
+    none = Diagnosis("upsampling_kernels", values={"expected": ["kernel 64 stride 32"], "found": []})
+    assert none.sentence.endswith("found none") and none.hint.startswith("check the upsamplings: forward uses none,")
+    two = Diagnosis("role_count", "upscore2 and upscore_pool4", {"count": 2, "layer": "ConvTranspose2d layers",
+                                                                 "found": 0, "near": [], "n_class": 12})
+    assert two.sentence == "cannot compare: expected 2 ConvTranspose2d layers running in forward, found 0."
+    assert Diagnosis("departs", "fc7", {"model": "FCN32s", "matched": "pool5", "difference": 0.01234, "hint": "h"}
+                     ).sentence == ("FCN32s departs from the reference with the same weights: it matches up to pool5; "
+                                    "fc7 differs by 0.012 (relative): h.")

@@ -48,13 +48,16 @@ class Limits:
 
 @dataclass(frozen=True)
 class Stopped:
-    """Why a child, or a run of children, stopped before its steps ended: in words, and as the diagnosis
-    of the steps it left (:mod:`fcnkit._grading.diagnoses`)."""
-    words: str
+    """Why a child, or a run of children, stopped before its steps ended: the diagnosis of the steps it
+    left (:mod:`fcnkit._grading.diagnoses`), and its sentence."""
     diagnosis: Diagnosis
 
+    @property
+    def words(self) -> str:
+        return self.diagnosis.sentence
 
-DID_NOT_RUN = Stopped("the check did not run", Diagnosis("did_not_run"))
+
+DID_NOT_RUN = Stopped(Diagnosis("did_not_run"))
 
 
 @dataclass
@@ -261,8 +264,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
             if not pending:
                 break
             if time.monotonic() >= budget.deadline:
-                stopped = Stopped(f"the grader stopped the submission after {budget.seconds} s",
-                                  Diagnosis("time_limit"))
+                stopped = Stopped(Diagnosis("time_limit", values={"seconds": budget.seconds}))
                 break
             child_job = {**job, "threads": limits.threads, **confinement(runtime, sandbox),
                          "chunks": [c for c in chunks if c["index"] not in skip], "steps": pending}
@@ -272,7 +274,7 @@ def run(runtime: Runtime, sandbox: Path, chunks: list[dict], steps: list[dict], 
                                     sandbox, child_job, limits, uid, files or {},
                                     (budget.seconds + limits.start_s) * limits.threads)
             except (OSError, WorkerError) as err:
-                stopped = Stopped(f"the grading child could not start: {err}", Diagnosis("child_start"))
+                stopped = Stopped(Diagnosis("child_start", values={"error": err}))
                 break
             seconds["start"] = seconds.get("start", 0.0) + time.monotonic() - forked
             _one_child(child, pending, child_job, chunks, budget, expected, outcomes, notes, skip, seconds)
@@ -296,15 +298,15 @@ def _one_child(child: ConfinedChild, pending, child_job, chunks, budget: _Budget
             try:
                 outcomes[step] = StepOutcome(record=child.read_record(step, expected[step]))
             except RecordError as err:
-                outcomes[step] = StepOutcome(failure=f"the grader could not read what this check observed: {err}",
-                                             diagnosis=Diagnosis("unreadable_record"))
+                unreadable = Diagnosis("unreadable_record", values={"error": err})
+                outcomes[step] = StepOutcome(failure=unreadable.sentence, diagnosis=unreadable)
     child.close()
     if current is None and not why and not ending:
         for step in [s["id"] for s in pending if s["id"] not in outcomes]:  # finished without them
             outcomes[step] = StepOutcome(failure=DID_NOT_RUN.words, diagnosis=DID_NOT_RUN.diagnosis)
         return
-    why = why or Stopped(f"ended the submission's process ({ending or 'it exited'})",
-                         Diagnosis("check_stopped", "ended the submission's process"))
+    why = why or Stopped(Diagnosis("check_stopped", "ended the submission's process",
+                                   {"ended": ending or "it exited"}))
     if current is None:  # died between steps
         current = next((s["id"] for s in pending if s["id"] not in outcomes), None)
         if current is None:
@@ -326,15 +328,13 @@ def _overrun(child: ConfinedChild, current: str | None, began: float, cpu: float
     now, limits = time.monotonic(), budget.limits
     cpu_s, wall_s = budget.cpu.get(current, limits.check_s), budget.wall.get(current, limits.check_wall_s)
     if now >= budget.deadline:
-        return Stopped(f"was stopped when the submission's {budget.seconds} s ran out",
-                       Diagnosis("check_stopped", "ran out of the submission's time"))
+        return Stopped(Diagnosis("check_stopped", "ran out of the submission's time",
+                                 {"out_of_time": budget.seconds}))
     if cpu > cpu_s * limits.threads:
-        return Stopped(f"used more than {cpu_s} s of CPU time (the limit per check)",
-                       Diagnosis("check_stopped", "used more than its CPU time"))
+        return Stopped(Diagnosis("check_stopped", "used more than its CPU time", {"cpu": cpu_s}))
     if now - began > wall_s:
-        return Stopped(f"did not finish within {wall_s} s of wall-clock time (the backstop per check; it used "
-                       f"{cpu:.0f} s of CPU time: waiting or sleeping?)",
-                       Diagnosis("check_stopped", "ran past its wall-clock backstop"))
+        return Stopped(Diagnosis("check_stopped", "ran past its wall-clock backstop",
+                                 {"wall": wall_s, "cpu_used": cpu}))
     return None
 
 
@@ -373,5 +373,5 @@ def _follow(child: ConfinedChild, pending, child_job, budget: _Budget, notes: di
                 current, began, cpu_began = None, time.monotonic(), child.cpu_seconds()
     except (ValueError, UnicodeDecodeError) as err:
         child.kill()
-        return current, ended, Stopped(f"broke the grader's event channel ({str(err)[:100]})",
-                                       Diagnosis("check_stopped", "broke the event channel"))
+        return current, ended, Stopped(Diagnosis("check_stopped", "broke the event channel",
+                                                 {"channel": str(err)[:100]}))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit._grading.diagnoses import Diagnosis
+from fcnkit._grading.diagnoses import Diagnosis, words
 from fcnkit._grading.judges import CheckFailed
 from fcnkit.metrics import PairMismatch, confusion, confusion_sum, scores
 from fcnkit.predictions import PredictionsError, PredictionsMeta, read_predictions, sha256_file
@@ -97,39 +97,37 @@ def judge_predictions(kind: str, meta: PredictionsMeta, maps: dict[str, np.ndarr
     """Scores of submitted maps against the labels; raises Flagged when they are not plausible."""
     name = MODEL_CLASSES[kind]
     if meta.split != labels.split or meta.n_class != N_CLASS:
-        raise Flagged(f"{name}'s predictions are for the {meta.split!r} split with {meta.n_class} classes; the "
-                      f"grader scores the {labels.split!r} split with {N_CLASS}.", Diagnosis("predictions_split"))
+        raise Flagged(Diagnosis("predictions_split", values={
+            "model": name, "split": meta.split, "n_class": meta.n_class, "graded_split": labels.split,
+            "graded_n_class": N_CLASS}))
     if not SCALES[0] <= meta.scale <= SCALES[1]:
-        raise Flagged(f"{name}'s predictions were made at scale {meta.scale}; the grader accepts "
-                      f"{SCALES[0]} to {SCALES[1]}.", Diagnosis("predictions_scale"))
+        raise Flagged(Diagnosis("predictions_scale", values={"model": name, "scale": meta.scale, "low": SCALES[0],
+                                                             "high": SCALES[1]}))
     missing = [i for i in labels.ids if i not in maps]
     extra = [i for i in maps if i not in labels.ids]
     if missing or extra or meta.image_ids != labels.ids:
-        what = (f"{len(missing)} of the {len(labels.ids)} {labels.split} images are missing (e.g. {missing[0]})"
-                if missing else f"{len(extra)} are not {labels.split} images (e.g. {extra[0]})"
-                if extra else "the JSON's image_ids are not the split's, in its order")
-        smoke = (f" They come from a smoke run (FCNKIT_SMOKE=1: a few training steps on the bundled sample's "
-                 f"{len(maps)} test images): the student must run the notebook without FCNKIT_SMOKE."
-                 if meta.smoke else "")
-        raise Flagged(f"{name}'s predictions do not cover the {labels.split} split: {what}.{smoke}",
-                      Diagnosis("predictions_cover", "a smoke run's" if meta.smoke else ""))
+        raise Flagged(Diagnosis("predictions_cover", "a smoke run's" if meta.smoke else "", {
+            "model": name, "split": labels.split, "count": len(labels.ids), "missing": len(missing) or None,
+            "extra": None if missing else len(extra) or None, "order": not (missing or extra),
+            "first": (missing or extra or [""])[0], "smoke": meta.smoke, "maps": len(maps)}))
     truth = labels.labels(meta.scale)
 
     def pairs():  # a map of another size is flagged with the sizes, when it comes
         for image_id in labels.ids:
             pred, label = maps[image_id], truth[image_id]
             if pred.shape != label.shape:
-                raise Flagged(f"{name}'s map of {image_id} is {pred.shape[0]}x{pred.shape[1]}; the image is "
-                              f"{label.shape[0]}x{label.shape[1]} at scale {meta.scale}.", Diagnosis("predictions_size"))
+                raise Flagged(Diagnosis("predictions_size", values={
+                    "model": name, "image": image_id, "got": f"{pred.shape[0]}x{pred.shape[1]}",
+                    "expected": f"{label.shape[0]}x{label.shape[1]}", "scale": meta.scale}))
             yield pred, label
     try:
         result = scores(confusion_sum(pairs(), N_CLASS))
     except PairMismatch as err:
-        raise Flagged(f"{name}'s map of {labels.ids[err.index]}: {err}.", Diagnosis("predictions_map")) from None
+        raise Flagged(Diagnosis("predictions_map", values={"model": name, "image": labels.ids[err.index],
+                                                           "error": str(err)})) from None
     if result["mean_iou"] > MIOU_CEILING:
-        raise Flagged(f"{name}'s predictions reach test mIoU {result['mean_iou']:.3f}, above the {MIOU_CEILING} "
-                      f"no FCN on VGG-16 comes near on this split (a copy of the labels?).",
-                      Diagnosis("predictions_ceiling"))
+        raise Flagged(Diagnosis("predictions_ceiling", values={"model": name, "miou": result["mean_iou"],
+                                                               "ceiling": MIOU_CEILING}))
     return result
 
 
@@ -142,12 +140,11 @@ def read_and_judge(folder: Path, kind: str, labels: LabelSet) -> tuple[Predictio
 def read_submitted(folder: Path, kind: str) -> tuple[PredictionsMeta, dict]:
     """(meta, maps) of the predictions in ``folder``; raises Flagged when they cannot be read."""
     if folder.is_symlink():  # it could lead anywhere
-        raise Flagged(f"submitted predictions unreadable: {folder.name}/ is a link, which is not followed.",
-                      Diagnosis("predictions_unreadable"))
+        raise Flagged(Diagnosis("predictions_unreadable", values={"link": folder.name}))
     try:
         meta, maps = read_predictions(folder, kind)
     except PredictionsError as err:
-        raise Flagged(f"submitted predictions unreadable: {err}", Diagnosis("predictions_unreadable")) from None
+        raise Flagged(Diagnosis("predictions_unreadable", values={"error": str(err)})) from None
     return meta, maps
 
 
@@ -167,11 +164,11 @@ def cross_check(kind: str, meta: PredictionsMeta, submitted: dict[str, np.ndarra
         if mine is not None and mine.shape == pred.shape:
             same += int((mine == pred).sum())
     agreement = same / max(total, 1)
-    sha = "the same weights (SHA-256)" if digest == meta.weights_sha256 else (
-        f"weights whose SHA-256 is not the one recorded ({meta.weights_sha256[:12] or 'none'}... vs {digest[:12]}...)")
+    weights = ({"same_weights": True} if digest == meta.weights_sha256 else
+               {"other_weights": meta.weights_sha256[:12] or "none", "digest": digest[:12]})
     if agreement < MIN_AGREEMENT:
-        raise Flagged(f"{name}'s submitted predictions differ from what its weights produce: they agree on "
-                      f"{agreement:.1%} of the pixels ({sha}).", Diagnosis("predictions_disagree"))
+        raise Flagged(Diagnosis("predictions_disagree", values={"model": name, "agreement": agreement, **weights}))
+    sha = words("?same_weights") if "same_weights" in weights else words("?other_weights", **weights)
     return f"{name}: the submitted predictions are what its weights produce ({agreement:.2%} of the pixels; {sha})."
 
 
@@ -179,21 +176,19 @@ def cross_check(kind: str, meta: PredictionsMeta, submitted: dict[str, np.ndarra
 def score_predictions(predictions, labels, n_class: int = N_CLASS) -> dict:
     """fcnkit metrics of predicted maps against label maps (any shape or count mismatch fails)."""
     if len(predictions) != len(labels):
-        raise CheckFailed(f"{len(predictions)} predictions for {len(labels)} evaluation images.",
-                          Diagnosis("predictions_count"))
+        raise CheckFailed(Diagnosis("predictions_count", values={"count": len(predictions), "expected": len(labels)}))
     try:
         return scores(confusion_sum(((np.asarray(p), np.asarray(t)) for p, t in zip(predictions, labels)), n_class))
     except PairMismatch as err:
-        raise CheckFailed(f"a prediction does not fit its label: {err}.", Diagnosis("predictions_fit")) from None
+        raise CheckFailed(Diagnosis("predictions_fit", values={"error": str(err)})) from None
 
 
 def judge_miou(kind: str, scores: dict, threshold: float | None = None) -> str:
     threshold = miou_thresholds()[kind] if threshold is None else threshold
     miou = scores["mean_iou"]
     if not miou >= threshold:
-        raise CheckFailed(f"{MODEL_CLASSES[kind]} reaches test mIoU {miou:.3f}, below the threshold "
-                          f"{threshold:.2f}; train longer or start from ImageNet VGG-16 weights.",
-                          Diagnosis("below_threshold"))
+        raise CheckFailed(Diagnosis("below_threshold", values={"model": MODEL_CLASSES[kind], "miou": miou,
+                                                               "threshold": threshold}))
     return f"test mIoU {miou:.3f} >= {threshold:.2f} (pixel accuracy {scores['pixel_acc']:.3f})"
 
 

@@ -65,9 +65,10 @@ def not_graded_report(student: str, path: Path, err: BaseException, seed: int | 
     """The report of a submission the grader failed on: every item not graded, with the reason; the
     traceback in ``traceback`` (for the run log, never in the report's JSON)."""
     reason = str(err) if isinstance(err, GraderError) else f"grader error: {type(err).__name__}: {err}"
-    diagnosis = Diagnosis("grader_error", f"while {err.phase}" if isinstance(err, GraderError) else type(err).__name__)
-    return Report(student, str(path), seed=seed, isolation=isolation or {}, notes=[f"not graded: {reason}"],
-                  checks=[verdicts.not_graded_check(i, f"not graded: {reason}", diagnosis) for i in RUBRIC],
+    diagnosis = Diagnosis("grader_error", f"while {err.phase}" if isinstance(err, GraderError) else type(err).__name__,
+                          {"reason": reason})
+    return Report(student, str(path), seed=seed, isolation=isolation or {}, notes=[diagnosis.sentence],
+                  checks=[verdicts.not_graded_check(i, diagnosis) for i in RUBRIC],
                   not_graded=reason,
                   traceback="".join(traceback.format_exception(err)))
 
@@ -192,8 +193,9 @@ def _steps(items, weights: dict, run: GradingRun) -> tuple[dict, dict, dict]:
             try:  # a pipe would block this process; a link could hand the child any file (the labels)
                 files[s["checkpoint"]] = open_regular(weights[s["kind"]])
             except UnreadableFile as err:
-                outcomes[sid] = isolation.StepOutcome(failure=f"{CHECKPOINT_NAMES[s['kind']]} not read: {err}",
-                                                      diagnosis=Diagnosis("checkpoint_unreadable"))
+                unreadable = Diagnosis("checkpoint_unreadable", values={"checkpoint": CHECKPOINT_NAMES[s["kind"]],
+                                                                        "error": err})
+                outcomes[sid] = isolation.StepOutcome(failure=unreadable.sentence, diagnosis=unreadable)
                 del steps[sid]
                 continue
             if "images" not in files:
@@ -250,7 +252,7 @@ def grade_submission(student: str, path: Path, checkpoints: Path | None = None, 
             extracted = extract(path)
         report.notes += extracted.notes
     except SubmissionError as err:  # the student's file: a 0 with the reason
-        extracted, stopped = None, isolation.Stopped(str(err), Diagnosis("definitions", err.why))
+        extracted, stopped = None, isolation.Stopped(Diagnosis("definitions", err.why, {"reason": str(err)}))
         report.notes.append(stopped.words)
     report.phases["extraction"] = time.perf_counter() - start  # wall time by phase, for bench/grading_speed.py
     if extracted is not None and items:

@@ -18,10 +18,6 @@ from ..results import CheckResult, Report, Status
 from ..rubric import RUBRIC, Item
 from .discover import CHECKPOINT_NAMES
 
-NO_TRAINED_RESULTS = ("not graded: no trained results given (submitted predictions are scored with --data DIR or "
-                      "FCNKIT_DATA; weights with --checkpoints DIR).")
-
-
 def result(item: Item, passed: bool, message: str, status: Status | None = None,
            diagnosis: Diagnosis | None = None) -> CheckResult:
     """``item``'s result; one that did not pass has a diagnosis (when none was given, e.g. by a child's forged
@@ -32,8 +28,14 @@ def result(item: Item, passed: bool, message: str, status: Status | None = None,
                           None if passed else diagnosis)
 
 
-def not_graded_check(item: Item, message: str, diagnosis: Diagnosis | None = None) -> CheckResult:
-    return result(item, False, message, Status.NOT_GRADED, diagnosis)
+def failed(item: Item, diagnosis: Diagnosis) -> CheckResult:
+    """``item`` failed, as ``diagnosis`` says."""
+    return result(item, False, diagnosis.sentence, diagnosis=diagnosis)
+
+
+def not_graded_check(item: Item, diagnosis: Diagnosis, message: str | None = None) -> CheckResult:
+    """``item`` not graded, as ``diagnosis`` says (``message``: its words when they are not its sentence)."""
+    return result(item, False, diagnosis.sentence if message is None else message, Status.NOT_GRADED, diagnosis)
 
 
 def judge(item: Item, outcome, run) -> CheckResult:
@@ -48,8 +50,8 @@ def judge(item: Item, outcome, run) -> CheckResult:
     except CheckFailed as err:
         return result(item, False, str(err), diagnosis=err.diagnosis)
     except Exception as err:  # a well-formed record that makes no sense
-        return result(item, False, f"the grader could not judge what was observed ({type(err).__name__}: {err}).",
-                      diagnosis=Diagnosis("grader_error", f"judging: {type(err).__name__}"))
+        error = Diagnosis("grader_error", f"judging: {type(err).__name__}", {"judging": f"{type(err).__name__}: {err}"})
+        return result(item, False, error.sentence, diagnosis=error)
     return result(item, True, message)
 
 
@@ -111,15 +113,13 @@ def judge_trained(item: Item, run, report: Report, folder: Path | None, weights:
     if weights is not None and run.evalset is not None:  # the child stopped before it evaluated them
         return result(item, False, f"not graded: {stopped.words}", diagnosis=stopped.diagnosis)
     if folder is not None:
-        return not_graded_check(item, "not graded: predictions submitted, but the run has no labels to score them "
-                                "(--data DIR or FCNKIT_DATA).", Diagnosis("no_labels"))
+        return not_graded_check(item, Diagnosis("no_labels"))
     if run.labels is not None:
-        return result(item, False, f"no outputs/{kind}_predictions.npz and .json submitted (the notebook writes "
-                                   f"them when it trains {MODEL_CLASSES[kind]}).", diagnosis=Diagnosis("no_predictions"))
+        return failed(item, Diagnosis("no_predictions", values={"kind": kind, "model": MODEL_CLASSES[kind]}))
     if checkpoints is not None:
-        return result(item, False, f"no {CHECKPOINT_NAMES[kind]} found for {report.student} in {checkpoints}.",
-                      diagnosis=Diagnosis("no_checkpoint"))
-    return not_graded_check(item, NO_TRAINED_RESULTS, Diagnosis("no_trained_results"))
+        return failed(item, Diagnosis("no_checkpoint", values={
+            "checkpoint": CHECKPOINT_NAMES[kind], "student": report.student, "folder": checkpoints}))
+    return not_graded_check(item, Diagnosis("no_trained_results"))
 
 
 def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, weights: dict,
@@ -131,7 +131,7 @@ def judge_all(report: Report, run, items, outcomes: dict, predictions: dict, wei
             report.checks.append(judge_trained(item, run, report, predictions[item.model], weights.get(item.model),
                                                outcomes.get(step) if item in items else None, checkpoints, stopped))
         elif only is not None and item.name not in only:
-            report.checks.append(not_graded_check(item, "not graded in this run.", Diagnosis("not_in_run")))
+            report.checks.append(not_graded_check(item, Diagnosis("not_in_run")))
         elif step in outcomes and item in items:
             report.checks.append(judge(item, outcomes[step], run))
         else:

@@ -181,7 +181,7 @@ def test_dropout_is_judged_from_what_it_does():
              "no ReLU": (raw[0] * ~channels * 2, raw[1], "", None)}
     for case, (train, evaluated, said, diagnosis) in cases.items():
         found = _dropout_at("relu6", np.stack([raw[0], train, raw[1], evaluated]))
-        assert (found is None) if not said else (found[0] == diagnosis and said in found[1]), (case, found)
+        assert (found is None) if not said else (found == diagnosis and said in found.sentence), (case, found)
 
 
 def test_a_pool_defined_otherwise_is_shown_as_written():

@@ -1,12 +1,13 @@
 """The dropout judgement: Dropout2d(p=0.5) after relu6 and relu7, from what reaches fc7 and score in
 training mode (whole channels zeroed, the others doubled) and in eval mode (nothing changed). numpy
-only, like :mod:`fcnkit._grading.judges`, whose messages it shares the form of."""
+only, like :mod:`fcnkit._grading.judges`, whose messages it shares the form of (the words:
+:mod:`fcnkit._grading.diagnoses`)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .diagnoses import Diagnosis
-from .judges import CheckFailed, _fail_if, _first, root_cause, root_diagnosis
+from .judges import CheckFailed, _fail_if, root_diagnosis
 from .records import Outputs
 from ..spec import DROPOUT, MODEL_CLASSES
 
@@ -35,11 +36,12 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
     return np.allclose(a, b, rtol=1e-5, atol=1e-6 * max(float(np.abs(b).max(initial=0.0)), 1e-12))
 
 
-def _dropout_at(place: str, values: np.ndarray) -> tuple[Diagnosis, str] | None:
+def _dropout_at(place: str, values: np.ndarray) -> Diagnosis | None:
     """What is wrong with dropout after ``place`` (its observation: the output of the layer before the
-    ReLU and the next layer's input, in training mode, then in eval mode): its diagnosis and the words
-    after "after {place}, "; None when it is Dropout2d(p=0.5)."""
+    ReLU and the next layer's input, in training mode, then in eval mode); None when it is
+    Dropout2d(p=0.5)."""
     layer, drop, after = DROPOUT[place]
+    said = {"place": place, "next": after, "layer": layer, "drop": drop, "p": DROPOUT_P}
     raw_train, train, raw_eval, evaluated = (np.asarray(v, dtype=np.float64) for v in values)
     # the activation forward applies between them, as eval mode shows it (a missing ReLU is the
     # equivalence item's: here it only changes what "unchanged" means)
@@ -47,32 +49,21 @@ def _dropout_at(place: str, values: np.ndarray) -> tuple[Diagnosis, str] | None:
     if not _close(evaluated, act(raw_eval)):
         shown = _dropped(np.maximum(raw_eval, 0), evaluated) or _dropped(raw_eval, evaluated)
         if shown:
-            return Diagnosis("dropout_in_eval"), (
-                f"in eval mode {shown[0] + shown[1]} of {shown[2]} channels of {place}'s output reach {after} zeroed "
-                f"(all or in part) and the rest scaled by {shown[3]:.3g}: dropout is active in eval mode (an "
-                f"nn.Dropout2d module is not: model.eval() turns it off)")
-        return Diagnosis("dropout_eval_other"), f"in eval mode {after}'s input is neither {place}'s output nor {layer}'s"
+            return Diagnosis("dropout_in_eval", values={**said, "zeroed": shown[0] + shown[1], "live": shown[2],
+                                                         "factor": shown[3]})
+        return Diagnosis("dropout_eval_other", values=said)
     before = act(raw_train)
     if _close(train, before):
-        return Diagnosis("no_dropout", place), (
-            f"in training mode {after}'s input is {place}'s output unchanged: no dropout is applied between them "
-            f"(expected {drop} = nn.Dropout2d(p={DROPOUT_P}))")
+        return Diagnosis("no_dropout", place, said)
     shown = _dropped(before, train)
     if shown is None:
-        return Diagnosis("dropout_other", place), (
-            f"in training mode {after}'s input is not {place}'s output with values zeroed and the others scaled by "
-            f"one factor, as dropout makes it (expected {drop} = nn.Dropout2d(p={DROPOUT_P}))")
+        return Diagnosis("dropout_other", place, said)
     whole, partly, live, factor = shown
     if partly:
-        return Diagnosis("dropout_of_values"), (
-            f"in training mode single values within channels were zeroed ({partly} of {live} channels partly): "
-            f"that is dropout of values (nn.Dropout); {drop} should be nn.Dropout2d, which zeroes whole channels")
+        return Diagnosis("dropout_of_values", values={**said, "partly": partly, "live": live})
     p = 1 - 1 / factor if factor > 0 else float("nan")
     if not abs(p - DROPOUT_P) < 0.01 or not abs(whole / max(live, 1) - DROPOUT_P) < 0.15:
-        return Diagnosis("dropout_p"), (
-            f"in training mode {whole} of {live} channels were zeroed and the others scaled by {factor:.3g} "
-            f"(dropout with p = {p:.2g}); expected {drop} = nn.Dropout2d(p={DROPOUT_P}), which zeroes about half "
-            f"the channels and doubles the others")
+        return Diagnosis("dropout_p", values={**said, "whole": whole, "live": live, "factor": factor, "measured": p})
     return None
 
 
@@ -81,16 +72,14 @@ def judge_dropout(o: Outputs) -> str:
     training mode, nothing changed in eval mode."""
     name = MODEL_CLASSES[o.kind]
     if o.dropout_error or set(o.dropout) != set(DROPOUT):
-        cause = root_cause(o.layers, o.kind)  # the root cause instead of the error torch raised because of it
-        why = _first(cause, o.kind) if cause else o.dropout_error or o.error or "no observation of it"
-        raise CheckFailed(f"{name}'s dropout cannot be checked: {why}{'' if why.endswith('.') else '.'}"[:1000],
-                          root_diagnosis(o.layers) if cause else Diagnosis("dropout_unobserved"))
-    problems = []
-    for place in DROPOUT:
-        if found := _dropout_at(place, o.dropout[place]):
-            diagnosis, words = found
-            problems.append((diagnosis, f"after {place}, {words}"))
+        root = root_diagnosis(o.layers, o.kind)  # the root cause instead of the error torch raised because of it
+        if root:
+            raise CheckFailed(f"{name}'s dropout cannot be checked: {root.sentence}.", root)
+        why = o.dropout_error or o.error or "no observation of it"
+        unobserved = Diagnosis("dropout_unobserved", values={"model": name, "why": why})
+        text = unobserved.sentence
+        raise CheckFailed(f"{text}{'' if text.endswith('.') else '.'}"[:1000], unobserved)
+    problems = [found for place in DROPOUT if (found := _dropout_at(place, o.dropout[place]))]
     _fail_if(problems, f"{name} dropout")
     return (f"Dropout2d(p={DROPOUT_P}) after relu6 and relu7: whole channels zeroed (the others doubled) in "
             f"training mode, nothing changed in eval mode")
-

@@ -25,17 +25,17 @@ from ..spec import DROPOUT, MODEL_CLASSES, NAMED, STAGES, VGG16_SOURCES
 MAX_UPSAMPLING_NUMEL = 2**22  # larger transposed convolutions are listed without their weights
 
 class ObservationError(Exception):
-    """The submission could not be observed (no such class, its constructor raised...): the message
-    is what the student must fix, the diagnosis (:mod:`fcnkit._grading.diagnoses`) what was found."""
+    """The submission could not be observed (no such class, its constructor raised...): the diagnosis
+    (:mod:`fcnkit._grading.diagnoses`) is what was found, its sentence the message (what to fix)."""
 
-    def __init__(self, message: str, diagnosis: Diagnosis):
-        super().__init__(message)
+    def __init__(self, diagnosis: Diagnosis):
+        super().__init__(diagnosis.sentence[:1000])
         self.diagnosis = diagnosis
 
 
-def raised(what: str, err: BaseException) -> str:
-    hint = " Finish the parts marked YOUR CODE HERE." if isinstance(err, NotImplementedError) else ""
-    return f"{what} raised {described(err)}.{hint}".replace(": .", ".")[:1000]
+def raised(err: BaseException) -> dict:
+    """The values of a ``*_raises`` diagnosis: what ``err`` says, and whether it is a part left unfinished."""
+    return {"error": described(err).removesuffix(": "), "unfinished": isinstance(err, NotImplementedError)}
 
 
 # ----------------------------------------------------------------------------------- building
@@ -81,10 +81,9 @@ def build(namespace: dict, kind: str, n_class: int, default_init: bool = True) -
     name = MODEL_CLASSES[kind]
     cls = namespace.get(name)
     if cls is None:
-        raise ObservationError(f"No class named {name} was found; define `class {name}(nn.Module)`.",
-                               Diagnosis("no_class", name))
+        raise ObservationError(Diagnosis("no_class", name))
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ObservationError(f"{name} must be a class deriving from torch.nn.Module.", Diagnosis("not_a_module", name))
+        raise ObservationError(Diagnosis("not_a_module", name))
     errors = []
     with contextlib.nullcontext() if default_init else no_default_init():
         for args, kwargs in (((), {"n_class": n_class}), ((n_class,), {}), ((), {})):
@@ -94,14 +93,12 @@ def build(namespace: dict, kind: str, n_class: int, default_init: bool = True) -
                 errors.append(err)
                 continue
             except Exception as err:
-                raise ObservationError(raised(f"{name}(n_class={n_class})", err),
-                                       Diagnosis("construction_raises", type(err).__name__)) from None
+                raise ObservationError(Diagnosis("construction_raises", type(err).__name__,
+                                                 {"model": name, "n_class": n_class, **raised(err)})) from None
             if not isinstance(model, nn.Module):
-                raise ObservationError(f"{name}(n_class={n_class}) did not return an nn.Module.",
-                                       Diagnosis("not_a_module", name))
+                raise ObservationError(Diagnosis("built_not_module", name, {"n_class": n_class}))
             return model.eval()
-    raise ObservationError(f"{name} could not be built as {name}(n_class={n_class}): {errors[0]}"[:1000],
-                           Diagnosis("construction_raises", "TypeError"))
+    raise ObservationError(Diagnosis("construction_signature", name, {"n_class": n_class, "error": errors[0]}))
 
 
 @contextlib.contextmanager
@@ -133,16 +130,15 @@ def forward(model: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
         with torch.no_grad(), large_weights_in_place(model), operands:
             out = model(x.clone())
     except Exception as err:
-        where = f"{what} on an input of shape {tuple(x.shape)}"
+        where = {"call": what, "shape": tuple(x.shape)}
         if operands.failed:  # what it was combining says more than torch's "size of tensor a (10)"
-            raise ObservationError(f"{where} failed {operands.failed} ({described(err)})"[:1000],
-                                   Diagnosis("forward_combines", operands.what)) from None
-        raise ObservationError(raised(where, err), Diagnosis("forward_raises", type(err).__name__)) from None
+            raise ObservationError(Diagnosis("forward_combines", operands.what, {
+                **where, "combining": operands.failed, "error": described(err)})) from None
+        raise ObservationError(Diagnosis("forward_raises", type(err).__name__, {**where, **raised(err)})) from None
     finally:
         operands.remove()
     if not isinstance(out, torch.Tensor):
-        raise ObservationError(f"{what} returned {type(out).__name__}; it must return a tensor of scores.",
-                               Diagnosis("forward_returns", type(out).__name__))
+        raise ObservationError(Diagnosis("forward_returns", type(out).__name__, {"call": what}))
     return out
 
 
@@ -156,13 +152,13 @@ def observe_structure(model: nn.Module, kind: str, sizes, rebuild=None) -> Struc
                if isinstance(m, nn.ConvTranspose2d) and m.weight.numel() <= MAX_UPSAMPLING_NUMEL}
     modules = {name: m for name, m in model.named_modules() if name}
     unregistered = unregistered_modules(model)
-    device = "meta"
+    device, error = "meta", None
     try:
         meta = model.to("meta") if rebuild else copy.deepcopy(model).to("meta")
         shapes, error, called = _output_shapes(meta, kind, sizes, "meta")
     except Exception:
-        error = ObservationError("the meta device", Diagnosis("forward_raises"))
-    if error:  # a real error, or one of the meta device's own: ask a real model
+        device = "cpu"
+    if error or device == "cpu":  # a real error, or one of the meta device's own: ask a real model
         device = "cpu"
         shapes, error, called = _output_shapes(rebuild() if rebuild else model, kind, sizes, "cpu")
     layers = [describe(name, m, name in called) for name, m in modules.items()]
@@ -198,8 +194,7 @@ def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> 
     roles = {}
     for name in ("pool3", "pool4", "pool5", "fc7"):
         if name not in called:
-            raise ObservationError(f"cannot compare: no layer named {name} runs in forward.",
-                                   Diagnosis("missing_layer", name))
+            raise ObservationError(Diagnosis("missing_in_forward", name))
         roles[name] = name
 
     def called_where(test, what: str, role: str, count: int = 1) -> list[str]:
@@ -207,9 +202,9 @@ def find_roles(model: nn.Module, kind: str, called: list[str], n_class: int) -> 
         if len(found) != count:
             # the same layer for another number of classes, when that is what forward has
             near = sorted({_conv(modules[n]) for n in called if n not in NAMED and test(modules[n], any_class=True)})
-            instead = f" ({' and '.join(near)} instead: {n_class} classes expected)" if near and not found else ""
-            raise ObservationError(f"cannot compare: expected {'exactly one' if count == 1 else count} {what} "
-                                   f"running in forward, found {len(found)}{instead}.", Diagnosis("role_count", role))
+            raise ObservationError(Diagnosis("role_count", role, {
+                "count": count, "layer": what, "found": len(found), "near": [] if found else near,
+                "n_class": n_class}))
         return found
 
     def scorer(in_ch):
@@ -358,8 +353,8 @@ def observe_copy(namespace: dict, kind: str, seed: int, n_class: int, vgg: nn.Mo
         with torch.no_grad():
             (own or copy_params_from_vgg16)(model, vgg)
     except Exception as err:
-        result.error = raised("copy_params_from_vgg16(model, vgg16)", err)
-        result.error_diagnosis = Diagnosis("copy_raises", type(err).__name__).to_json()
+        raises = Diagnosis("copy_raises", type(err).__name__, raised(err))
+        result.error, result.error_diagnosis = raises.sentence[:1000], raises.to_json()
         return result
     for name, _, _ in copy_targets(vgg):
         layer = getattr(model, name, None)

@@ -105,11 +105,12 @@ class WorkerServer:
         import torch
         import torchvision  # noqa: F401
         from fcnkit import checks
-        from fcnkit._grading import extract, observe, records
+        from fcnkit._grading import diagnoses, extract, observe, records
         import codec  # the runtime folder's (first on the path): the grader's process has them as
         import steps  # autograder.isolation.runtime.codec and .steps
         self.modules = {"torch": torch, "observe": observe, "checks": checks, "codec": codec, "steps": steps,
-                        "records": records, "extract": extract, "fallback": extract.fcnkit_modules()}
+                        "records": records, "extract": extract, "words": diagnoses.words,
+                        "fallback": extract.fcnkit_modules()}
         torch.set_num_threads(1)  # no thread pool is started before the forks
         self.vgg = steps.PristineVGG(message["seed"])
         steps.warm_up_meta()
@@ -208,7 +209,7 @@ def probe_cuda() -> int:
 def observe_steps(job: dict, sandbox: str, emit, modules: dict, vgg, fds: dict[str, int]) -> None:
     """Run the submission's definitions, then each step, writing its record to ``<sandbox>/<step>.rec``."""
     observe, checks, codec, steps = modules["observe"], modules["checks"], modules["codec"], modules["steps"]
-    failure = modules["records"].Failure
+    failure, words = modules["records"].Failure, modules["words"]
     namespace = {"__name__": "submission"}
     for chunk in job["chunks"]:
         step = f"chunk-{chunk['index']}"
@@ -221,13 +222,14 @@ def observe_steps(job: dict, sandbox: str, emit, modules: dict, vgg, fds: dict[s
         except (observe.ObservationError, checks.CheckFailed) as err:
             record = failure(str(err)[:codec.MAX_TEXT], err.diagnosis.to_json() if err.diagnosis else [])
         except MemoryError:
-            record = failure("ran out of memory (MemoryError)", ["out_of_memory", ""])
+            record = failure(words("out_of_memory"), ["out_of_memory", ""])
         except Exception as err:
             where = err.__traceback__
             while where.tb_next:
                 where = where.tb_next
-            record = failure(f"{type(err).__name__}: {err} (at {where.tb_frame.f_code.co_filename}:"
-                             f"{where.tb_lineno})"[:codec.MAX_TEXT], ["observer_error", type(err).__name__])
+            record = failure(words("observer_error", error=f"{type(err).__name__}: {err}", line=where.tb_lineno,
+                                   file=where.tb_frame.f_code.co_filename)[:codec.MAX_TEXT],
+                             ["observer_error", type(err).__name__])
         codec.write(os.path.join(sandbox, step["id"] + ".rec"), record)
         record = None
         gc.collect()  # the step's model, even in a reference cycle, before the next step builds one
