@@ -33,9 +33,9 @@ def failed(item: Item, diagnosis: Diagnosis) -> CheckResult:
     return result(item, False, diagnosis.sentence, diagnosis=diagnosis)
 
 
-def not_graded_check(item: Item, diagnosis: Diagnosis, message: str | None = None) -> CheckResult:
-    """``item`` not graded, as ``diagnosis`` says (``message``: its words when they are not its sentence)."""
-    return result(item, False, diagnosis.sentence if message is None else message, Status.NOT_GRADED, diagnosis)
+def not_graded_check(item: Item, diagnosis: Diagnosis) -> CheckResult:
+    """``item`` not graded, as ``diagnosis`` says."""
+    return result(item, False, diagnosis.sentence, Status.NOT_GRADED, diagnosis)
 
 
 def judge(item: Item, outcome, run) -> CheckResult:
